@@ -1,0 +1,33 @@
+// Text helpers with Python's semantics: strict UTF-8 decoding (as Python's 'utf-8'
+// codec: no overlongs, no surrogates, nothing above U+10FFFF), str.isspace(), and
+// repr() of a float (the shortest decimal that reads back as the same double).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace microgpt {
+
+// Where strict decoding failed: byte offset of the first bad byte.
+struct Utf8Failure {
+  int64_t byte_offset = 0;
+};
+
+// Decodes UTF-8 into code points; on failure returns nullopt and fills *failure.
+std::optional<std::u32string> decode_utf8(std::string_view bytes, Utf8Failure* failure = nullptr);
+std::string encode_utf8(std::u32string_view text);
+void append_utf8(std::string& out, char32_t cp);
+
+// Python's str.isspace() for one code point.
+bool is_python_space(char32_t cp);
+
+// Python's repr(float): shortest round-trip digits, fixed notation for exponents in
+// -4..15, otherwise d.ddde+XX; always a '.0' or exponent so it reads as a float.
+std::string python_float_repr(double x);
+
+// A JSON string literal as Python's json.dumps writes it (ensure_ascii: \uXXXX escapes).
+std::string json_quote(std::u32string_view text);
+
+}  // namespace microgpt

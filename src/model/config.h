@@ -1,0 +1,75 @@
+// The model's configuration and the one description of its parameters: names as in
+// microgpt (wte, wpe, lm_head, layer0.attn_wq, ...), shapes and offsets into one flat
+// buffer, in creation order (spec section 3). Engines, checkpoints and inspection
+// tools all read this; nothing else decides where a parameter lives.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace microgpt {
+
+struct ModelConfig {
+  int64_t vocab_size = 0;
+  int64_t n_embd = 16;
+  int64_t n_head = 4;
+  int64_t n_layer = 1;
+  int64_t block_size = 16;
+
+  int64_t head_dim() const { return n_embd / n_head; }
+  int64_t mlp_hidden() const { return 4 * n_embd; }
+  // Throws a usage error naming the flag when a size is impossible.
+  void validate() const;
+};
+
+// Everything about training and sampling that is not the model's shape.
+struct TrainConfig {
+  uint64_t seed = 42;
+  int64_t steps = 1000;
+  double lr = 0.01;
+  double beta1 = 0.85;
+  double beta2 = 0.99;
+  double eps = 1e-8;
+  double init_std = 0.08;
+  double temperature = 0.5;
+  int64_t num_samples = 20;
+};
+
+struct ParamTensor {
+  std::string name;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t offset = 0;  // in elements, into the flat parameter buffer
+  int64_t numel() const { return rows * cols; }
+};
+
+// Offsets of the tensors of one layer, so engines need no string lookups.
+struct LayerParams {
+  const ParamTensor* attn_wq;
+  const ParamTensor* attn_wk;
+  const ParamTensor* attn_wv;
+  const ParamTensor* attn_wo;
+  const ParamTensor* mlp_fc1;
+  const ParamTensor* mlp_fc2;
+};
+
+class ParamLayout {
+ public:
+  explicit ParamLayout(const ModelConfig& config);
+
+  const std::vector<ParamTensor>& tensors() const { return tensors_; }
+  int64_t total() const { return total_; }
+  const ParamTensor& wte() const { return tensors_[0]; }
+  const ParamTensor& wpe() const { return tensors_[1]; }
+  const ParamTensor& lm_head() const { return tensors_[2]; }
+  LayerParams layer(int64_t i) const;
+  // nullptr when there is no tensor of that name.
+  const ParamTensor* find(const std::string& name) const;
+
+ private:
+  std::vector<ParamTensor> tensors_;
+  int64_t total_ = 0;
+};
+
+}  // namespace microgpt

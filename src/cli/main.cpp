@@ -30,7 +30,7 @@ CLI::Validator whole_number(int64_t min, int64_t max) {
         }
         return {};
       },
-      "INT", "whole_number");
+      "", "whole_number");
 }
 
 CLI::Validator seed_number() {
@@ -43,7 +43,7 @@ CLI::Validator seed_number() {
         }
         return {};
       },
-      "INT", "seed");
+      "", "seed");
 }
 
 CLI::Validator positive_real() {
@@ -56,7 +56,7 @@ CLI::Validator positive_real() {
         }
         return {};
       },
-      "NUM", "positive_real");
+      "", "positive_real");
 }
 
 constexpr int64_t kMaxSize = int64_t{1} << 24;
@@ -65,27 +65,28 @@ constexpr int64_t kMaxCount = int64_t{1} << 40;
 void add_train_flags(CLI::App* cmd, microgpt::TrainOptions& o) {
   cmd->add_option("--data", o.data_path, "Text file, one document per line (default: the embedded names list)")
       ->type_name("PATH");
-  cmd->add_option("--engine", o.engine, "Engine: reference (bit-exact with microgpt.py)")
-      ->check(CLI::IsMember({"reference"}))
+  cmd->add_option("--engine", o.engine, "Engine: reference (bit-exact with microgpt.py, double precision)")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"reference"}).description(""))
       ->capture_default_str();
   cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
-      ->check(seed_number())->capture_default_str();
+      ->type_name("N")->check(seed_number())->capture_default_str();
   cmd->add_option("--n-layer", o.model.n_layer, "Transformer blocks")
-      ->check(whole_number(1, kMaxSize))->capture_default_str();
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
   cmd->add_option("--n-embd", o.model.n_embd, "Embedding width")
-      ->check(whole_number(1, kMaxSize))->capture_default_str();
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
   cmd->add_option("--n-head", o.model.n_head, "Attention heads (must divide --n-embd)")
-      ->check(whole_number(1, kMaxSize))->capture_default_str();
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
   cmd->add_option("--block-size", o.model.block_size, "Context length in tokens")
-      ->check(whole_number(1, kMaxSize))->capture_default_str();
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
   cmd->add_option("--steps", o.train.steps, "Training steps (one document per step)")
-      ->check(whole_number(1, kMaxCount))->capture_default_str();
+      ->type_name("N")->check(whole_number(1, kMaxCount))->capture_default_str();
   cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
-      ->check(positive_real())->capture_default_str();
+      ->type_name("X")->check(positive_real())->capture_default_str();
   cmd->add_option("--temperature", o.train.temperature, "Sampling temperature (lower: safer names)")
-      ->check(positive_real())->capture_default_str();
+      ->type_name("X")->check(positive_real())->capture_default_str();
   cmd->add_option("--num-samples", o.train.num_samples, "Names to sample after training")
-      ->check(whole_number(0, kMaxCount))->capture_default_str();
+      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str();
   cmd->add_option("--log", o.log_path, "Write JSON lines: {\"step\", \"loss\"} per step, {\"sample\", \"text\"} per name")
       ->type_name("PATH");
 }
@@ -106,6 +107,17 @@ int run(int argc, char** argv) {
   microgpt::TrainOptions options;
   CLI::App* train = app.add_subcommand("train", "Train a model on a list of documents, then sample from it (the default command)");
   add_train_flags(train, options);
+
+  // args are reversed: the command is at the back.
+  if (!args.empty() && !args.back().starts_with("-") && app.get_subcommands([&](CLI::App* a) {
+        return a->get_name() == args.back();
+      }).empty()) {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+    std::cerr << "microgpt: error: unknown command '" << args.back() << "' (accepted: " << CLI::detail::join(names, ", ")
+              << "; see 'microgpt --help')\n";
+    return 2;
+  }
 
   try {
     app.parse(args);

@@ -52,6 +52,7 @@ std::string format(const char* fmt, auto... args) {
 
 void run_training(const TrainOptions& options, std::ostream& out) {
   if (options.engine != "reference") throw usage_error("--engine: unknown engine '" + options.engine + "' (accepted: reference)");
+  options.model.validate();  // before any work: a bad shape is a usage error
   Dataset data = options.data_path ? load_dataset(*options.data_path) : embedded_dataset();
   JsonLog log(options.log_path);
 

@@ -1,0 +1,107 @@
+// The command line as a user meets it: the built binary, its exit codes and messages.
+// Usage errors exit 2, runtime errors 1; every error is one line on stderr.
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+
+namespace microgpt {
+namespace {
+
+using testing::count_lines;
+using testing::run_microgpt;
+using testing::TempDir;
+
+void expect_usage_error(const std::string& args, const std::string& fragment) {
+  const auto r = run_microgpt(args);
+  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << args << "\n" << r.err;
+  EXPECT_EQ(r.out, "") << args;
+}
+
+TEST(Cli, HelpListsEveryTrainFlag) {
+  const auto r = run_microgpt("train --help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--data", "--engine", "--seed", "--n-layer", "--n-embd", "--n-head", "--block-size",
+                           "--steps", "--lr", "--temperature", "--num-samples", "--log"}) {
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+  }
+  const auto top = run_microgpt("--help");
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_NE(top.out.find("train"), std::string::npos);
+}
+
+TEST(Cli, Version) {
+  const auto r = run_microgpt("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("microgpt"), std::string::npos);
+}
+
+TEST(Cli, PlainMicrogptIsTrain) {
+  const auto a = run_microgpt("--steps 2 --num-samples 2");
+  const auto b = run_microgpt("train --steps 2 --num-samples 2");
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(a.out.find("num docs: 8422\nvocab size: 28\nnum params: 4224\nstep    1 /    2 | loss 3.4613\n"),
+            std::string::npos)
+      << a.out;
+  EXPECT_NE(a.out.find("sample  2: "), std::string::npos);
+}
+
+TEST(Cli, UsageErrorsSayWhatIsAccepted) {
+  expect_usage_error("train --bogus 3", "--bogus");
+  expect_usage_error("train --steps 12abc", "expected a whole number");
+  expect_usage_error("train --steps 0", "expected a whole number from 1");
+  expect_usage_error("train --n-embd 0", "--n-embd");
+  expect_usage_error("train --n-layer -1", "--n-layer");
+  expect_usage_error("train --n-head 0", "--n-head");
+  expect_usage_error("train --block-size 0", "--block-size");
+  expect_usage_error("train --seed -1", "--seed");
+  expect_usage_error("train --num-samples x", "--num-samples");
+  expect_usage_error("train --n-embd 10 --n-head 3", "divisible");
+  expect_usage_error("train --temperature 0", "greater than 0");
+  expect_usage_error("train --temperature -0.5", "--temperature");
+  expect_usage_error("train --lr 0", "--lr");
+  expect_usage_error("train --lr nan", "--lr");
+  expect_usage_error("train --lr 1e999", "--lr");
+  expect_usage_error("train --engine turbo", "--engine");
+  expect_usage_error("train extra", "extra");
+  expect_usage_error("frobnicate", "frobnicate");
+}
+
+TEST(Cli, RuntimeErrorsNameTheFile) {
+  TempDir dir;
+  struct Case {
+    std::string args, fragment;
+  };
+  testing::write_file(dir.file("latin1.txt"), "ann\nbj\xF6rk\n");
+  testing::write_file(dir.file("blank.txt"), "\n  \n");
+  const Case cases[] = {
+      {"--data " + dir.file("missing.txt"), dir.file("missing.txt")},
+      {"--data " + dir.path(), "directory"},
+      {"--data " + dir.file("latin1.txt"), "line 2"},
+      {"--data " + dir.file("blank.txt"), "no documents"},
+      {"--steps 1 --log " + dir.file("no/such/dir/log.jsonl"), "log.jsonl"},
+  };
+  for (const Case& c : cases) {
+    const auto r = run_microgpt("train " + c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.fragment), std::string::npos) << c.args << "\n" << r.err;
+  }
+}
+
+TEST(Cli, LogWritesJsonLines) {
+  TempDir dir;
+  const auto r = run_microgpt("--steps 3 --num-samples 2 --log " + dir.file("log.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = testing::read_jsonl(dir.file("log.jsonl"));
+  ASSERT_EQ(rows.size(), 5U);
+  EXPECT_EQ(rows[0]["step"], 1);
+  EXPECT_EQ(rows[0]["loss"].get<double>(), 3.461323030236502);  // = embedded_default.jsonl step 1
+  EXPECT_EQ(rows[3]["sample"], 1);
+  EXPECT_TRUE(rows[4]["text"].is_string());
+}
+
+}  // namespace
+}  // namespace microgpt

@@ -1,0 +1,99 @@
+// Helpers shared by the tests: where the shared material and test data live, skipping
+// (or failing, under CI) when ../shared is absent, running the built binary, reading
+// JSON-lines logs.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace microgpt::testing {
+
+inline std::string shared_dir() { return MICROGPT_SHARED_DIR; }
+inline std::string test_data(const std::string& name) { return std::string(MICROGPT_TEST_DATA) + "/" + name; }
+
+// Use as: REQUIRE_SHARED_FILE(path); skips with a reason when ../shared is absent,
+// but fails when CI is set, where the shared material must be there.
+#define REQUIRE_SHARED_FILE(path)                                                         \
+  do {                                                                                    \
+    if (!std::filesystem::exists(path)) {                                                 \
+      if (std::getenv("CI")) FAIL() << "CI is set but " << (path) << " is missing";      \
+      GTEST_SKIP() << "skipped: " << (path) << " not found (../shared is not beside this checkout)"; \
+    }                                                                                     \
+  } while (0)
+
+// A fresh temporary directory, removed when the object goes.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "microgpt-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  }
+  return rows;
+}
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the microgpt binary with `args` (already shell-quoted where needed).
+inline RunResult run_microgpt(const std::string& args) {
+  TempDir dir;
+  const std::string cmd = std::string("'") + MICROGPT_BINARY + "' " + args + " >'" + dir.file("out") +
+                          "' 2>'" + dir.file("err") + "'";
+  const int status = std::system(cmd.c_str());
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(dir.file("out"));
+  r.err = read_file(dir.file("err"));
+  return r;
+}
+
+inline int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+}  // namespace microgpt::testing

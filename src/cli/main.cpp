@@ -11,7 +11,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <omp.h>
+#include <unistd.h>
+
 #include "core/error.h"
+#include "train/presets.h"
 #include "train/trainer.h"
 
 namespace {
@@ -46,49 +50,109 @@ CLI::Validator seed_number() {
       "", "seed");
 }
 
-CLI::Validator positive_real() {
+CLI::Validator real_in(double min, double max, bool min_inclusive, const std::string& what) {
   return CLI::Validator(
-      [](std::string& s) -> std::string {
+      [=](std::string& s) -> std::string {
         double v = 0;
         auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v) || !(v > 0)) {
-          return "expected a number greater than 0, got '" + s + "'";
+        if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v) || v > max ||
+            (min_inclusive ? v < min : v <= min)) {
+          return "expected " + what + ", got '" + s + "'";
         }
         return {};
       },
-      "", "positive_real");
+      "", "real_in");
 }
+CLI::Validator positive_real() { return real_in(0.0, 1e300, false, "a number greater than 0"); }
 
 constexpr int64_t kMaxSize = int64_t{1} << 24;
 constexpr int64_t kMaxCount = int64_t{1} << 40;
 
-void add_train_flags(CLI::App* cmd, microgpt::TrainOptions& o) {
+// What the train command parsed, with the options a preset may fill in.
+struct TrainFlags {
+  microgpt::TrainOptions options;
+  std::string preset;
+  CLI::Option *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every;
+};
+
+void add_train_flags(CLI::App* cmd, TrainFlags& f) {
+  microgpt::TrainOptions& o = f.options;
+  std::vector<std::string> preset_names;
+  std::string preset_help = "Named hyperparameters (explicit flags override):";
+  for (const auto& p : microgpt::presets()) {
+    preset_names.push_back(p.name);
+    preset_help += "\n  " + p.name + ": " + p.description;
+  }
   cmd->add_option("--data", o.data_path, "Text file, one document per line (default: the embedded names list)")
       ->type_name("PATH");
-  cmd->add_option("--engine", o.engine, "Engine: reference (bit-exact with microgpt.py, double precision)")
+  cmd->add_option("--engine", o.engine.name,
+                  "fast: float32 batches on SIMD kernels and threads; reference: double precision, bit-exact with "
+                  "microgpt.py, one document per step")
       ->type_name("NAME")
-      ->check(CLI::IsMember({"reference"}).description(""))
+      ->check(CLI::IsMember({"fast", "reference"}).description(""))
       ->capture_default_str();
+  cmd->add_option("--preset", f.preset, preset_help)->type_name("NAME")->check(CLI::IsMember(preset_names).description(""));
   cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
       ->type_name("N")->check(seed_number())->capture_default_str();
-  cmd->add_option("--n-layer", o.model.n_layer, "Transformer blocks")
+  f.n_layer = cmd->add_option("--n-layer", o.model.n_layer, "Transformer blocks")
       ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  cmd->add_option("--n-embd", o.model.n_embd, "Embedding width")
+  f.n_embd = cmd->add_option("--n-embd", o.model.n_embd, "Embedding width")
       ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  cmd->add_option("--n-head", o.model.n_head, "Attention heads (must divide --n-embd)")
+  f.n_head = cmd->add_option("--n-head", o.model.n_head, "Attention heads (must divide --n-embd)")
       ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  cmd->add_option("--block-size", o.model.block_size, "Context length in tokens")
+  f.block_size = cmd->add_option("--block-size", o.model.block_size, "Context length in tokens")
       ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  cmd->add_option("--steps", o.train.steps, "Training steps (one document per step)")
+  f.batch_size = cmd->add_option("--batch-size", o.train.batch_size,
+                                 "Documents per step; the loss is the mean over all their predicted tokens")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
+  f.steps = cmd->add_option("--steps", o.train.steps, "Training steps")
       ->type_name("N")->check(whole_number(1, kMaxCount))->capture_default_str();
-  cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
+  f.lr = cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
       ->type_name("X")->check(positive_real())->capture_default_str();
+  cmd->add_option("--threads", o.engine.threads, "Threads for the fast engine (default: all cores)")
+      ->type_name("N")->check(whole_number(1, 4096));
+  cmd->add_option("--val-frac", o.val_frac,
+                  "Hold out this last share of the shuffled documents and report the validation loss")
+      ->type_name("F")->check(real_in(0.0, 0.99, true, "a number from 0 to 0.99"))->capture_default_str();
+  f.eval_every = cmd->add_option("--eval-every", o.eval_every,
+                                 "Validation loss every N steps as well as at the end (0: only at the end)")
+      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str();
   cmd->add_option("--temperature", o.train.temperature, "Sampling temperature (lower: safer names)")
       ->type_name("X")->check(positive_real())->capture_default_str();
   cmd->add_option("--num-samples", o.train.num_samples, "Names to sample after training")
       ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str();
-  cmd->add_option("--log", o.log_path, "Write JSON lines: {\"step\", \"loss\"} per step, {\"sample\", \"text\"} per name")
+  cmd->add_option("--log", o.log_path,
+                  "Write JSON lines: {\"step\", \"loss\"} per step, {\"step\", \"val_loss\"}, {\"sample\", \"text\"}")
       ->type_name("PATH");
+}
+
+// A preset fills in what the command line left unset.
+void apply_preset(TrainFlags& f) {
+  if (f.preset.empty()) return;
+  const microgpt::Preset& p = *microgpt::find_preset(f.preset);
+  microgpt::TrainOptions& o = f.options;
+  auto set = [](CLI::Option* opt, auto& field, auto value) {
+    if (opt->count() == 0) field = value;
+  };
+  set(f.n_layer, o.model.n_layer, p.n_layer);
+  set(f.n_embd, o.model.n_embd, p.n_embd);
+  set(f.n_head, o.model.n_head, p.n_head);
+  set(f.block_size, o.model.block_size, p.block_size);
+  set(f.batch_size, o.train.batch_size, p.batch_size);
+  set(f.steps, o.train.steps, p.steps);
+  set(f.lr, o.train.lr, p.lr);
+  set(f.eval_every, o.eval_every, p.eval_every);
+}
+
+// OpenMP threads that spin while they wait for work take a core from whatever else
+// runs on a shared machine, and libgomp spins for milliseconds unless OMP_WAIT_POLICY
+// says otherwise. It reads the variable once, before main(), so a run that will use
+// threads sets it and starts itself again, unless the user chose a policy.
+void prefer_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  std::cout.flush();
+  ::execv("/proc/self/exe", argv);  // returns only if it failed: carry on as we are
 }
 
 int run(int argc, char** argv) {
@@ -104,9 +168,10 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", "microgpt 0.1.0");
   app.require_subcommand(1, 1);
 
-  microgpt::TrainOptions options;
+  TrainFlags flags;
+  flags.options.engine.threads = omp_get_num_procs();
   CLI::App* train = app.add_subcommand("train", "Train a model on a list of documents, then sample from it (the default command)");
-  add_train_flags(train, options);
+  add_train_flags(train, flags);
 
   // args are reversed: the command is at the back.
   if (!args.empty() && !args.back().starts_with("-") && app.get_subcommands([&](CLI::App* a) {
@@ -134,7 +199,15 @@ int run(int argc, char** argv) {
     return 2;
   }
 
-  if (train->parsed()) microgpt::run_training(options, std::cout);
+  if (train->parsed()) {
+    apply_preset(flags);
+    const microgpt::TrainOptions& o = flags.options;
+    const int64_t params = 12 * o.model.n_layer * o.model.n_embd * o.model.n_embd;
+    if (o.engine.name == "fast" && o.engine.threads > 1 && (o.train.batch_size > 1 || params >= 65536)) {
+      prefer_passive_openmp(argv);
+    }
+    microgpt::run_training(o, std::cout);
+  }
   return 0;
 }
 

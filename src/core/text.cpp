@@ -7,42 +7,47 @@
 
 namespace microgpt {
 
+int decode_utf8_one(const unsigned char* s, size_t n, char32_t* cp) {
+  const unsigned char c = s[0];
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  int len;
+  char32_t v;
+  char32_t min;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2, v = c & 0x1F, min = 0x80;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3, v = c & 0x0F, min = 0x800;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4, v = c & 0x07, min = 0x10000;
+  } else {
+    return 0;  // continuation byte, overlong lead (C0, C1) or F5..FF
+  }
+  if (static_cast<size_t>(len) > n) return 0;
+  for (int k = 1; k < len; k++) {
+    const unsigned char cc = s[k];
+    if ((cc & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (cc & 0x3F);
+  }
+  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;  // overlong, too big, surrogate
+  *cp = v;
+  return len;
+}
+
 std::optional<std::u32string> decode_utf8(std::string_view bytes, Utf8Failure* failure) {
   std::u32string out;
   out.reserve(bytes.size());
   const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
   size_t i = 0;
-  auto fail = [&](size_t at) -> std::optional<std::u32string> {
-    if (failure) failure->byte_offset = static_cast<int64_t>(at);
-    return std::nullopt;
-  };
-  while (i < n) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
-      out.push_back(c);
-      i++;
-      continue;
-    }
-    int len;
+  while (i < bytes.size()) {
     char32_t cp;
-    char32_t min;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2, cp = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3, cp = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-      return fail(i);  // continuation byte, overlong lead (C0, C1) or F5..FF
+    const int len = decode_utf8_one(s + i, bytes.size() - i, &cp);
+    if (len == 0) {
+      if (failure) failure->byte_offset = static_cast<int64_t>(i);
+      return std::nullopt;
     }
-    if (i + static_cast<size_t>(len) > n) return fail(i);
-    for (int k = 1; k < len; k++) {
-      unsigned char cc = s[i + static_cast<size_t>(k)];
-      if ((cc & 0xC0) != 0x80) return fail(i);
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return fail(i);
     out.push_back(cp);
     i += static_cast<size_t>(len);
   }

@@ -15,6 +15,10 @@ struct Utf8Failure {
   int64_t byte_offset = 0;
 };
 
+// Decodes one code point from s[0..n), n > 0: returns its length in bytes (1-4), or 0
+// when the bytes there are not valid UTF-8.
+int decode_utf8_one(const unsigned char* s, size_t n, char32_t* cp);
+
 // Decodes UTF-8 into code points; on failure returns nullopt and fills *failure.
 std::optional<std::u32string> decode_utf8(std::string_view bytes, Utf8Failure* failure = nullptr);
 std::string encode_utf8(std::u32string_view text);

@@ -1,126 +1,159 @@
 #include "data/dataset.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
-#include <sys/stat.h>
+#include <memory>
 
 #include "core/error.h"
 #include "core/text.h"
 
 namespace microgpt {
 
+std::vector<std::u32string> Dataset::docs() const {
+  std::vector<std::u32string> out;
+  for (int64_t i = 0; i < size(); i++) out.emplace_back(doc(i));
+  return out;
+}
+
 namespace {
 
-std::u32string_view strip(std::u32string_view s) {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && is_python_space(s[b])) b++;
-  while (e > b && is_python_space(s[e - 1])) e--;
-  return s.substr(b, e - b);
-}
-
-// 1-based line of a byte offset, counting \n, \r\n and a lone \r as one line break each.
-int64_t line_of_offset(std::string_view bytes, int64_t offset) {
-  int64_t line = 1;
-  for (int64_t i = 0; i < offset; i++) {
-    char c = bytes[static_cast<size_t>(i)];
-    if (c == '\n') {
-      line++;
-    } else if (c == '\r') {
-      if (i + 1 < offset && bytes[static_cast<size_t>(i) + 1] == '\n') i++;
-      line++;
-    }
-  }
-  return line;
-}
+// White space among ASCII characters, by Python's str.isspace(): \t \n \v \f \r,
+// \x1c-\x1f and space.
+constexpr bool ascii_space(unsigned char c) { return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20); }
 
 }  // namespace
 
-std::vector<std::u32string> split_documents(std::u32string_view text) {
-  std::vector<std::u32string> docs;
-  // text.strip().split('\n'): leading/trailing white space of the whole text would only
-  // produce empty lines or be stripped from the first/last line, so stripping each line
-  // gives the same documents. Universal newlines: \r\n and a lone \r end a line too.
-  std::u32string line;
-  auto flush = [&]() {
-    std::u32string_view s = strip(line);
-    if (!s.empty()) docs.emplace_back(s);
-    line.clear();
-  };
-  for (size_t i = 0; i < text.size(); i++) {
-    char32_t c = text[i];
-    if (c == U'\r') {
-      if (i + 1 < text.size() && text[i + 1] == U'\n') i++;
-      flush();
-    } else if (c == U'\n') {
-      flush();
-    } else {
-      line.push_back(c);
-    }
-  }
-  flush();
-  return docs;
-}
-
 Dataset parse_dataset(std::string_view bytes, const std::string& name) {
-  Utf8Failure failure;
-  auto text = decode_utf8(bytes, &failure);
-  if (!text) {
-    throw Error("data file '" + name + "' is not valid UTF-8 (line " +
-                std::to_string(line_of_offset(bytes, failure.byte_offset)) + ", byte " +
-                std::to_string(failure.byte_offset + 1) + ")");
-  }
+  // Line by line: a line ends at \n, \r\n or \r (universal newlines) and is stripped of
+  // Python's white space at both ends; blank lines are dropped. Stripping the whole text
+  // first, as microgpt.py also does, removes nothing that this does not. Most lines are
+  // ASCII and are copied straight; the others are decoded strictly.
   Dataset ds;
-  ds.docs = split_documents(*text);
   ds.source = name;
-  if (ds.docs.empty()) {
-    throw Error("data file '" + name + "' has no documents (every line is blank)");
+  ds.chars.resize(bytes.size());  // a byte makes at most one character
+  char32_t* const chars = ds.chars.data();
+  size_t used = 0;
+  ds.starts.push_back(0);
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  int64_t line = 1;
+  size_t i = 0;
+  const bool any_cr = std::memchr(s, '\r', n) != nullptr;  // if not, memchr finds line ends
+  while (i <= n) {
+    // [b, e): the line's bytes; high: all of them or-ed, so high >= 0x80 if any is not ASCII
+    const size_t b = i;
+    if (any_cr) {
+      while (i < n && s[i] != '\n' && s[i] != '\r') i++;
+    } else {
+      const void* nl = i < n ? std::memchr(s + i, '\n', n - i) : nullptr;
+      i = nl ? static_cast<size_t>(static_cast<const unsigned char*>(nl) - s) : n;
+    }
+    const size_t e = i;
+    unsigned char high = 0;
+    for (size_t k = b; k < e; k++) high |= s[k];
+    if (i < n && s[i] == '\r' && i + 1 < n && s[i + 1] == '\n') i++;
+    i++;  // past the line break (or past the end)
+    size_t lb, le;
+    if (high < 0x80) {
+      lb = b, le = e;
+      while (lb < le && ascii_space(s[lb])) lb++;
+      while (le > lb && ascii_space(s[le - 1])) le--;
+      for (size_t k = lb; k < le; k++) chars[used++] = s[k];
+    } else {
+      const size_t begin = used;
+      for (size_t k = b; k < e;) {
+        const int len = decode_utf8_one(s + k, e - k, &chars[used]);
+        if (len == 0) {
+          throw Error("data file '" + name + "' is not valid UTF-8 (line " + std::to_string(line) + ", byte " +
+                      std::to_string(k + 1) + ")");
+        }
+        used++;
+        k += static_cast<size_t>(len);
+      }
+      lb = begin, le = used;
+      while (lb < le && is_python_space(chars[lb])) lb++;
+      while (le > lb && is_python_space(chars[le - 1])) le--;
+      std::copy(chars + lb, chars + le, chars + begin);
+      used = begin + (le - lb);
+    }
+    if (lb < le) ds.starts.push_back(static_cast<int64_t>(used));
+    line++;
   }
+  ds.chars.resize(used);
+  if (ds.size() == 0) throw Error("data file '" + name + "' has no documents (every line is blank)");
   return ds;
 }
 
 Dataset load_dataset(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot read data file '" + path + "': " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw Error("cannot read data file '" + path + "': " + std::strerror(errno));
-  }
+  if (::fstat(fd, &st) != 0) throw Error("cannot read data file '" + path + "': " + std::strerror(errno));
   if (S_ISDIR(st.st_mode)) throw Error("data file '" + path + "' is a directory, not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read data file '" + path + "': " + std::strerror(errno));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw Error("cannot read data file '" + path + "': read failed");
-  const std::string bytes = buf.str();
-  return parse_dataset(bytes, path);
+  // Read straight into one buffer, growing it for files whose size stat() does not know.
+  std::unique_ptr<char[]> bytes;
+  size_t capacity = S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) + 1 : size_t{1} << 16;
+  size_t size = 0;
+  bytes.reset(new char[capacity]);
+  for (;;) {
+    if (size == capacity) {
+      std::unique_ptr<char[]> bigger(new char[capacity * 2]);
+      std::memcpy(bigger.get(), bytes.get(), size);
+      bytes = std::move(bigger);
+      capacity *= 2;
+    }
+    const ssize_t got = ::read(fd, bytes.get() + size, capacity - size);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot read data file '" + path + "': " + std::strerror(errno));
+    }
+    if (got == 0) break;
+    size += static_cast<size_t>(got);
+  }
+  return parse_dataset(std::string_view(bytes.get(), size), path);
 }
 
 Dataset embedded_dataset() { return parse_dataset(embedded_names_bytes(), kEmbeddedSource); }
 
-Tokenizer::Tokenizer(const std::vector<std::u32string>& docs) {
-  // sorted(set(''.join(docs))): mark every code point seen, then list them in order.
-  std::vector<bool> seen(0x110000, false);
-  for (const auto& d : docs) {
-    for (char32_t c : d) {
-      if (!seen[c]) {
-        seen[c] = true;
-        chars_.push_back(c);
-      }
+Tokenizer::Tokenizer(std::u32string_view text) {
+  // sorted(set(''.join(docs)))
+  bool latin1[256] = {};
+  std::u32string others;
+  for (char32_t c : text) {
+    if (c < 256) {
+      latin1[c] = true;
+    } else {
+      others.push_back(c);
     }
   }
-  std::sort(chars_.begin(), chars_.end());
+  std::sort(others.begin(), others.end());
+  others.erase(std::unique(others.begin(), others.end()), others.end());
+  for (char32_t c = 0; c < 256; c++) {
+    if (latin1[c]) chars_.push_back(c);
+  }
+  chars_ += others;
+  latin1_ids_.assign(256, -1);
+  for (size_t i = 0; i < chars_.size() && chars_[i] < 256; i++) latin1_ids_[chars_[i]] = static_cast<Token>(i);
 }
 
-Tokenizer::Tokenizer(std::u32string chars) : chars_(std::move(chars)) {
-  if (!std::is_sorted(chars_.begin(), chars_.end()) ||
-      std::adjacent_find(chars_.begin(), chars_.end()) != chars_.end()) {
+Tokenizer Tokenizer::from_chars(std::u32string chars) {
+  if (!std::is_sorted(chars.begin(), chars.end()) || std::adjacent_find(chars.begin(), chars.end()) != chars.end()) {
     throw Error("vocabulary must be sorted and distinct");
   }
+  return Tokenizer(std::u32string_view(chars));
 }
 
 Token Tokenizer::id_of(char32_t c) const {
+  if (c < 256) return latin1_ids_[c];
   auto it = std::lower_bound(chars_.begin(), chars_.end(), c);
   if (it == chars_.end() || *it != c) return -1;
   return static_cast<Token>(it - chars_.begin());
@@ -131,7 +164,7 @@ std::vector<Token> Tokenizer::encode_document(std::u32string_view doc) const {
   ids.reserve(doc.size() + 2);
   ids.push_back(bos());
   for (char32_t c : doc) {
-    Token id = id_of(c);
+    const Token id = id_of(c);
     if (id < 0) throw Error("character U+" + std::to_string(static_cast<uint32_t>(c)) + " is not in the vocabulary");
     ids.push_back(id);
   }
@@ -152,6 +185,23 @@ std::string Tokenizer::label(Token id) const {
   std::string out;
   if (id >= 0 && id < bos()) append_utf8(out, chars_[static_cast<size_t>(id)]);
   return out;
+}
+
+void tokenize_documents(const Dataset& data, const Tokenizer& tokenizer, std::span<const int64_t> which,
+                        TokenizedDocs& out) {
+  out.tokens.clear();
+  out.starts.assign(1, 0);
+  const Token bos = tokenizer.bos();
+  for (int64_t i : which) {
+    out.tokens.push_back(bos);
+    for (char32_t c : data.doc(i)) {
+      const Token id = tokenizer.id_of(c);
+      if (id < 0) throw Error("character U+" + std::to_string(static_cast<uint32_t>(c)) + " is not in the vocabulary");
+      out.tokens.push_back(id);
+    }
+    out.tokens.push_back(bos);
+    out.starts.push_back(static_cast<int64_t>(out.tokens.size()));
+  }
 }
 
 }  // namespace microgpt

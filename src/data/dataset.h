@@ -1,10 +1,13 @@
 // The documents microgpt trains on, and the character tokenizer (spec section 2).
 // A file is read as UTF-8 with universal newlines; white space is Python's; blank
-// lines are dropped. The embedded default list (data/names-cc0.txt) is compiled in.
-// Not here: shuffling (the driver does it with the run's generator) and batching.
+// lines are dropped. Documents are stored back to back in one buffer (a million
+// names are a few allocations, not a million). The embedded default list
+// (data/names-cc0.txt) is compiled in.
+// Not here: shuffling and batching (the driver does them with the run's generator).
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,15 +17,22 @@ namespace microgpt {
 using Token = int32_t;
 
 struct Dataset {
-  std::vector<std::u32string> docs;  // in file order
-  std::string source;                // the path, or "<embedded names>"
+  std::u32string chars;         // every document's characters, back to back
+  std::vector<int64_t> starts;  // document i is chars[starts[i], starts[i + 1])
+  std::string source;           // the path, or "<embedded names>"
+
+  int64_t size() const { return starts.empty() ? 0 : static_cast<int64_t>(starts.size()) - 1; }
+  std::u32string_view doc(int64_t i) const {
+    const auto b = static_cast<size_t>(starts[static_cast<size_t>(i)]);
+    const auto e = static_cast<size_t>(starts[static_cast<size_t>(i) + 1]);
+    return std::u32string_view(chars).substr(b, e - b);
+  }
+  std::vector<std::u32string> docs() const;  // copies, for tests and small tools
 };
 
-// Splits decoded text into documents exactly as microgpt.py does:
+// Parses raw file bytes exactly as microgpt.py reads its file:
 // [l.strip() for l in text.strip().split('\n') if l.strip()], after universal newlines.
-std::vector<std::u32string> split_documents(std::u32string_view text);
-
-// Parses raw file bytes. `name` appears in errors ("bad UTF-8 in 'x.txt' at line 3").
+// `name` appears in errors ("'x.txt' is not valid UTF-8 (line 3, byte 17)").
 Dataset parse_dataset(std::string_view bytes, const std::string& name);
 
 // Reads a data file; a missing, unreadable or empty file, a directory or bad UTF-8 is an
@@ -37,8 +47,8 @@ inline constexpr const char* kEmbeddedSource = "<embedded names>";
 // Characters <-> token ids. Ids 0..n-1 are the distinct code points sorted; BOS = n.
 class Tokenizer {
  public:
-  explicit Tokenizer(const std::vector<std::u32string>& docs);
-  explicit Tokenizer(std::u32string chars);  // chars sorted and distinct
+  explicit Tokenizer(std::u32string_view text);  // every character that occurs
+  static Tokenizer from_chars(std::u32string chars);  // chars sorted and distinct
 
   int64_t vocab_size() const { return static_cast<int64_t>(chars_.size()) + 1; }
   Token bos() const { return static_cast<Token>(chars_.size()); }
@@ -54,7 +64,23 @@ class Tokenizer {
   std::string label(Token id) const;
 
  private:
+  Tokenizer() = default;
   std::u32string chars_;
+  std::vector<Token> latin1_ids_;  // id_of for code points below 256, -1 if absent
 };
+
+// Documents as token sequences ([BOS] + ids + [BOS]), back to back.
+struct TokenizedDocs {
+  std::vector<Token> tokens;
+  std::vector<int64_t> starts;  // size() + 1 entries
+
+  int64_t size() const { return starts.empty() ? 0 : static_cast<int64_t>(starts.size()) - 1; }
+  const Token* begin(int64_t i) const { return tokens.data() + starts[static_cast<size_t>(i)]; }
+  int64_t length(int64_t i) const { return starts[static_cast<size_t>(i) + 1] - starts[static_cast<size_t>(i)]; }
+};
+
+// Tokenizes data.doc(which[0]), data.doc(which[1]), ... into `out`, reusing its memory.
+void tokenize_documents(const Dataset& data, const Tokenizer& tokenizer, std::span<const int64_t> which,
+                        TokenizedDocs& out);
 
 }  // namespace microgpt

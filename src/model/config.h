@@ -34,6 +34,7 @@ struct TrainConfig {
   double init_std = 0.08;
   double temperature = 0.5;
   int64_t num_samples = 20;
+  int64_t batch_size = 1;  // documents per step
 };
 
 struct ParamTensor {

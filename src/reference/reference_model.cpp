@@ -109,7 +109,7 @@ ReferenceModel::Vec ReferenceModel::gpt(Token token, int64_t pos, KvCache& cache
   return linear(x, layout_.lm_head());
 }
 
-double ReferenceModel::forward_backward(std::span<const Token> tokens) {
+ReferenceModel::Id ReferenceModel::loss_node(std::span<const Token> tokens) {
   tape_.reset();
   const int64_t n = std::min(config_.block_size, static_cast<int64_t>(tokens.size()) - 1);
   KvCache cache = empty_cache();
@@ -121,9 +121,19 @@ double ReferenceModel::forward_backward(std::span<const Token> tokens) {
     losses[static_cast<size_t>(pos)] = tape_.neg(tape_.log(probs[static_cast<size_t>(tokens[static_cast<size_t>(pos) + 1])]));
   }
   // loss = (1 / n) * sum(losses)
-  const Id loss = tape_.mul(tape_.sum(losses), 1.0 / static_cast<double>(n));
+  return tape_.mul(tape_.sum(losses), 1.0 / static_cast<double>(n));
+}
+
+double ReferenceModel::forward_backward(std::span<const Token> tokens) {
+  const Id loss = loss_node(tokens);
   tape_.backward(loss);
   return tape_.value(loss);
+}
+
+double ReferenceModel::loss(std::span<const Token> tokens) {
+  const double value = tape_.value(loss_node(tokens));
+  tape_.reset();
+  return value;
 }
 
 void ReferenceModel::adam_step(int64_t step, int64_t total_steps) {

@@ -42,6 +42,9 @@ class ReferenceModel {
   // One sample: from BOS, draw tokens at `temperature` until BOS or block_size tokens.
   std::vector<Token> sample(PyRandom& rng, double temperature);
 
+  // The mean loss of a document, without backward or any change to the model.
+  double loss(std::span<const Token> tokens);
+
   // Logits of every position of a document, as plain numbers (for tests).
   std::vector<std::vector<double>> logits(std::span<const Token> tokens);
 
@@ -58,6 +61,8 @@ class ReferenceModel {
   KvCache empty_cache() const;
 
   Vec gpt(Token token, int64_t pos, KvCache& cache);
+  // Builds the graph of a document's mean loss on a fresh tape.
+  Id loss_node(std::span<const Token> tokens);
   Vec linear(const Vec& x, const ParamTensor& w);
   Vec softmax(const Vec& logits);
   Vec rmsnorm(const Vec& x);

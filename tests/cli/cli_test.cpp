@@ -38,8 +38,8 @@ TEST(Cli, Version) {
 }
 
 TEST(Cli, PlainMicrogptIsTrain) {
-  const auto a = run_microgpt("--steps 2 --num-samples 2");
-  const auto b = run_microgpt("train --steps 2 --num-samples 2");
+  const auto a = run_microgpt("--engine reference --steps 2 --num-samples 2");
+  const auto b = run_microgpt("train --engine reference --steps 2 --num-samples 2");
   EXPECT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(a.out, b.out);
   EXPECT_NE(a.out.find("num docs: 8422\nvocab size: 28\nnum params: 4224\nstep    1 /    2 | loss 3.4613\n"),
@@ -93,7 +93,7 @@ TEST(Cli, RuntimeErrorsNameTheFile) {
 
 TEST(Cli, LogWritesJsonLines) {
   TempDir dir;
-  const auto r = run_microgpt("--steps 3 --num-samples 2 --log " + dir.file("log.jsonl"));
+  const auto r = run_microgpt("--engine reference --steps 3 --num-samples 2 --log " + dir.file("log.jsonl"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto rows = testing::read_jsonl(dir.file("log.jsonl"));
   ASSERT_EQ(rows.size(), 5U);

@@ -11,7 +11,7 @@ namespace {
 using testing::TempDir;
 using testing::write_file;
 
-std::vector<std::u32string> docs_of(const std::string& utf8) { return parse_dataset(utf8, "t.txt").docs; }
+std::vector<std::u32string> docs_of(const std::string& utf8) { return parse_dataset(utf8, "t.txt").docs(); }
 
 TEST(Documents, UniversalNewlinesAndStripping) {
   EXPECT_EQ(docs_of("emma\r\nolivia\rava\n\n  mia  \n\t\n"),
@@ -36,8 +36,7 @@ TEST(Documents, NulAndByteOrderMarkAreCharacters) {
 }
 
 TEST(Tokenizer, SortedCodePointsThenBos) {
-  const std::vector<std::u32string> docs = {U"b\u00e9a", U"ab", U"\U0001F98A"};
-  Tokenizer tok(docs);
+  Tokenizer tok(U"b\u00e9a" U"ab" U"\U0001F98A");
   EXPECT_EQ(tok.chars(), (std::u32string{U'a', U'b', U'\u00e9', U'\U0001F98A'}));
   EXPECT_EQ(tok.bos(), 4);
   EXPECT_EQ(tok.vocab_size(), 5);
@@ -52,15 +51,15 @@ TEST(Tokenizer, NamesListHas26Letters) {
   const std::string path = testing::shared_dir() + "/data/names.txt";
   REQUIRE_SHARED_FILE(path);
   const Dataset ds = load_dataset(path);
-  EXPECT_EQ(ds.docs.size(), 32033U);
-  EXPECT_EQ(Tokenizer(ds.docs).vocab_size(), 27);
+  EXPECT_EQ(ds.size(), 32033);
+  EXPECT_EQ(Tokenizer(ds.chars).vocab_size(), 27);
 }
 
 TEST(Dataset, EmbeddedListIsTheCommittedFile) {
   const Dataset embedded = embedded_dataset();
   const Dataset file = load_dataset(std::string(MICROGPT_SOURCE_DIR) + "/data/names-cc0.txt");
-  EXPECT_EQ(embedded.docs.size(), 8422U);
-  EXPECT_EQ(embedded.docs, file.docs);
+  EXPECT_EQ(embedded.size(), 8422);
+  EXPECT_EQ(embedded.docs(), file.docs());
   EXPECT_EQ(embedded.source, "<embedded names>");
 }
 

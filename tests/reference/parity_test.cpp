@@ -21,7 +21,7 @@ using testing::read_jsonl;
 using testing::TempDir;
 
 std::string run_reference(TrainOptions options, const std::string& log_path) {
-  options.engine = "reference";
+  options.engine.name = "reference";
   options.log_path = log_path;
   std::ostringstream out;
   run_training(options, out);
@@ -138,6 +138,7 @@ TEST(ReferenceParity, EmbeddedNamesLargestSeed) {
 
 TEST(ReferenceOutput, ReadsLikeTheReference) {
   TrainOptions o;
+  o.engine.name = "reference";
   o.train.steps = 3;
   o.train.num_samples = 2;
   std::ostringstream out;

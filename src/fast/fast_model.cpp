@@ -1,0 +1,370 @@
+#include "fast/fast_model.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/error.h"
+
+namespace microgpt {
+
+void FloatBuffer::Free::operator()(float* p) const { std::free(p); }
+
+FloatBuffer::FloatBuffer(int64_t n, bool zeroed) : size_(n) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  if (zeroed) std::memset(p, 0, bytes);
+  data_.reset(static_cast<float*>(p));
+}
+
+struct FastModel::Batch {
+  std::vector<int32_t> inputs, targets, positions;  // (N)
+  std::vector<int64_t> doc_start;                   // (n_docs + 1) rows
+  std::vector<int64_t> att_start;                   // (n_docs + 1) floats into a layer's att
+  int64_t docs() const { return static_cast<int64_t>(doc_start.size()) - 1; }
+  int64_t rows() const { return doc_start.back(); }
+};
+
+namespace {
+void zero_rows(float* p, int64_t rows, int64_t width) {
+  std::memset(p, 0, static_cast<size_t>(rows * width) * sizeof(float));
+}
+}  // namespace
+
+FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t threads, int64_t max_batch_docs,
+                     const Kernels& kernels)
+    : config_(model),
+      train_(train),
+      layout_(model),
+      k_(kernels),
+      threads_(std::max<int64_t>(1, threads)),
+      max_rows_(std::max<int64_t>(1, max_batch_docs) * model.block_size),
+      params_(layout_.total()),
+      m_(layout_.total()),
+      v_(layout_.total()),
+      batch_(std::make_unique<Batch>()) {
+  config_.validate();
+  const int64_t C = config_.n_embd, V = config_.vocab_size, L = config_.n_layer, N = max_rows_;
+  const int64_t att = N * config_.n_head * config_.block_size;  // >= NH * sum of T^2
+  for (int64_t t = 0; t < threads_; t++) grads_.emplace_back(layout_.total());
+
+  // Activations, in one buffer.
+  const int64_t per_layer = N * (C + C + 1 + 3 * C + C + C + C + 1 + 4 * C + 4 * C) + att;
+  acts_ = FloatBuffer(N * (C + 1 + C + 2 * V) + L * per_layer, false);
+  float* p = acts_.data();
+  auto take = [&p](int64_t n) {
+    float* r = p;
+    p += n;
+    return r;
+  };
+  emb_ = take(N * C);
+  rstd0_ = take(N);
+  for (int64_t l = 0; l < L; l++) {
+    LayerActs a{};
+    a.x = take(N * C);
+    a.ln1 = take(N * C);
+    a.rstd1 = take(N);
+    a.qkv = take(N * 3 * C);
+    a.att = take(att);
+    a.atty = take(N * C);
+    a.xmid = take(N * C);
+    a.ln2 = take(N * C);
+    a.rstd2 = take(N);
+    a.h = take(N * 4 * C);
+    a.hr = take(N * 4 * C);
+    layers_.push_back(a);
+  }
+  x_final_ = take(N * C);
+  logits_ = take(N * V);
+  probs_ = take(N * V);
+
+  dacts_ = FloatBuffer(N * (C + C + 3 * C + C + 4 * C + 4 * C + V + C), false);
+  p = dacts_.data();
+  dx_ = take(N * C);
+  dln_ = take(N * C);
+  dqkv_ = take(N * 3 * C);
+  datty_ = take(N * C);
+  dhr_ = take(N * 4 * C);
+  dh_ = take(N * 4 * C);
+  dlogits_ = take(N * V);
+  demb_ = take(N * C);
+
+  const int64_t scratch = std::max({4 * C * C, 3 * C * C, V * C, config_.block_size * C});
+  for (int64_t t = 0; t < threads_; t++) scratch_.emplace_back(scratch, false);
+}
+
+FastModel::~FastModel() = default;
+
+void FastModel::init_params(PyRandom& rng) {
+  float* p = params_.data();
+  for (int64_t i = 0; i < layout_.total(); i++) p[i] = static_cast<float>(rng.gauss(0.0, train_.init_std));
+}
+
+void FastModel::prepare(std::span<const DocRef> docs, Batch& b) const {
+  b.inputs.clear();
+  b.targets.clear();
+  b.positions.clear();
+  b.doc_start.assign(1, 0);
+  b.att_start.assign(1, 0);
+  const int64_t NH = config_.n_head;
+  for (const DocRef& d : docs) {
+    const int64_t n = std::min(config_.block_size, static_cast<int64_t>(d.size()) - 1);
+    if (n < 1) throw Error("a document needs at least two tokens");
+    for (int64_t t = 0; t < n; t++) {
+      b.inputs.push_back(d[static_cast<size_t>(t)]);
+      b.targets.push_back(d[static_cast<size_t>(t) + 1]);
+      b.positions.push_back(static_cast<int32_t>(t));
+    }
+    b.doc_start.push_back(b.doc_start.back() + n);
+    b.att_start.push_back(b.att_start.back() + NH * n * n);
+  }
+  if (b.rows() > max_rows_) throw Error("batch larger than the model was sized for");
+}
+
+int64_t FastModel::threads_for(const Batch& b) const { return std::min(threads_, b.docs()); }
+
+FastModel::Range FastModel::docs_of_thread(const Batch& b, int64_t thread, int64_t n_threads) const {
+  // Contiguous documents, split where the rows are closest to equal shares.
+  auto boundary = [&](int64_t t) -> int64_t {
+    if (t == 0) return 0;
+    if (t == n_threads) return b.docs();
+    const int64_t target = b.rows() * t / n_threads;
+    auto it = std::lower_bound(b.doc_start.begin(), b.doc_start.end(), target);
+    return std::min<int64_t>(it - b.doc_start.begin(), b.docs());
+  };
+  return Range{boundary(thread), boundary(thread + 1)};
+}
+
+double FastModel::forward(const Batch& b, Range docs, Range rows, bool incremental, bool with_loss, int64_t thread) {
+  const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
+  const int64_t r0 = rows.begin, n = rows.end - rows.begin;
+  if (n <= 0) return 0.0;
+  const float* P = params_.data();
+  float* scratch = scratch_[static_cast<size_t>(thread)].data();
+  auto w = [&](const ParamTensor& t) { return P + t.offset; };
+
+  k_.encoder_forward(emb_ + r0 * C, b.inputs.data() + r0, b.positions.data() + r0, w(layout_.wte()), w(layout_.wpe()),
+                     n, C);
+  float* x = layers_.empty() ? x_final_ : layers_[0].x;
+  k_.rmsnorm_forward(x + r0 * C, rstd0_ + r0, emb_ + r0 * C, n, C);
+  for (int64_t l = 0; l < config_.n_layer; l++) {
+    const LayerActs& a = layers_[static_cast<size_t>(l)];
+    const LayerParams lp = layout_.layer(l);
+    float* x_out = l + 1 < config_.n_layer ? layers_[static_cast<size_t>(l) + 1].x : x_final_;
+    k_.rmsnorm_forward(a.ln1 + r0 * C, a.rstd1 + r0, a.x + r0 * C, n, C);
+    // attn_wq, attn_wk, attn_wv are consecutive in the layout: one (3C, C) matrix
+    k_.matmul_forward(a.qkv + r0 * 3 * C, a.ln1 + r0 * C, w(*lp.attn_wq), n, C, 3 * C, scratch);
+    for (int64_t d = docs.begin; d < docs.end; d++) {
+      const int64_t s = b.doc_start[static_cast<size_t>(d)];
+      const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
+      const int64_t t0 = incremental ? T - 1 : 0;
+      k_.attention_forward(a.atty + s * C, a.att + b.att_start[static_cast<size_t>(d)], a.qkv + s * 3 * C, T, t0, C,
+                           NH, scratch);
+    }
+    k_.matmul_forward(a.xmid + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C, scratch);
+    k_.residual_forward(a.xmid + r0 * C, a.xmid + r0 * C, a.x + r0 * C, n * C);
+    k_.rmsnorm_forward(a.ln2 + r0 * C, a.rstd2 + r0, a.xmid + r0 * C, n, C);
+    k_.matmul_forward(a.h + r0 * 4 * C, a.ln2 + r0 * C, w(*lp.mlp_fc1), n, C, 4 * C, scratch);
+    k_.relu_forward(a.hr + r0 * 4 * C, a.h + r0 * 4 * C, n * 4 * C);
+    k_.matmul_forward(x_out + r0 * C, a.hr + r0 * 4 * C, w(*lp.mlp_fc2), n, 4 * C, C, scratch);
+    k_.residual_forward(x_out + r0 * C, x_out + r0 * C, a.xmid + r0 * C, n * C);
+  }
+  k_.matmul_forward(logits_ + r0 * V, x_final_ + r0 * C, w(layout_.lm_head()), n, C, V, scratch);
+  if (!with_loss) return 0.0;
+  return k_.crossentropy_forward(probs_ + r0 * V, logits_ + r0 * V, b.targets.data() + r0, n, V);
+}
+
+void FastModel::backward(const Batch& b, Range docs, Range rows, float dloss, int64_t thread) {
+  const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
+  const int64_t r0 = rows.begin, n = rows.end - rows.begin;
+  if (n <= 0) return;
+  const float* P = params_.data();
+  float* grad = grads_[static_cast<size_t>(thread)].data();
+  float* scratch = scratch_[static_cast<size_t>(thread)].data();
+  auto w = [&](const ParamTensor& t) { return P + t.offset; };
+  auto g = [&](const ParamTensor& t) { return grad + t.offset; };
+
+  zero_rows(dlogits_ + r0 * V, n, V);
+  k_.crossentropy_backward(dlogits_ + r0 * V, probs_ + r0 * V, b.targets.data() + r0, dloss, n, V);
+  zero_rows(dx_ + r0 * C, n, C);
+  k_.matmul_backward(dx_ + r0 * C, g(layout_.lm_head()), dlogits_ + r0 * V, x_final_ + r0 * C, w(layout_.lm_head()),
+                     n, C, V);
+  for (int64_t l = config_.n_layer - 1; l >= 0; l--) {
+    const LayerActs& a = layers_[static_cast<size_t>(l)];
+    const LayerParams lp = layout_.layer(l);
+    // x_out = xmid + fc2(relu(fc1(ln2))); dx holds d/dx_out
+    zero_rows(dhr_ + r0 * 4 * C, n, 4 * C);
+    k_.matmul_backward(dhr_ + r0 * 4 * C, g(*lp.mlp_fc2), dx_ + r0 * C, a.hr + r0 * 4 * C, w(*lp.mlp_fc2), n, 4 * C, C);
+    zero_rows(dh_ + r0 * 4 * C, n, 4 * C);
+    k_.relu_backward(dh_ + r0 * 4 * C, dhr_ + r0 * 4 * C, a.h + r0 * 4 * C, n * 4 * C);
+    zero_rows(dln_ + r0 * C, n, C);
+    k_.matmul_backward(dln_ + r0 * C, g(*lp.mlp_fc1), dh_ + r0 * 4 * C, a.ln2 + r0 * C, w(*lp.mlp_fc1), n, C, 4 * C);
+    k_.rmsnorm_backward(dx_ + r0 * C, dln_ + r0 * C, a.xmid + r0 * C, a.rstd2 + r0, n, C);  // dx: d/dxmid
+    // xmid = x + wo(attention(qkv(ln1)))
+    zero_rows(datty_ + r0 * C, n, C);
+    k_.matmul_backward(datty_ + r0 * C, g(*lp.attn_wo), dx_ + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C);
+    zero_rows(dqkv_ + r0 * 3 * C, n, 3 * C);
+    for (int64_t d = docs.begin; d < docs.end; d++) {
+      const int64_t s = b.doc_start[static_cast<size_t>(d)];
+      const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
+      k_.attention_backward(dqkv_ + s * 3 * C, datty_ + s * C, a.qkv + s * 3 * C,
+                            a.att + b.att_start[static_cast<size_t>(d)], T, C, NH, scratch);
+    }
+    zero_rows(dln_ + r0 * C, n, C);
+    k_.matmul_backward(dln_ + r0 * C, g(*lp.attn_wq), dqkv_ + r0 * 3 * C, a.ln1 + r0 * C, w(*lp.attn_wq), n, C,
+                       3 * C);
+    k_.rmsnorm_backward(dx_ + r0 * C, dln_ + r0 * C, a.x + r0 * C, a.rstd1 + r0, n, C);  // dx: d/dx
+  }
+  zero_rows(demb_ + r0 * C, n, C);
+  k_.rmsnorm_backward(demb_ + r0 * C, dx_ + r0 * C, emb_ + r0 * C, rstd0_ + r0, n, C);
+  k_.encoder_backward(g(layout_.wte()), g(layout_.wpe()), demb_ + r0 * C, b.inputs.data() + r0,
+                      b.positions.data() + r0, n, C);
+}
+
+LossSum FastModel::forward_backward(std::span<const DocRef> batch) {
+  Batch& b = *batch_;
+  prepare(batch, b);
+  const int64_t nt = threads_for(b);
+  const float dloss = 1.0f / static_cast<float>(b.rows());
+  std::vector<double> losses(static_cast<size_t>(nt), 0.0);
+  auto work = [&](int64_t t) {
+    const Range docs = docs_of_thread(b, t, nt);
+    const Range rows{b.doc_start[static_cast<size_t>(docs.begin)], b.doc_start[static_cast<size_t>(docs.end)]};
+    losses[static_cast<size_t>(t)] = forward(b, docs, rows, false, true, t);
+    backward(b, docs, rows, dloss, t);
+  };
+  if (nt == 1) {
+    work(0);
+  } else {
+#pragma omp parallel num_threads(static_cast<int>(nt))
+    work(omp_get_thread_num());
+  }
+  LossSum out;
+  for (double l : losses) out.sum += l;
+  out.tokens = b.rows();
+  return out;
+}
+
+void FastModel::adam_step(int64_t step, int64_t total_steps) {
+  const float lr = static_cast<float>(train_.lr * (1.0 - static_cast<double>(step) / static_cast<double>(total_steps)));
+  const float bias1 = static_cast<float>(1.0 - std::pow(train_.beta1, static_cast<double>(step + 1)));
+  const float bias2 = static_cast<float>(1.0 - std::pow(train_.beta2, static_cast<double>(step + 1)));
+  const int64_t P = layout_.total();
+  // Slices of whole cache lines, one per thread; small models need no threads.
+  const int64_t nt = P >= 65536 ? threads_ : 1;
+  auto work = [&](int64_t t) {
+    const int64_t a = (P * t / nt) / 16 * 16;
+    const int64_t e = t + 1 == nt ? P : (P * (t + 1) / nt) / 16 * 16;
+    std::vector<float*> g;
+    for (auto& buf : grads_) g.push_back(buf.data() + a);
+    k_.adam_update(params_.data() + a, g.data(), static_cast<int64_t>(g.size()), m_.data() + a, v_.data() + a, e - a, lr,
+                   static_cast<float>(train_.beta1), static_cast<float>(train_.beta2), static_cast<float>(train_.eps),
+                   bias1, bias2);
+  };
+  if (nt == 1) {
+    work(0);
+  } else {
+#pragma omp parallel num_threads(static_cast<int>(nt))
+    work(omp_get_thread_num());
+  }
+}
+
+double FastModel::train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch) {
+  const LossSum loss = forward_backward(batch);
+  adam_step(step, total_steps);
+  return loss.mean();
+}
+
+std::vector<float> FastModel::gradient() const {
+  std::vector<float> g(static_cast<size_t>(layout_.total()), 0.0f);
+  for (const auto& buf : grads_) {
+    for (size_t i = 0; i < g.size(); i++) g[i] += buf.data()[i];
+  }
+  return g;
+}
+
+LossSum FastModel::evaluate(std::span<const DocRef> docs) {
+  LossSum total;
+  Batch& b = *batch_;
+  size_t i = 0;
+  while (i < docs.size()) {
+    // As many documents as the activations hold.
+    size_t j = i;
+    int64_t rows = 0;
+    while (j < docs.size()) {
+      const int64_t n = std::min(config_.block_size, static_cast<int64_t>(docs[j].size()) - 1);
+      if (rows + n > max_rows_) break;
+      rows += n;
+      j++;
+    }
+    prepare(docs.subspan(i, j - i), b);
+    const int64_t nt = threads_for(b);
+    std::vector<double> losses(static_cast<size_t>(nt), 0.0);
+    auto work = [&](int64_t t) {
+      const Range d = docs_of_thread(b, t, nt);
+      const Range r{b.doc_start[static_cast<size_t>(d.begin)], b.doc_start[static_cast<size_t>(d.end)]};
+      losses[static_cast<size_t>(t)] = forward(b, d, r, false, true, t);
+    };
+    if (nt == 1) {
+      work(0);
+    } else {
+#pragma omp parallel num_threads(static_cast<int>(nt))
+      work(omp_get_thread_num());
+    }
+    for (double l : losses) total.sum += l;
+    total.tokens += b.rows();
+    i = j;
+  }
+  return total;
+}
+
+std::vector<std::vector<float>> FastModel::logits(DocRef doc) {
+  Batch& b = *batch_;
+  prepare(std::span<const DocRef>(&doc, 1), b);
+  forward(b, Range{0, 1}, Range{0, b.rows()}, false, false, 0);
+  std::vector<std::vector<float>> out;
+  const int64_t V = config_.vocab_size;
+  for (int64_t r = 0; r < b.rows(); r++) out.emplace_back(logits_ + r * V, logits_ + (r + 1) * V);
+  return out;
+}
+
+std::vector<Token> FastModel::sample(PyRandom& rng, double temperature) {
+  const int64_t V = config_.vocab_size;
+  const Token bos = static_cast<Token>(V - 1);
+  Batch& b = *batch_;
+  b.inputs.clear();
+  b.targets.clear();
+  b.positions.clear();
+  std::vector<Token> out;
+  std::vector<double> weights(static_cast<size_t>(V));
+  Token token = bos;
+  for (int64_t pos = 0; pos < config_.block_size; pos++) {
+    // The document grows by one row; rows before it are the KV cache.
+    b.inputs.push_back(token);
+    b.targets.push_back(0);
+    b.positions.push_back(static_cast<int32_t>(pos));
+    b.doc_start = {0, pos + 1};
+    b.att_start = {0, config_.n_head * (pos + 1) * (pos + 1)};
+    forward(b, Range{0, 1}, Range{pos, pos + 1}, true, false, 0);
+    const float* l = logits_ + pos * V;
+    double maxv = l[0];
+    for (int64_t i = 1; i < V; i++) maxv = std::max(maxv, static_cast<double>(l[i]));
+    double sum = 0.0;
+    for (int64_t i = 0; i < V; i++) {
+      weights[static_cast<size_t>(i)] = std::exp((static_cast<double>(l[i]) - maxv) / temperature);
+      sum += weights[static_cast<size_t>(i)];
+    }
+    for (double& wgt : weights) wgt /= sum;
+    token = static_cast<Token>(rng.choices(weights));
+    if (token == bos) break;
+    out.push_back(token);
+  }
+  return out;
+}
+
+}  // namespace microgpt

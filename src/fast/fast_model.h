@@ -1,0 +1,138 @@
+// The fast engine's model driver: microgpt in float32, a whole batch of documents per
+// step, on a table of kernels (fast/kernels.h). It owns the parameters (one aligned
+// buffer laid out by ParamLayout, exactly as the reference engine orders them), their
+// gradients (one buffer per thread), Adam's m and v, and the activations.
+//
+// Threads split a batch by documents (each thread runs forward and backward on its
+// documents' rows, with its own gradient buffer) and then the parameters (each thread
+// sums the gradient buffers and runs Adam on its share). One OpenMP parallel region
+// per pass; sums are always taken in thread order, so a run is repeatable for a given
+// thread count.
+//
+// Not here: data order, logging, checkpoints (the driver in src/train does those).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/python_random.h"
+#include "data/dataset.h"
+#include "fast/kernels.h"
+#include "model/config.h"
+
+namespace microgpt {
+
+// A document as the model sees it: [BOS] + ids + [BOS].
+using DocRef = std::span<const Token>;
+
+struct LossSum {
+  double sum = 0.0;    // of -log p(target) over every predicted position
+  int64_t tokens = 0;  // how many positions
+  double mean() const { return tokens > 0 ? sum / static_cast<double>(tokens) : 0.0; }
+};
+
+// A float buffer aligned to 64 bytes (a cache line, one AVX-512 vector).
+class FloatBuffer {
+ public:
+  FloatBuffer() = default;
+  // n floats, zeroed when `zeroed` (otherwise untouched, so pages are mapped only when
+  // first written).
+  explicit FloatBuffer(int64_t n, bool zeroed = true);
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+  int64_t size() const { return size_; }
+  std::span<float> span() { return {data_.get(), static_cast<size_t>(size_)}; }
+  std::span<const float> span() const { return {data_.get(), static_cast<size_t>(size_)}; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float[], Free> data_;
+  int64_t size_ = 0;
+};
+
+class FastModel {
+ public:
+  // max_batch_docs: the most documents one call to forward_backward receives.
+  FastModel(const ModelConfig& model, const TrainConfig& train, int64_t threads, int64_t max_batch_docs,
+            const Kernels& kernels = cpu_kernels());
+  ~FastModel();
+  FastModel(const FastModel&) = delete;
+  FastModel& operator=(const FastModel&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const ParamLayout& layout() const { return layout_; }
+  int64_t num_params() const { return layout_.total(); }
+  int64_t threads() const { return threads_; }
+  const Kernels& kernels() const { return k_; }
+
+  // The reference's draws, gauss(0, init_std) in layout order, rounded to float.
+  void init_params(PyRandom& rng);
+  std::span<float> params() { return params_.span(); }
+  std::span<const float> params() const { return params_.span(); }
+  std::span<float> adam_m() { return m_.span(); }
+  std::span<float> adam_v() { return v_.span(); }
+
+  // Forward and backward over a batch; the gradient of the batch's mean loss per token
+  // is added to the gradient buffers. Returns the loss summed over the batch.
+  LossSum forward_backward(std::span<const DocRef> batch);
+  // Adam at step `step` (from 0) of `total_steps` with the summed gradient, which is
+  // then cleared.
+  void adam_step(int64_t step, int64_t total_steps);
+  // forward_backward + adam_step; returns the batch's mean loss per token.
+  double train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch);
+
+  // The gradient gathered so far (summed over threads), without clearing it.
+  std::vector<float> gradient() const;
+  // Loss over documents without training (any number of documents).
+  LossSum evaluate(std::span<const DocRef> docs);
+  // Logits of every predicted position of one document (for tests and tools).
+  std::vector<std::vector<float>> logits(DocRef doc);
+
+  // One sample: from BOS, draw tokens at `temperature` until BOS or block_size tokens,
+  // with a KV cache (each new position runs the model on one row).
+  std::vector<Token> sample(PyRandom& rng, double temperature);
+
+ private:
+  struct Batch;  // a batch laid out for the kernels
+  struct Range {
+    int64_t begin = 0, end = 0;
+  };
+  void prepare(std::span<const DocRef> docs, Batch& b) const;
+  Range docs_of_thread(const Batch& b, int64_t thread, int64_t n_threads) const;
+  // Runs the model on rows `rows` (whole documents `docs`, or one new row of a single
+  // document when incremental); returns the loss sum over those rows.
+  double forward(const Batch& b, Range docs, Range rows, bool incremental, bool with_loss, int64_t thread);
+  // Adds the gradient of dloss * (loss sum of those rows) into thread `thread`'s buffer.
+  void backward(const Batch& b, Range docs, Range rows, float dloss, int64_t thread);
+  int64_t threads_for(const Batch& b) const;
+
+  ModelConfig config_;
+  TrainConfig train_;
+  ParamLayout layout_;
+  const Kernels& k_;
+  int64_t threads_;
+  int64_t max_rows_;  // activations are sized for this many rows
+
+  FloatBuffer params_, m_, v_;
+  std::vector<FloatBuffer> grads_;  // one per thread
+
+  // Activations (rows x width), shared by the threads, each writing only its rows.
+  FloatBuffer acts_;
+  struct LayerActs {
+    float *x, *ln1, *rstd1, *qkv, *att, *atty, *xmid, *ln2, *rstd2, *h, *hr;
+  };
+  float *emb_, *rstd0_, *x_final_, *logits_, *probs_;
+  std::vector<LayerActs> layers_;
+  // Gradients of activations, likewise shared by rows.
+  FloatBuffer dacts_;
+  float *dx_, *dln_, *dqkv_, *datty_, *dhr_, *dh_, *dlogits_, *demb_;
+  // Per-thread scratch: a transposed weight matrix and a row of attention.
+  std::vector<FloatBuffer> scratch_;
+  std::unique_ptr<Batch> batch_;
+};
+
+}  // namespace microgpt

@@ -1,0 +1,83 @@
+// The fast engine's kernels: one pair of free functions <op>_forward / <op>_backward
+// per layer of the model, over flat float32 row-major buffers, in the manner of
+// llm.c's train_gpt2.c. Outputs come first (with what backward needs, such as rstd),
+// then inputs, then weights, then sizes. Backward functions ADD into their gradient
+// outputs (+=); zeroing is the caller's job.
+//
+// Size letters, used everywhere in the fast engine:
+//   N   tokens of a batch: its documents' positions packed one after another (no
+//       padding, so no masks), a document being T consecutive rows
+//   T   positions of one document (at most block_size)
+//   C   channels (n_embd); OC output channels of a linear layer; V vocabulary size
+//   NH  heads; HS = C / NH head size
+//
+// A backend is a table of these functions (Kernels); the CPU one is compiled for
+// AVX-512, for AVX2+FMA and for plain x86-64, and cpu_kernels() picks the best the
+// processor has. The model driver (fast_model.cpp) calls nothing else, so a GPU
+// backend is another table with the same signatures.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace microgpt {
+
+struct Kernels {
+  std::string name;  // "cpu-avx512", "cpu-avx2", "cpu-generic"
+
+  // out (N,C) = wte[tokens[n]] + wpe[positions[n]];  wte (V,C), wpe (block_size,C)
+  void (*encoder_forward)(float* out, const int32_t* tokens, const int32_t* positions, const float* wte,
+                          const float* wpe, int64_t N, int64_t C);
+  // dwte[tokens[n]] += dout[n]; dwpe[positions[n]] += dout[n]
+  void (*encoder_backward)(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
+                           const int32_t* positions, int64_t N, int64_t C);
+
+  // out (N,C) = inp * rstd, rstd (N) = (mean(inp^2) + 1e-5)^-0.5 per row
+  void (*rmsnorm_forward)(float* out, float* rstd, const float* inp, int64_t N, int64_t C);
+  // dinp (N,C) += d/dinp of out = inp * rstd(inp), given dout (N,C)
+  void (*rmsnorm_backward)(float* dinp, const float* dout, const float* inp, const float* rstd, int64_t N,
+                           int64_t C);
+
+  // out (N,OC) = inp (N,C) @ weight (OC,C)^T; scratch holds OC*C floats
+  void (*matmul_forward)(float* out, const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC,
+                         float* scratch);
+  // dinp (N,C) += dout (N,OC) @ weight (OC,C); dweight (OC,C) += dout^T @ inp (N,C)
+  void (*matmul_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                          int64_t N, int64_t C, int64_t OC);
+
+  // One document of T positions. qkv (T,3C) holds q | k | v per row. For queries
+  // t = t0..T-1 (t0 > 0 when earlier rows are a KV cache): att[t][u][h] (T,T,NH) =
+  // softmax over u <= t of q_t.k_u / sqrt(HS) for head h; out (T,C) row t, head h's
+  // slice = sum_u att[t][u][h] v_u's slice. scratch: T * C floats.
+  void (*attention_forward)(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C,
+                            int64_t NH, float* scratch);
+  // dqkv (T,3C) += gradient of the above for t0 = 0, given dout (T,C); scratch T * C floats
+  void (*attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t T,
+                             int64_t C, int64_t NH, float* scratch);
+
+  // out (n) = a + b
+  void (*residual_forward)(float* out, const float* a, const float* b, int64_t n);
+  // out (n) = max(inp, 0)
+  void (*relu_forward)(float* out, const float* inp, int64_t n);
+  // dinp (n) += dout * (inp > 0)
+  void (*relu_backward)(float* dinp, const float* dout, const float* inp, int64_t n);
+
+  // probs (N,V) = softmax(logits) per row; returns the sum over rows of
+  // -log softmax(logits)[target] (in double), targets (N)
+  double (*crossentropy_forward)(float* probs, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+  // dlogits (N,V) += (probs - onehot(targets)) * dloss, the gradient of dloss * sum of losses
+  void (*crossentropy_backward)(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,
+                                int64_t V);
+
+  // Adam on n parameters: g = sum of the n_grads gradient buffers (then zeroed),
+  // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / bias1) / (sqrt(v / bias2) + eps)
+  void (*adam_update)(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
+                      float beta1, float beta2, float eps, float bias1, float bias2);
+};
+
+// The best CPU kernels this processor runs. MICROGPT_KERNELS=avx512|avx2|generic
+// (environment) forces a choice, for tests and benchmarks.
+const Kernels& cpu_kernels();
+const Kernels* cpu_kernels_named(const std::string& isa);  // nullptr if this CPU lacks it
+
+}  // namespace microgpt

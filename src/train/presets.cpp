@@ -1,0 +1,26 @@
+#include "train/presets.h"
+
+namespace microgpt {
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> all = {
+      {"microgpt", "microgpt.py's settings: 1 layer, 16 wide, 4 heads, one document per step, 1000 steps",
+       1, 16, 4, 16, 1, 1000, 0.01, 0},
+      {"makemore", "makemore-sized: 4 layers, 64 wide, 4 heads, 32 documents per step",
+       4, 64, 4, 16, 32, 5000, 1e-3, 0},
+      {"large", "6 layers, 192 wide, 6 heads, 64 documents per step (2.7M parameters)",
+       6, 192, 6, 16, 64, 2000, 1e-3, 0},
+      {"quality", "the best validation loss on names.txt in about two minutes on two cores (see README)",
+       4, 64, 4, 16, 32, 5000, 1e-3, 500},
+  };
+  return all;
+}
+
+const Preset* find_preset(const std::string& name) {
+  for (const Preset& p : presets()) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+}  // namespace microgpt

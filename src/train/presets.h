@@ -1,0 +1,23 @@
+// Named sets of hyperparameters for `microgpt train --preset NAME`. Flags given
+// explicitly override a preset's values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace microgpt {
+
+struct Preset {
+  std::string name;
+  std::string description;
+  int64_t n_layer, n_embd, n_head, block_size;
+  int64_t batch_size, steps;
+  double lr;
+  int64_t eval_every;  // 0: validation only at the end
+};
+
+const std::vector<Preset>& presets();
+const Preset* find_preset(const std::string& name);
+
+}  // namespace microgpt

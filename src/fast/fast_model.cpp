@@ -1,6 +1,7 @@
 #include "fast/fast_model.h"
 
 #include <omp.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -31,9 +32,40 @@ struct FastModel::Batch {
 };
 
 namespace {
+
 void zero_rows(float* p, int64_t rows, int64_t width) {
   std::memset(p, 0, static_cast<size_t>(rows * width) * sizeof(float));
 }
+
+// Denormal floats flushed to zero while the fast engine runs: a moment of Adam that decays
+// towards zero would otherwise make every operation on it a hundred times slower. The
+// caller's mode is restored afterwards (the reference engine must keep IEEE behaviour).
+class FlushDenormals {
+ public:
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+ private:
+  unsigned saved_;
+};
+
+// fn(t) for t = 0..n-1, each on its own thread when n > 1 (one OpenMP region).
+template <class Fn>
+void run_parallel(int64_t n, Fn&& fn) {
+  if (n == 1) {
+    FlushDenormals flush;
+    fn(int64_t{0});
+    return;
+  }
+#pragma omp parallel num_threads(static_cast<int>(n))
+  {
+    FlushDenormals flush;
+    fn(static_cast<int64_t>(omp_get_thread_num()));
+  }
+}
+
 }  // namespace
 
 FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t threads, int64_t max_batch_docs,
@@ -238,12 +270,7 @@ LossSum FastModel::forward_backward(std::span<const DocRef> batch) {
     losses[static_cast<size_t>(t)] = forward(b, docs, rows, false, true, t);
     backward(b, docs, rows, dloss, t);
   };
-  if (nt == 1) {
-    work(0);
-  } else {
-#pragma omp parallel num_threads(static_cast<int>(nt))
-    work(omp_get_thread_num());
-  }
+  run_parallel(nt, work);
   LossSum out;
   for (double l : losses) out.sum += l;
   out.tokens = b.rows();
@@ -266,12 +293,7 @@ void FastModel::adam_step(int64_t step, int64_t total_steps) {
                    static_cast<float>(train_.beta1), static_cast<float>(train_.beta2), static_cast<float>(train_.eps),
                    bias1, bias2);
   };
-  if (nt == 1) {
-    work(0);
-  } else {
-#pragma omp parallel num_threads(static_cast<int>(nt))
-    work(omp_get_thread_num());
-  }
+  run_parallel(nt, work);
 }
 
 double FastModel::train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch) {
@@ -310,12 +332,7 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
       const Range r{b.doc_start[static_cast<size_t>(d.begin)], b.doc_start[static_cast<size_t>(d.end)]};
       losses[static_cast<size_t>(t)] = forward(b, d, r, false, true, t);
     };
-    if (nt == 1) {
-      work(0);
-    } else {
-#pragma omp parallel num_threads(static_cast<int>(nt))
-      work(omp_get_thread_num());
-    }
+    run_parallel(nt, work);
     for (double l : losses) total.sum += l;
     total.tokens += b.rows();
     i = j;
@@ -326,7 +343,7 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
 std::vector<std::vector<float>> FastModel::logits(DocRef doc) {
   Batch& b = *batch_;
   prepare(std::span<const DocRef>(&doc, 1), b);
-  forward(b, Range{0, 1}, Range{0, b.rows()}, false, false, 0);
+  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, b.rows()}, false, false, 0); });
   std::vector<std::vector<float>> out;
   const int64_t V = config_.vocab_size;
   for (int64_t r = 0; r < b.rows(); r++) out.emplace_back(logits_ + r * V, logits_ + (r + 1) * V);
@@ -350,7 +367,7 @@ std::vector<Token> FastModel::sample(PyRandom& rng, double temperature) {
     b.positions.push_back(static_cast<int32_t>(pos));
     b.doc_start = {0, pos + 1};
     b.att_start = {0, config_.n_head * (pos + 1) * (pos + 1)};
-    forward(b, Range{0, 1}, Range{pos, pos + 1}, true, false, 0);
+    run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, true, false, 0); });
     const float* l = logits_ + pos * V;
     double maxv = l[0];
     for (int64_t i = 1; i < V; i++) maxv = std::max(maxv, static_cast<double>(l[i]));

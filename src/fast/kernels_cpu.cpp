@@ -33,30 +33,33 @@ constexpr int64_t MR = W >= 16 ? 8 : W >= 8 ? 6 : 4;
 template <int64_t MI, int64_t NV>
 inline void gemm_tile(float* c, int64_t ldc, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
                       int64_t ldb, int64_t K, Mask last, bool accumulate) {
+  // The unroll pragmas keep acc in registers: without them GCC 12 leaves copies of it
+  // in memory and stores them on every k.
+  Mask mk[NV];
+  for (int64_t v = 0; v < NV; v++) mk[v] = v == NV - 1 ? last : mask_first(W);
   V acc[MI][NV];
+#pragma GCC unroll 16
   for (int64_t i = 0; i < MI; i++) {
-    for (int64_t v = 0; v < NV; v++) {
-      acc[i][v] = accumulate ? (v == NV - 1 ? load(c + i * ldc + v * W, last) : load(c + i * ldc + v * W)) : zero();
-    }
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; v++) acc[i][v] = accumulate ? load(c + i * ldc + v * W, mk[v]) : zero();
   }
   for (int64_t k = 0; k < K; k++) {
     V bv[NV];
     const float* brow = b + k * ldb;
+#pragma GCC unroll 4
     for (int64_t v = 0; v < NV; v++) bv[v] = v == NV - 1 ? load(brow + v * W, last) : load(brow + v * W);
     const float* acol = a + k * a_cs;
+#pragma GCC unroll 16
     for (int64_t i = 0; i < MI; i++) {
       const V av = set1(acol[i * a_rs]);
+#pragma GCC unroll 4
       for (int64_t v = 0; v < NV; v++) acc[i][v] = fma(av, bv[v], acc[i][v]);
     }
   }
+#pragma GCC unroll 16
   for (int64_t i = 0; i < MI; i++) {
-    for (int64_t v = 0; v < NV; v++) {
-      if (v == NV - 1) {
-        store(c + i * ldc + v * W, acc[i][v], last);
-      } else {
-        store(c + i * ldc + v * W, acc[i][v]);
-      }
-    }
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; v++) store(c + i * ldc + v * W, acc[i][v], mk[v]);
   }
 }
 

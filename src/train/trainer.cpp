@@ -1,6 +1,8 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -50,6 +52,29 @@ std::string format(const char* fmt, auto... args) {
   return buf;
 }
 
+// "step    1 / 1000 | loss 3.3660\n", as microgpt.py prints it ({:4d} and {:.4f}), without
+// printf's cost on every step.
+void print_step(std::ostream& out, int64_t step, int64_t steps, const char* what, double loss) {
+  char buf[96];
+  char* p = buf;
+  auto number = [&p](int64_t v) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, v);
+    for (auto n = r.ptr - digits; n < 4; n++) *p++ = ' ';
+    p = std::copy(digits, r.ptr, p);
+  };
+  p = std::copy_n("step ", 5, p);
+  number(step);
+  p = std::copy_n(" / ", 3, p);
+  number(steps);
+  p = std::copy_n(" | ", 3, p);
+  while (*what) *p++ = *what++;
+  *p++ = ' ';
+  p = std::to_chars(p, buf + sizeof buf - 1, loss, std::chars_format::fixed, 4).ptr;
+  *p++ = '\n';
+  out.write(buf, p - buf);
+}
+
 std::vector<DocRef> doc_refs(const TokenizedDocs& docs) {
   std::vector<DocRef> refs;
   for (int64_t i = 0; i < docs.size(); i++) refs.emplace_back(docs.begin(i), static_cast<size_t>(docs.length(i)));
@@ -65,8 +90,12 @@ int64_t validation_count(int64_t n_docs, double val_frac) {
 }
 
 void run_training(const TrainOptions& options, std::ostream& out) {
-  options.model.validate();  // before any work: a bad shape is a usage error
+  // Usage errors before any work or output.
+  options.model.validate();
   if (options.val_frac < 0.0 || options.val_frac >= 1.0) throw usage_error("--val-frac: expected a number from 0 up to (not including) 1");
+  if (options.engine.name == "reference" && options.train.batch_size != 1) {
+    throw usage_error("--engine reference trains on one document per step, as microgpt.py does; use --batch-size 1 or --engine fast");
+  }
   const Dataset data = options.data_path ? load_dataset(*options.data_path) : embedded_dataset();
   JsonLog log(options.log_path);
 
@@ -96,8 +125,7 @@ void run_training(const TrainOptions& options, std::ostream& out) {
   auto validate = [&](int64_t step) {
     if (val_docs.empty()) return;
     const double val = engine->evaluate(val_docs).mean();
-    out << format("step %4lld / %4lld | val loss %.4f\n", static_cast<long long>(step),
-                  static_cast<long long>(options.train.steps), val);
+    print_step(out, step, options.train.steps, "val loss", val);
     log.step(step, "val_loss", val);
   };
 
@@ -110,8 +138,7 @@ void run_training(const TrainOptions& options, std::ostream& out) {
     for (int64_t i = 0; i < B; i++) batch_docs[static_cast<size_t>(i)] = order[static_cast<size_t>((step * B + i) % n_train)];
     tokenize_documents(data, tokenizer, batch_docs, batch_tokens);
     const double loss = engine->train_step(step, steps, doc_refs(batch_tokens));
-    out << format("step %4lld / %4lld | loss %.4f\n", static_cast<long long>(step + 1), static_cast<long long>(steps),
-                  loss);
+    print_step(out, step + 1, steps, "loss", loss);
     log.step(step + 1, "loss", loss);
     if (options.eval_every > 0 && (step + 1) % options.eval_every == 0 && step + 1 < steps) validate(step + 1);
   }

@@ -1,0 +1,993 @@
+// The fast engine's kernels, checked in the manner of ggml's test-backend-ops: a table
+// of cases per op, each with a naive double-precision forward. For every instruction
+// set this CPU runs, each case's forward is compared with the naive one, its backward
+// with central finite differences of L = sum(R * out) for a fixed random R (every
+// element of every input perturbed), and its outputs and gradients with the generic
+// build's. Buffers carry guard zones (a kernel must not write outside its outputs or
+// use more scratch than documented) and start as NaN (a kernel must write every output
+// it owns, and backward must not read what forward leaves unwritten, such as att above
+// the diagonal); gradient buffers start non-zero (backward adds). The last tests run
+// the same checks on deliberately wrong kernels and expect every one to be caught.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fast/fast_model.h"
+#include "fast/kernels.h"
+#include "fast_test_util.h"
+
+namespace microgpt {
+namespace {
+
+using testing::TestRng;
+
+// ---------------------------------------------------------------------------------
+// Buffers
+
+constexpr int64_t kGuard = 16;  // floats either side: one AVX-512 vector
+constexpr float kGuardValue = -12345.6789f;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// A float buffer whose data is 64-byte aligned, between two guard zones.
+class Buf {
+ public:
+  explicit Buf(int64_t n, float fill = kNaN) : n_(n), mem_(n + 2 * kGuard, false) {
+    std::fill(mem_.data(), mem_.data() + n + 2 * kGuard, kGuardValue);
+    std::fill(data(), data() + n, fill);
+  }
+  explicit Buf(const std::vector<float>& v) : Buf(static_cast<int64_t>(v.size())) {
+    std::copy(v.begin(), v.end(), data());
+  }
+  float* data() { return mem_.data() + kGuard; }
+  const float* data() const { return mem_.data() + kGuard; }
+  int64_t size() const { return n_; }
+  void check_guards(const std::string& what) const {
+    for (int64_t i = 0; i < kGuard; i++) {
+      if (!(mem_.data()[i] == kGuardValue) || !(mem_.data()[kGuard + n_ + i] == kGuardValue)) {
+        throw std::runtime_error(what + ": a kernel wrote outside the buffer");
+      }
+    }
+  }
+  // The contents as doubles, after checking the guards.
+  std::vector<double> values(const std::string& what) const {
+    check_guards(what);
+    return std::vector<double>(data(), data() + n_);
+  }
+  void check_equals(const std::vector<float>& v, const std::string& what) const {
+    check_guards(what);
+    if (std::memcmp(data(), v.data(), v.size() * sizeof(float)) != 0) {
+      throw std::runtime_error(what + ": a kernel changed one of its inputs");
+    }
+  }
+
+ private:
+  int64_t n_;
+  FloatBuffer mem_;
+};
+
+// A gradient buffer holding random values before backward adds into it.
+class GradBuf {
+ public:
+  GradBuf(int64_t n, uint64_t seed) : buf_(n) {
+    TestRng rng(seed);
+    for (int64_t i = 0; i < n; i++) prior_.push_back(rng.grid(-0.25, 0.25));
+    std::copy(prior_.begin(), prior_.end(), buf_.data());
+  }
+  float* data() { return buf_.data(); }
+  // What backward added.
+  std::vector<double> added(const std::string& what) const {
+    std::vector<double> v = buf_.values(what);
+    for (size_t i = 0; i < v.size(); i++) v[i] -= prior_[i];
+    return v;
+  }
+
+ private:
+  Buf buf_;
+  std::vector<float> prior_;
+};
+
+// Read-only inputs of a kernel, copied into guarded buffers and checked afterwards.
+class InBufs {
+ public:
+  explicit InBufs(const std::vector<std::vector<float>>& in) : src_(in) {
+    for (const auto& v : in) bufs_.emplace_back(v);
+  }
+  float* operator[](size_t i) { return bufs_[i].data(); }
+  void check(const std::string& what) const {
+    for (size_t i = 0; i < bufs_.size(); i++) bufs_[i].check_equals(src_[i], what + " input " + std::to_string(i));
+  }
+
+ private:
+  const std::vector<std::vector<float>>& src_;
+  std::vector<Buf> bufs_;
+};
+
+std::vector<float> random_grid(TestRng& rng, int64_t n, double a, double b) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = rng.grid(a, b);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------
+// Cases
+
+using Inputs = std::vector<std::vector<float>>;
+struct Output {
+  std::string name;
+  std::vector<double> v;
+};
+using Outputs = std::vector<Output>;
+using Grads = std::vector<std::vector<double>>;
+
+struct OpCase {
+  std::string op;    // "attention"
+  std::string name;  // "attention C=48 NH=4 T=5"
+  std::vector<std::string> input_names;
+  Inputs inputs;  // what the gradient check perturbs
+  std::function<Outputs(const Kernels&, const Inputs&)> forward;
+  std::function<Outputs(const Inputs&)> reference;  // naive, in double precision
+  double forward_tol = 1e-5;                        // relative to each output's largest value
+  // The scalar whose gradient backward gives, from forward's outputs; and backward
+  // (both null for an op without a backward kernel).
+  std::function<double(const Outputs&)> objective;
+  std::function<Grads(const Kernels&, const Inputs&)> backward;
+  double fd_step = 0x1p-7;
+  double fd_tol = 1e-3;  // max |fd - analytic| / max |analytic|, per input
+};
+
+// L = sum(R * out) over the output named `name`.
+std::function<double(const Outputs&)> weighted_sum(std::vector<float> R, std::string name) {
+  return [R = std::move(R), name = std::move(name)](const Outputs& outs) {
+    for (const Output& o : outs) {
+      if (o.name != name) continue;
+      double s = 0.0;
+      for (size_t i = 0; i < R.size(); i++) s += static_cast<double>(R[i]) * o.v[i];
+      return s;
+    }
+    throw std::logic_error("no output " + name);
+  };
+}
+
+std::string fmt(const char* f, auto... args) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, f, args...);
+  return buf;
+}
+
+OpCase encoder_case(int64_t N, int64_t C, int64_t V, int64_t BS, uint64_t seed) {
+  TestRng rng(seed);
+  std::vector<int32_t> tokens(static_cast<size_t>(N)), positions(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; n++) {
+    tokens[static_cast<size_t>(n)] = rng.below(V);
+    positions[static_cast<size_t>(n)] = rng.below(BS);
+  }
+  // a repeated (token, position): backward must add both rows' gradients
+  tokens.back() = tokens.front();
+  positions.back() = positions.front();
+  OpCase c;
+  c.op = "encoder";
+  c.name = fmt("encoder N=%lld C=%lld V=%lld", (long long)N, (long long)C, (long long)V);
+  c.input_names = {"wte", "wpe"};
+  c.inputs = {random_grid(rng, V * C, -1, 1), random_grid(rng, BS * C, -1, 1)};
+  c.forward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf out(N * C);
+    k.encoder_forward(out.data(), tokens.data(), positions.data(), ins[0], ins[1], N, C);
+    ins.check("encoder_forward");
+    return Outputs{{"out", out.values("encoder_forward out")}};
+  };
+  c.reference = [=](const Inputs& in) {
+    std::vector<double> out(static_cast<size_t>(N * C));
+    for (int64_t n = 0; n < N; n++) {
+      for (int64_t i = 0; i < C; i++) {
+        out[static_cast<size_t>(n * C + i)] = static_cast<double>(in[0][static_cast<size_t>(tokens[n] * C + i)]) +
+                                              in[1][static_cast<size_t>(positions[n] * C + i)];
+      }
+    }
+    return Outputs{{"out", out}};
+  };
+  c.forward_tol = 1e-7;
+  const std::vector<float> R = random_grid(rng, N * C, -1, 1);
+  c.objective = weighted_sum(R, "out");
+  c.backward = [=](const Kernels& k, const Inputs& in) {
+    Buf dout(R);
+    GradBuf dwte(V * C, 1), dwpe(BS * C, 2);
+    k.encoder_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), positions.data(), N, C);
+    dout.check_equals(R, "encoder_backward dout");
+    (void)in;
+    return Grads{dwte.added("encoder_backward dwte"), dwpe.added("encoder_backward dwpe")};
+  };
+  c.fd_tol = 1e-4;  // linear: finite differences are exact but for rounding
+  return c;
+}
+
+OpCase rmsnorm_case(int64_t N, int64_t C, double scale, uint64_t seed) {
+  TestRng rng(seed);
+  OpCase c;
+  c.op = "rmsnorm";
+  c.name = fmt("rmsnorm N=%lld C=%lld scale=%g", (long long)N, (long long)C, scale);
+  c.input_names = {"inp"};
+  c.inputs = {random_grid(rng, N * C, -scale, scale)};
+  c.forward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf out(N * C), rstd(N);
+    k.rmsnorm_forward(out.data(), rstd.data(), ins[0], N, C);
+    ins.check("rmsnorm_forward");
+    return Outputs{{"out", out.values("rmsnorm_forward out")}, {"rstd", rstd.values("rmsnorm_forward rstd")}};
+  };
+  c.reference = [=](const Inputs& in) {
+    std::vector<double> out(static_cast<size_t>(N * C)), rstd(static_cast<size_t>(N));
+    for (int64_t n = 0; n < N; n++) {
+      double ms = 0.0;
+      for (int64_t i = 0; i < C; i++) ms += static_cast<double>(in[0][n * C + i]) * in[0][n * C + i];
+      const double r = 1.0 / std::sqrt(ms / static_cast<double>(C) + 1e-5);
+      rstd[static_cast<size_t>(n)] = r;
+      for (int64_t i = 0; i < C; i++) out[static_cast<size_t>(n * C + i)] = in[0][n * C + i] * r;
+    }
+    return Outputs{{"out", out}, {"rstd", rstd}};
+  };
+  const std::vector<float> R = random_grid(rng, N * C, -1, 1);
+  c.objective = weighted_sum(R, "out");
+  c.backward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf out(N * C), rstd(N), dout(R);
+    k.rmsnorm_forward(out.data(), rstd.data(), ins[0], N, C);
+    GradBuf dinp(N * C, 3);
+    k.rmsnorm_backward(dinp.data(), dout.data(), ins[0], rstd.data(), N, C);
+    ins.check("rmsnorm_backward");
+    dout.check_equals(R, "rmsnorm_backward dout");
+    return Grads{dinp.added("rmsnorm_backward dinp")};
+  };
+  // small rows: the function bends on the scale of sqrt(mean(x^2) + 1e-5)
+  c.fd_step = scale < 0.5 ? 0x1p-10 : 0x1p-7;
+  return c;
+}
+
+OpCase matmul_case(int64_t N, int64_t C, int64_t OC, uint64_t seed) {
+  TestRng rng(seed);
+  OpCase c;
+  c.op = "matmul";
+  c.name = fmt("matmul N=%lld C=%lld OC=%lld", (long long)N, (long long)C, (long long)OC);
+  c.input_names = {"inp", "weight"};
+  c.inputs = {random_grid(rng, N * C, -1, 1), random_grid(rng, OC * C, -0.5, 0.5)};
+  c.forward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf out(N * OC), scratch(OC * C);
+    k.matmul_forward(out.data(), ins[0], ins[1], N, C, OC, scratch.data());
+    ins.check("matmul_forward");
+    scratch.check_guards("matmul_forward scratch");
+    return Outputs{{"out", out.values("matmul_forward out")}};
+  };
+  c.reference = [=](const Inputs& in) {
+    std::vector<double> out(static_cast<size_t>(N * OC));
+    for (int64_t n = 0; n < N; n++) {
+      for (int64_t o = 0; o < OC; o++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < C; i++) s += static_cast<double>(in[0][n * C + i]) * in[1][o * C + i];
+        out[static_cast<size_t>(n * OC + o)] = s;
+      }
+    }
+    return Outputs{{"out", out}};
+  };
+  const std::vector<float> R = random_grid(rng, N * OC, -1, 1);
+  c.objective = weighted_sum(R, "out");
+  c.backward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf dout(R);
+    GradBuf dinp(N * C, 4), dweight(OC * C, 5);
+    k.matmul_backward(dinp.data(), dweight.data(), dout.data(), ins[0], ins[1], N, C, OC);
+    ins.check("matmul_backward");
+    dout.check_equals(R, "matmul_backward dout");
+    return Grads{dinp.added("matmul_backward dinp"), dweight.added("matmul_backward dweight")};
+  };
+  c.fd_tol = 1e-4;
+  return c;
+}
+
+// Naive attention of one document in double: out (T,C), att (T,T,NH) below the diagonal.
+void attention_reference(std::vector<double>& out, std::vector<double>& att, const std::vector<float>& qkv,
+                         int64_t T, int64_t C, int64_t NH) {
+  const int64_t HS = C / NH;
+  out.assign(static_cast<size_t>(T * C), 0.0);
+  att.assign(static_cast<size_t>(T * T * NH), 0.0);
+  for (int64_t h = 0; h < NH; h++) {
+    for (int64_t t = 0; t < T; t++) {
+      std::vector<double> s(static_cast<size_t>(t + 1));
+      double mx = -INFINITY;
+      for (int64_t u = 0; u <= t; u++) {
+        double d = 0.0;
+        for (int64_t j = 0; j < HS; j++) {
+          d += static_cast<double>(qkv[t * 3 * C + h * HS + j]) * qkv[u * 3 * C + C + h * HS + j];
+        }
+        s[static_cast<size_t>(u)] = d / std::sqrt(static_cast<double>(HS));
+        mx = std::max(mx, s[static_cast<size_t>(u)]);
+      }
+      double sum = 0.0;
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (int64_t u = 0; u <= t; u++) {
+        const double a = s[static_cast<size_t>(u)] / sum;
+        att[static_cast<size_t>((t * T + u) * NH + h)] = a;
+        for (int64_t j = 0; j < HS; j++) {
+          out[static_cast<size_t>(t * C + h * HS + j)] += a * qkv[u * 3 * C + 2 * C + h * HS + j];
+        }
+      }
+    }
+  }
+}
+
+// att's entries for queries t0..T-1 and keys u <= t, in (t, u, h) order
+std::vector<double> causal_entries(const std::vector<double>& att, int64_t T, int64_t NH, int64_t t0 = 0) {
+  std::vector<double> v;
+  for (int64_t t = t0; t < T; t++) {
+    for (int64_t u = 0; u <= t; u++) {
+      for (int64_t h = 0; h < NH; h++) v.push_back(att[static_cast<size_t>((t * T + u) * NH + h)]);
+    }
+  }
+  return v;
+}
+
+OpCase attention_case(int64_t T, int64_t C, int64_t NH, uint64_t seed) {
+  TestRng rng(seed);
+  OpCase c;
+  c.op = "attention";
+  c.name = fmt("attention T=%lld C=%lld NH=%lld (HS %lld)", (long long)T, (long long)C, (long long)NH,
+               (long long)(C / NH));
+  c.input_names = {"qkv"};
+  c.inputs = {random_grid(rng, T * 3 * C, -1.5, 1.5)};
+  c.forward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf out(T * C), att(T * T * NH), scratch(T * C);
+    k.attention_forward(out.data(), att.data(), ins[0], T, 0, C, NH, scratch.data());
+    ins.check("attention_forward");
+    scratch.check_guards("attention_forward scratch");
+    return Outputs{{"out", out.values("attention_forward out")},
+                   {"att", causal_entries(att.values("attention_forward att"), T, NH)}};
+  };
+  c.reference = [=](const Inputs& in) {
+    std::vector<double> out, att;
+    attention_reference(out, att, in[0], T, C, NH);
+    return Outputs{{"out", out}, {"att", causal_entries(att, T, NH)}};
+  };
+  const std::vector<float> R = random_grid(rng, T * C, -1, 1);
+  c.objective = weighted_sum(R, "out");
+  c.backward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf out(T * C), att(T * T * NH), scratch(T * C), dout(R);
+    k.attention_forward(out.data(), att.data(), ins[0], T, 0, C, NH, scratch.data());
+    GradBuf dqkv(T * 3 * C, 6);
+    Buf scratch2(T * C);  // NaN: backward may not rely on what forward left there
+    k.attention_backward(dqkv.data(), dout.data(), ins[0], att.data(), T, C, NH, scratch2.data());
+    ins.check("attention_backward");
+    dout.check_equals(R, "attention_backward dout");
+    scratch2.check_guards("attention_backward scratch");
+    return Grads{dqkv.added("attention_backward dqkv")};
+  };
+  return c;
+}
+
+OpCase residual_case(int64_t n, uint64_t seed) {
+  TestRng rng(seed);
+  OpCase c;
+  c.op = "residual";
+  c.name = fmt("residual n=%lld", (long long)n);
+  c.input_names = {"a", "b"};
+  c.inputs = {random_grid(rng, n, -2, 2), random_grid(rng, n, -2, 2)};
+  c.forward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf out(n);
+    k.residual_forward(out.data(), ins[0], ins[1], n);
+    ins.check("residual_forward");
+    return Outputs{{"out", out.values("residual_forward out")}};
+  };
+  c.reference = [=](const Inputs& in) {
+    std::vector<double> out(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) out[static_cast<size_t>(i)] = static_cast<double>(in[0][i]) + in[1][i];
+    return Outputs{{"out", out}};
+  };
+  c.forward_tol = 0.0;  // sums of grid values are exact floats
+  return c;             // no backward kernel: the driver passes the gradient through
+}
+
+OpCase relu_case(int64_t n, uint64_t seed) {
+  TestRng rng(seed);
+  OpCase c;
+  c.op = "relu";
+  c.name = fmt("relu n=%lld", (long long)n);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = (rng.below(2) ? 1.0f : -1.0f) * rng.grid(0.1, 1.5);  // away from the kink at 0
+  c.input_names = {"inp"};
+  c.inputs = {x};
+  c.forward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf out(n);
+    k.relu_forward(out.data(), ins[0], n);
+    ins.check("relu_forward");
+    return Outputs{{"out", out.values("relu_forward out")}};
+  };
+  c.reference = [=](const Inputs& in) {
+    std::vector<double> out(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) out[static_cast<size_t>(i)] = std::max(0.0, static_cast<double>(in[0][i]));
+    return Outputs{{"out", out}};
+  };
+  c.forward_tol = 0.0;
+  const std::vector<float> R = random_grid(rng, n, -1, 1);
+  c.objective = weighted_sum(R, "out");
+  c.backward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf dout(R);
+    GradBuf dinp(n, 7);
+    k.relu_backward(dinp.data(), dout.data(), ins[0], n);
+    ins.check("relu_backward");
+    return Grads{dinp.added("relu_backward dinp")};
+  };
+  c.fd_tol = 1e-4;
+  return c;
+}
+
+OpCase crossentropy_case(int64_t N, int64_t V, double offset, uint64_t seed) {
+  TestRng rng(seed);
+  OpCase c;
+  c.op = "crossentropy";
+  c.name = fmt("crossentropy N=%lld V=%lld offset=%g", (long long)N, (long long)V, offset);
+  std::vector<int32_t> targets(static_cast<size_t>(N));
+  for (auto& t : targets) t = rng.below(V);
+  targets.back() = static_cast<int32_t>(V - 1);  // the last column (a vector's tail)
+  c.input_names = {"logits"};
+  c.inputs = {random_grid(rng, N * V, offset - 3, offset + 3)};
+  const float dloss = 0.375f;
+  c.forward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf probs(N * V);
+    const double loss = k.crossentropy_forward(probs.data(), ins[0], targets.data(), N, V);
+    ins.check("crossentropy_forward");
+    return Outputs{{"loss", {loss}}, {"probs", probs.values("crossentropy_forward probs")}};
+  };
+  c.reference = [=](const Inputs& in) {
+    std::vector<double> probs(static_cast<size_t>(N * V));
+    double loss = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+      double mx = -INFINITY, sum = 0.0;
+      for (int64_t i = 0; i < V; i++) mx = std::max(mx, static_cast<double>(in[0][n * V + i]));
+      for (int64_t i = 0; i < V; i++) sum += std::exp(in[0][n * V + i] - mx);
+      for (int64_t i = 0; i < V; i++) probs[static_cast<size_t>(n * V + i)] = std::exp(in[0][n * V + i] - mx) / sum;
+      loss += std::log(sum) + mx - in[0][n * V + targets[n]];
+    }
+    return Outputs{{"loss", {loss}}, {"probs", probs}};
+  };
+  c.objective = [dloss](const Outputs& outs) { return static_cast<double>(dloss) * outs[0].v[0]; };
+  c.backward = [=](const Kernels& k, const Inputs& in) {
+    InBufs ins(in);
+    Buf probs(N * V);
+    k.crossentropy_forward(probs.data(), ins[0], targets.data(), N, V);
+    const std::vector<double> p = probs.values("crossentropy_forward probs");
+    GradBuf dlogits(N * V, 8);
+    k.crossentropy_backward(dlogits.data(), probs.data(), targets.data(), dloss, N, V);
+    ins.check("crossentropy_backward");
+    if (probs.values("crossentropy_backward probs") != p) throw std::runtime_error("crossentropy_backward changed probs");
+    return Grads{dlogits.added("crossentropy_backward dlogits")};
+  };
+  return c;
+}
+
+// Attention shapes: head sizes 4, 16 (one AVX-512 vector), 12 (no power of two), 32
+// (wider than a vector), 8 with C = 24 (not a multiple of 16), 1.
+struct AttentionShape {
+  int64_t C, NH;
+};
+const AttentionShape kAttentionShapes[] = {{16, 4}, {32, 2}, {48, 4}, {64, 2}, {24, 3}, {8, 8}};
+
+std::vector<OpCase> cases_of(const std::string& op) {
+  std::vector<OpCase> cs;
+  uint64_t seed = 1000;
+  if (op == "encoder") {
+    cs.push_back(encoder_case(7, 16, 5, 6, seed++));
+    cs.push_back(encoder_case(9, 20, 7, 4, seed++));
+    cs.push_back(encoder_case(1, 48, 3, 2, seed++));
+  } else if (op == "rmsnorm") {
+    cs.push_back(rmsnorm_case(5, 16, 1.5, seed++));
+    cs.push_back(rmsnorm_case(3, 20, 1.5, seed++));
+    cs.push_back(rmsnorm_case(4, 64, 1.5, seed++));
+    cs.push_back(rmsnorm_case(3, 16, 0.02, seed++));  // mean(x^2) near the 1e-5 in the root
+  } else if (op == "matmul") {
+    cs.push_back(matmul_case(1, 16, 48, seed++));
+    cs.push_back(matmul_case(5, 16, 64, seed++));
+    cs.push_back(matmul_case(3, 20, 13, seed++));
+    cs.push_back(matmul_case(9, 24, 40, seed++));
+    cs.push_back(matmul_case(3, 64, 28, seed++));
+    cs.push_back(matmul_case(17, 8, 33, seed++));
+    cs.push_back(matmul_case(4, 64, 16, seed++));
+  } else if (op == "attention") {
+    for (const auto& s : kAttentionShapes) {
+      for (int64_t T : {1, 2, 5, 9}) cs.push_back(attention_case(T, s.C, s.NH, seed++));
+    }
+    cs.push_back(attention_case(16, 16, 4, seed++));
+  } else if (op == "residual") {
+    cs.push_back(residual_case(37, seed++));
+    cs.push_back(residual_case(64, seed++));
+  } else if (op == "relu") {
+    cs.push_back(relu_case(37, seed++));
+    cs.push_back(relu_case(64, seed++));
+  } else if (op == "crossentropy") {
+    cs.push_back(crossentropy_case(5, 7, 0.0, seed++));
+    cs.push_back(crossentropy_case(4, 28, 0.0, seed++));
+    cs.push_back(crossentropy_case(3, 33, 0.0, seed++));
+    cs.push_back(crossentropy_case(3, 28, 90.0, seed++));  // exp(90) overflows float unless shifted
+  } else {
+    throw std::logic_error("no op " + op);
+  }
+  return cs;
+}
+
+const std::vector<std::string> kOps = {"encoder", "rmsnorm", "matmul", "attention", "residual", "relu", "crossentropy"};
+
+// ---------------------------------------------------------------------------------
+// Checks: each returns what failed (empty when all is well), so the same checks can be
+// run on broken kernels by the tests at the end.
+
+struct Check {
+  std::string failures;
+  double worst_fd = 0.0;  // the largest finite-difference error seen, for calibration
+  bool ok() const { return failures.empty(); }
+  void fail(const std::string& what) { failures += what + "\n"; }
+};
+
+bool verbose() { return std::getenv("MICROGPT_TEST_VERBOSE") != nullptr; }
+
+void check_forward(const OpCase& c, const Kernels& k, Check& r) {
+  try {
+    const Outputs got = c.forward(k, c.inputs);
+    const Outputs want = c.reference(c.inputs);
+    for (size_t i = 0; i < want.size(); i++) {
+      for (double x : got[i].v) {
+        if (!std::isfinite(x)) {
+          r.fail(c.name + ": forward left " + got[i].name + " unwritten or not finite");
+          break;
+        }
+      }
+      const double err = testing::rel_inf(got[i].v, want[i].v);
+      if (verbose()) std::printf("  %-40s %-8s forward error %.2e\n", c.name.c_str(), got[i].name.c_str(), err);
+      if (!(err <= c.forward_tol)) {
+        r.fail(c.name + ": forward " + got[i].name + " differs from the naive double one by " + std::to_string(err) +
+               " (relative; tolerance " + std::to_string(c.forward_tol) + ")");
+      }
+    }
+  } catch (const std::exception& e) {
+    r.fail(c.name + ": " + e.what());
+  }
+}
+
+void check_gradients(const OpCase& c, const Kernels& k, Check& r) {
+  if (!c.backward) return;
+  try {
+    const Grads grads = c.backward(k, c.inputs);
+    Inputs in = c.inputs;
+    const double h = c.fd_step;
+    for (size_t i = 0; i < in.size(); i++) {
+      std::vector<double> fd(in[i].size());
+      for (size_t j = 0; j < in[i].size(); j++) {
+        const float x = in[i][j];
+        auto L = [&](int m) {
+          const double xm = static_cast<double>(x) + m * h;
+          in[i][j] = static_cast<float>(xm);
+          if (static_cast<double>(in[i][j]) != xm) throw std::logic_error("x + h is not an exact float");
+          return c.objective(c.forward(k, in));
+        };
+        // central differences with the h^2 error term cancelled: error O(h^4)
+        fd[j] = (8.0 * (L(1) - L(-1)) - (L(2) - L(-2))) / (12.0 * h);
+        in[i][j] = x;
+      }
+      const std::vector<double>& g = grads[i];
+      bool finite = true;
+      for (double x : g) finite = finite && std::isfinite(x);
+      const double err = testing::rel_inf(g, fd);
+      r.worst_fd = std::max(r.worst_fd, finite ? err : INFINITY);
+      if (verbose()) std::printf("  %-40s d%-7s fd error %.2e\n", c.name.c_str(), c.input_names[i].c_str(), err);
+      if (!finite || !(err <= c.fd_tol)) {
+        r.fail(c.name + ": gradient of " + c.input_names[i] + " differs from finite differences by " +
+               std::to_string(err) + " (relative to its largest element; tolerance " + std::to_string(c.fd_tol) + ")");
+      }
+      if (!(testing::max_abs(fd) > 1e-3)) r.fail(c.name + ": vacuous check, the gradient of " + c.input_names[i] + " is 0");
+    }
+  } catch (const std::exception& e) {
+    r.fail(c.name + ": " + e.what());
+  }
+}
+
+constexpr double kIsaTol = 1e-5;
+
+void check_same_as(const OpCase& c, const Kernels& k, const Kernels& base, Check& r) {
+  try {
+    const Outputs a = c.forward(k, c.inputs), b = c.forward(base, c.inputs);
+    for (size_t i = 0; i < a.size(); i++) {
+      const double err = testing::rel_inf(a[i].v, b[i].v);
+      if (verbose()) std::printf("  %-40s %-8s isa forward diff %.2e\n", c.name.c_str(), a[i].name.c_str(), err);
+      if (!(err <= kIsaTol)) {
+        r.fail(c.name + ": forward " + a[i].name + " of " + k.name + " differs from " + base.name + "'s by " +
+               std::to_string(err));
+      }
+    }
+    if (!c.backward) return;
+    const Grads ga = c.backward(k, c.inputs), gb = c.backward(base, c.inputs);
+    for (size_t i = 0; i < ga.size(); i++) {
+      const double err = testing::rel_inf(ga[i], gb[i]);
+      if (verbose()) std::printf("  %-40s d%-7s isa gradient diff %.2e\n", c.name.c_str(), c.input_names[i].c_str(), err);
+      if (!(err <= kIsaTol)) {
+        r.fail(c.name + ": gradient of " + c.input_names[i] + " of " + k.name + " differs from " + base.name +
+               "'s by " + std::to_string(err));
+      }
+    }
+  } catch (const std::exception& e) {
+    r.fail(c.name + ": " + e.what());
+  }
+}
+
+Check check_op(const std::string& op, const Kernels& k, bool stop_at_first_failure = false) {
+  Check r;
+  for (const OpCase& c : cases_of(op)) {
+    check_forward(c, k, r);
+    check_gradients(c, k, r);
+    if (stop_at_first_failure && !r.ok()) break;
+  }
+  return r;
+}
+
+// Adam over three gradient buffers for a few steps against the formula in double.
+// Element 5 never has a gradient (v = 0: it must stay finite and unchanged); element 6
+// has one only at the first step; the others have gradients of very different sizes.
+Check check_adam(const Kernels& k) {
+  Check r;
+  const int64_t n = 37, n_grads = 3, steps = 5;
+  const double lr0 = 0.01;
+  const float b1 = 0.85f, b2 = 0.99f, eps = 1e-8f;
+  TestRng rng(77);
+  Buf p(random_grid(rng, n, -1, 1)), m(n, 0.0f), v(n, 0.0f);
+  std::vector<double> pd(p.data(), p.data() + n), md(n, 0.0), vd(n, 0.0);
+  const std::vector<double> p0 = pd;
+  std::vector<Buf> grads;
+  for (int64_t g = 0; g < n_grads; g++) grads.emplace_back(n);
+  for (int64_t s = 0; s < steps; s++) {
+    const float lr = static_cast<float>(lr0 * (1.0 - static_cast<double>(s) / steps));
+    const float bias1 = static_cast<float>(1.0 - std::pow(b1, s + 1.0));
+    const float bias2 = static_cast<float>(1.0 - std::pow(b2, s + 1.0));
+    std::vector<double> gsum(n, 0.0);
+    std::vector<float*> ptrs;
+    for (int64_t g = 0; g < n_grads; g++) {
+      for (int64_t i = 0; i < n; i++) {
+        // gradients from 0.5 down to 1e-8, where sqrt(v) is as small as eps
+        float x = rng.grid(-0.5, 0.5) * std::pow(10.0f, -2.0f * static_cast<float>(i % 5));
+        if (i == 5 || (i == 6 && s > 0)) x = 0.0f;
+        grads[g].data()[i] = x;
+        gsum[i] += x;
+      }
+      ptrs.push_back(grads[g].data());
+    }
+    k.adam_update(p.data(), ptrs.data(), n_grads, m.data(), v.data(), n, lr, b1, b2, eps, bias1, bias2);
+    for (int64_t i = 0; i < n; i++) {
+      md[i] = b1 * md[i] + (1.0 - b1) * gsum[i];
+      vd[i] = b2 * vd[i] + (1.0 - b2) * gsum[i] * gsum[i];
+      pd[i] -= lr * (md[i] / bias1) / (std::sqrt(vd[i] / bias2) + eps);
+    }
+    try {
+      for (int64_t g = 0; g < n_grads; g++) {
+        for (double x : grads[g].values("adam_update grads")) {
+          if (x != 0.0) {
+            r.fail("adam_update left a gradient buffer non-zero");
+            break;
+          }
+        }
+      }
+      const auto pv = p.values("adam_update params"), mv = m.values("adam_update m"), vv = v.values("adam_update v");
+      for (int64_t i = 0; i < n; i++) {
+        const std::string at = "step " + std::to_string(s) + " element " + std::to_string(i) + ": ";
+        if (!std::isfinite(pv[i]) || !std::isfinite(mv[i]) || !std::isfinite(vv[i])) r.fail(at + "not finite");
+        if (!(std::abs(mv[i] - md[i]) <= 1e-5 * std::abs(md[i]))) r.fail(at + "m " + std::to_string(mv[i]) + " vs " + std::to_string(md[i]));
+        if (!(std::abs(vv[i] - vd[i]) <= 1e-5 * std::abs(vd[i]))) r.fail(at + "v " + std::to_string(vv[i]) + " vs " + std::to_string(vd[i]));
+        // relative 1e-5, measured against the parameter or the step size when that is larger
+        if (!(std::abs(pv[i] - pd[i]) <= 1e-5 * std::max(std::abs(pd[i]), lr0))) {
+          r.fail(at + "p " + std::to_string(pv[i]) + " vs " + std::to_string(pd[i]));
+        }
+      }
+      if (pv[5] != p0[5] || mv[5] != 0.0 || vv[5] != 0.0) r.fail("a parameter without gradient moved");
+    } catch (const std::exception& e) {
+      r.fail(e.what());
+    }
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------
+// The tests, once per instruction set
+
+class KernelIsa : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    k_ = cpu_kernels_named(GetParam());
+    if (k_ == nullptr) GTEST_SKIP() << "skipped: this CPU has no " << GetParam();
+  }
+  const Kernels& k() const { return *k_; }
+  const Kernels& generic() const { return *cpu_kernels_named("generic"); }
+
+  void run_op(const std::string& op) {
+    const Check r = check_op(op, k());
+    EXPECT_TRUE(r.ok()) << r.failures;
+    if (k().name != generic().name) {
+      Check s;
+      for (const OpCase& c : cases_of(op)) check_same_as(c, k(), generic(), s);
+      EXPECT_TRUE(s.ok()) << s.failures;
+    }
+  }
+
+ private:
+  const Kernels* k_ = nullptr;
+};
+
+TEST_P(KernelIsa, Encoder) { run_op("encoder"); }
+TEST_P(KernelIsa, Rmsnorm) { run_op("rmsnorm"); }
+TEST_P(KernelIsa, Matmul) { run_op("matmul"); }
+TEST_P(KernelIsa, Attention) { run_op("attention"); }
+TEST_P(KernelIsa, Residual) { run_op("residual"); }
+TEST_P(KernelIsa, Relu) { run_op("relu"); }
+TEST_P(KernelIsa, Crossentropy) { run_op("crossentropy"); }
+
+TEST_P(KernelIsa, ResidualInPlace) {
+  // The driver adds in place: out == a.
+  TestRng rng(5);
+  const int64_t n = 53;
+  const std::vector<float> a = random_grid(rng, n, -2, 2), b = random_grid(rng, n, -2, 2);
+  Buf x(a), y(b);
+  k().residual_forward(x.data(), x.data(), y.data(), n);
+  const auto got = x.values("residual_forward in place");
+  for (int64_t i = 0; i < n; i++) ASSERT_EQ(got[i], static_cast<double>(a[i] + b[i])) << i;
+}
+
+// attention_forward with t0 > 0 (sampling with a KV cache) gives the rows t0..T-1 of
+// the whole computation.
+TEST_P(KernelIsa, AttentionKvCacheRowsMatchFullComputation) {
+  uint64_t seed = 31;
+  for (const auto& s : kAttentionShapes) {
+    for (int64_t T : {2, 5, 9, 16}) {
+      TestRng rng(seed++);
+      const std::vector<float> qkv = random_grid(rng, T * 3 * s.C, -1.5, 1.5);
+      Buf q(qkv), out(T * s.C), att(T * T * s.NH), scratch(T * s.C);
+      k().attention_forward(out.data(), att.data(), q.data(), T, 0, s.C, s.NH, scratch.data());
+      const auto out_full = out.values("out"), att_full = att.values("att");
+      for (int64_t t0 : {int64_t{1}, T / 2, T - 1}) {
+        if (t0 < 1) continue;
+        SCOPED_TRACE(fmt("C=%lld NH=%lld T=%lld t0=%lld", (long long)s.C, (long long)s.NH, (long long)T, (long long)t0));
+        Buf out2(T * s.C), att2(T * T * s.NH), scratch2(T * s.C);
+        k().attention_forward(out2.data(), att2.data(), q.data(), T, t0, s.C, s.NH, scratch2.data());
+        q.check_equals(qkv, "qkv");
+        scratch2.check_guards("scratch");
+        const auto o = out2.values("out");
+        const std::vector<double> rows(o.begin() + t0 * s.C, o.end());
+        const std::vector<double> want_rows(out_full.begin() + t0 * s.C, out_full.end());
+        EXPECT_LE(testing::rel_inf(rows, want_rows), 1e-6);
+        EXPECT_LE(testing::rel_inf(causal_entries(att2.values("att"), T, s.NH, t0),
+                                   causal_entries(att_full, T, s.NH, t0)),
+                  1e-6);
+      }
+    }
+  }
+}
+
+TEST_P(KernelIsa, AdamMatchesDoublePrecisionAdam) {
+  const Check r = check_adam(k());
+  EXPECT_TRUE(r.ok()) << r.failures;
+}
+
+TEST_P(KernelIsa, NameSaysTheInstructionSet) { EXPECT_EQ(k().name, "cpu-" + GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(Cpu, KernelIsa, ::testing::ValuesIn(testing::all_isas()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST(KernelDispatch, BestIsOneOfTheAvailable) {
+  const Kernels& best = cpu_kernels();
+  bool found = false;
+  for (const std::string& isa : testing::available_isas()) found = found || cpu_kernels_named(isa) == &best;
+  EXPECT_TRUE(found) << best.name;
+  EXPECT_NE(cpu_kernels_named("generic"), nullptr);
+  EXPECT_EQ(cpu_kernels_named("sse9"), nullptr);
+}
+
+// ---------------------------------------------------------------------------------
+// The checks catch wrong kernels. Each mutant is the generic table with one function
+// replaced by a plausible mistake; every one must fail the checks of its op.
+
+const Kernels& real() { return *cpu_kernels_named("generic"); }
+
+// dx = r dy, forgetting - (r^3 / C) (dy . x) x
+void rmsnorm_backward_no_mean_term(float* dinp, const float* dout, const float*, const float* rstd, int64_t N,
+                                   int64_t C) {
+  for (int64_t n = 0; n < N; n++) {
+    for (int64_t i = 0; i < C; i++) dinp[n * C + i] += rstd[n] * dout[n * C + i];
+  }
+}
+// the epsilon in the root left out
+void rmsnorm_forward_no_eps(float* out, float* rstd, const float* inp, int64_t N, int64_t C) {
+  for (int64_t n = 0; n < N; n++) {
+    float ms = 0.0f;
+    for (int64_t i = 0; i < C; i++) ms += inp[n * C + i] * inp[n * C + i];
+    rstd[n] = 1.0f / std::sqrt(ms / static_cast<float>(C));
+    for (int64_t i = 0; i < C; i++) out[n * C + i] = inp[n * C + i] * rstd[n];
+  }
+}
+// dweight summed over all rows but the last
+void matmul_backward_drops_last_row(float* dinp, float* dweight, const float* dout, const float* inp,
+                                    const float* weight, int64_t N, int64_t C, int64_t OC) {
+  std::vector<float> ignore_dw(static_cast<size_t>(OC * C)), ignore_dx(static_cast<size_t>(N * C));
+  real().matmul_backward(dinp, ignore_dw.data(), dout, inp, weight, N, C, OC);
+  real().matmul_backward(ignore_dx.data(), dweight, dout, inp, weight, N - 1, C, OC);
+}
+// dweight 0.2% too large: how small an error the tolerance still sees
+void matmul_backward_slightly_off(float* dinp, float* dweight, const float* dout, const float* inp,
+                                  const float* weight, int64_t N, int64_t C, int64_t OC) {
+  std::vector<float> dw(static_cast<size_t>(OC * C), 0.0f);
+  real().matmul_backward(dinp, dw.data(), dout, inp, weight, N, C, OC);
+  for (int64_t i = 0; i < OC * C; i++) dweight[i] += 1.002f * dw[static_cast<size_t>(i)];
+}
+// dq and dk without the 1 / sqrt(HS) of the scores
+void attention_backward_unscaled(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t T,
+                                 int64_t C, int64_t NH, float* scratch) {
+  std::vector<float> d(static_cast<size_t>(T * 3 * C), 0.0f);
+  real().attention_backward(d.data(), dout, qkv, att, T, C, NH, scratch);
+  const float s = std::sqrt(static_cast<float>(C / NH));
+  for (int64_t t = 0; t < T; t++) {
+    for (int64_t i = 0; i < 3 * C; i++) dqkv[t * 3 * C + i] += d[static_cast<size_t>(t * 3 * C + i)] * (i < 2 * C ? s : 1.0f);
+  }
+}
+// the softmax's Jacobian reduced to its diagonal: ds = a * datt, without - sum a datt
+void attention_backward_diagonal_softmax(float* dqkv, const float* dout, const float* qkv, const float* att,
+                                         int64_t T, int64_t C, int64_t NH, float*) {
+  const int64_t HS = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  for (int64_t h = 0; h < NH; h++) {
+    for (int64_t t = 0; t < T; t++) {
+      for (int64_t u = 0; u <= t; u++) {
+        const float a = att[(t * T + u) * NH + h];
+        float d = 0.0f;
+        for (int64_t j = 0; j < HS; j++) {
+          d += dout[t * C + h * HS + j] * qkv[u * 3 * C + 2 * C + h * HS + j];
+          dqkv[u * 3 * C + 2 * C + h * HS + j] += a * dout[t * C + h * HS + j];
+        }
+        const float ds = a * d * scale;
+        for (int64_t j = 0; j < HS; j++) {
+          dqkv[t * 3 * C + h * HS + j] += ds * qkv[u * 3 * C + C + h * HS + j];
+          dqkv[u * 3 * C + C + h * HS + j] += ds * qkv[t * 3 * C + h * HS + j];
+        }
+      }
+    }
+  }
+}
+// every query sees every key (no causal mask)
+void attention_forward_not_causal(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C,
+                                  int64_t NH, float*) {
+  const int64_t HS = C / NH;
+  for (int64_t h = 0; h < NH; h++) {
+    for (int64_t t = t0; t < T; t++) {
+      std::vector<float> s(static_cast<size_t>(T));
+      float mx = -INFINITY, sum = 0.0f;
+      for (int64_t u = 0; u < T; u++) {
+        float d = 0.0f;
+        for (int64_t j = 0; j < HS; j++) d += qkv[t * 3 * C + h * HS + j] * qkv[u * 3 * C + C + h * HS + j];
+        s[static_cast<size_t>(u)] = d / std::sqrt(static_cast<float>(HS));
+        mx = std::max(mx, s[static_cast<size_t>(u)]);
+      }
+      for (float& x : s) sum += (x = std::exp(x - mx));
+      for (int64_t j = 0; j < HS; j++) out[t * C + h * HS + j] = 0.0f;
+      for (int64_t u = 0; u < T; u++) {
+        const float a = s[static_cast<size_t>(u)] / sum;
+        att[(t * T + u) * NH + h] = a;
+        for (int64_t j = 0; j < HS; j++) out[t * C + h * HS + j] += a * qkv[u * 3 * C + 2 * C + h * HS + j];
+      }
+    }
+  }
+}
+void relu_backward_passes_negatives(float* dinp, const float* dout, const float*, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dinp[i] += dout[i];
+}
+void crossentropy_backward_ignores_dloss(float* dlogits, const float* probs, const int32_t* targets, float,
+                                         int64_t N, int64_t V) {
+  real().crossentropy_backward(dlogits, probs, targets, 1.0f, N, V);
+}
+double crossentropy_forward_mean(float* probs, const float* logits, const int32_t* targets, int64_t N, int64_t V) {
+  return real().crossentropy_forward(probs, logits, targets, N, V) / static_cast<double>(N);
+}
+// = instead of +=
+void encoder_backward_assigns(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
+                              const int32_t* positions, int64_t N, int64_t C) {
+  for (int64_t n = 0; n < N; n++) {
+    for (int64_t i = 0; i < C; i++) {
+      dwte[tokens[n] * C + i] = dout[n * C + i];
+      dwpe[positions[n] * C + i] = dout[n * C + i];
+    }
+  }
+}
+// writes one float past its output
+void residual_forward_overruns(float* out, const float* a, const float* b, int64_t n) {
+  real().residual_forward(out, a, b, n);
+  out[n] = 0.0f;
+}
+void adam_without_bias_correction(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n,
+                                  float lr, float beta1, float beta2, float eps, float, float) {
+  real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, 1.0f, 1.0f);
+}
+// the gradient buffers summed but not cleared
+void adam_keeps_gradients(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n,
+                          float lr, float beta1, float beta2, float eps, float bias1, float bias2) {
+  std::vector<std::vector<float>> keep;
+  for (int64_t g = 0; g < n_grads; g++) keep.emplace_back(grads[g], grads[g] + n);
+  real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, bias1, bias2);
+  for (int64_t g = 0; g < n_grads; g++) std::copy(keep[g].begin(), keep[g].end(), grads[g]);
+}
+
+TEST(KernelChecks, CatchDeliberatelyWrongKernels) {
+  struct Mutant {
+    std::string what, op;
+    std::function<void(Kernels&)> apply;
+  };
+  const std::vector<Mutant> mutants = {
+      {"rmsnorm backward without the mean-square term", "rmsnorm",
+       [](Kernels& k) { k.rmsnorm_backward = rmsnorm_backward_no_mean_term; }},
+      {"rmsnorm forward without epsilon", "rmsnorm", [](Kernels& k) { k.rmsnorm_forward = rmsnorm_forward_no_eps; }},
+      {"matmul backward dropping the last row from dweight", "matmul",
+       [](Kernels& k) { k.matmul_backward = matmul_backward_drops_last_row; }},
+      {"matmul backward with dweight 0.2% too large", "matmul",
+       [](Kernels& k) { k.matmul_backward = matmul_backward_slightly_off; }},
+      {"attention backward without 1/sqrt(HS) on dq, dk", "attention",
+       [](Kernels& k) { k.attention_backward = attention_backward_unscaled; }},
+      {"attention backward with a diagonal softmax Jacobian", "attention",
+       [](Kernels& k) { k.attention_backward = attention_backward_diagonal_softmax; }},
+      {"attention forward without the causal mask", "attention",
+       [](Kernels& k) { k.attention_forward = attention_forward_not_causal; }},
+      {"relu backward passing gradient through negatives", "relu",
+       [](Kernels& k) { k.relu_backward = relu_backward_passes_negatives; }},
+      {"crossentropy backward ignoring dloss", "crossentropy",
+       [](Kernels& k) { k.crossentropy_backward = crossentropy_backward_ignores_dloss; }},
+      {"crossentropy forward returning the mean", "crossentropy",
+       [](Kernels& k) { k.crossentropy_forward = crossentropy_forward_mean; }},
+      {"encoder backward assigning instead of adding", "encoder",
+       [](Kernels& k) { k.encoder_backward = encoder_backward_assigns; }},
+      {"residual forward writing past its output", "residual",
+       [](Kernels& k) { k.residual_forward = residual_forward_overruns; }},
+  };
+  ASSERT_TRUE(check_op("matmul", real()).ok());
+  for (const Mutant& m : mutants) {
+    Kernels k = real();
+    m.apply(k);
+    const Check r = check_op(m.op, k, !verbose());
+    EXPECT_FALSE(r.ok()) << "not caught: " << m.what;
+    if (verbose()) std::printf("%s:\n%s", m.what.c_str(), r.failures.c_str());
+  }
+}
+
+TEST(KernelChecks, CatchWrongAdam) {
+  for (auto* wrong : {adam_without_bias_correction, adam_keeps_gradients}) {
+    Kernels k = real();
+    k.adam_update = wrong;
+    EXPECT_FALSE(check_adam(k).ok());
+  }
+}
+
+TEST(KernelChecks, CatchIsaDifferences) {
+  // A build whose matmul is 1e-4 off generic's is told apart.
+  Kernels k = real();
+  k.matmul_forward = [](float* out, const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC,
+                        float* scratch) {
+    real().matmul_forward(out, inp, weight, N, C, OC, scratch);
+    for (int64_t i = 0; i < N * OC; i++) out[i] *= 1.0001f;
+  };
+  Check r;
+  for (const OpCase& c : cases_of("matmul")) check_same_as(c, k, real(), r);
+  EXPECT_FALSE(r.ok());
+}
+
+}  // namespace
+}  // namespace microgpt

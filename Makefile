@@ -6,7 +6,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 # Debian 12 packages the build and the tests need.
-DEB_PACKAGES = cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev
+DEB_PACKAGES ?= cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev
 
 .PHONY: all deps build run test bench clean
 
@@ -32,7 +32,8 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 bench: build
-	bench/reference_speed.sh $(BUILD)/microgpt
+	@command -v hyperfine > /dev/null || DEB_PACKAGES=hyperfine $(MAKE) --no-print-directory deps
+	bench/run_benchmarks.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -77,11 +77,13 @@ struct RunResult {
   std::string err;
 };
 
-// Runs the microgpt binary with `args` (already shell-quoted where needed).
-inline RunResult run_microgpt(const std::string& args) {
+// Runs the microgpt binary with `args` (already shell-quoted where needed), in a fresh
+// temporary folder (so the default checkpoint, model.safetensors, lands there), or in
+// `cwd` when given.
+inline RunResult run_microgpt(const std::string& args, const std::string& cwd = "") {
   TempDir dir;
-  const std::string cmd = std::string("'") + MICROGPT_BINARY + "' " + args + " >'" + dir.file("out") +
-                          "' 2>'" + dir.file("err") + "'";
+  const std::string cmd = "cd '" + (cwd.empty() ? dir.path() : cwd) + "' && '" + std::string(MICROGPT_BINARY) + "' " +
+                          args + " >'" + dir.file("out") + "' 2>'" + dir.file("err") + "'";
   const int status = std::system(cmd.c_str());
   RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

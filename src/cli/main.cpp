@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "train/commands.h"
 #include "train/presets.h"
 #include "train/trainer.h"
 
@@ -72,11 +73,22 @@ constexpr int64_t kMaxCount = int64_t{1} << 40;
 struct TrainFlags {
   microgpt::TrainOptions options;
   std::string preset;
+  std::string out = "model.safetensors";
   CLI::Option *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every;
+  CLI::Option *threads, *resume;
+  // Flags that set the model or its training, which --resume takes from the checkpoint.
+  std::vector<CLI::Option*> configuration;
 };
 
 void add_train_flags(CLI::App* cmd, TrainFlags& f) {
   microgpt::TrainOptions& o = f.options;
+  struct Collect {
+    TrainFlags& f;
+    CLI::Option* operator()(CLI::Option* opt) const {
+      f.configuration.push_back(opt);
+      return opt;
+    }
+  } config{f};
   std::vector<std::string> preset_names;
   std::string preset_help = "Named hyperparameters (explicit flags override):";
   for (const auto& p : microgpt::presets()) {
@@ -85,45 +97,58 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
   }
   cmd->add_option("--data", o.data_path, "Text file, one document per line (default: the embedded names list)")
       ->type_name("PATH");
-  cmd->add_option("--engine", o.engine.name,
+  config(cmd->add_option("--engine", o.engine.name,
                   "fast: float32 batches on SIMD kernels and threads; reference: double precision, bit-exact with "
                   "microgpt.py, one document per step")
       ->type_name("NAME")
       ->check(CLI::IsMember({"fast", "reference"}).description(""))
-      ->capture_default_str();
-  cmd->add_option("--preset", f.preset, preset_help)->type_name("NAME")->check(CLI::IsMember(preset_names).description(""));
-  cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
-      ->type_name("N")->check(seed_number())->capture_default_str();
-  f.n_layer = cmd->add_option("--n-layer", o.model.n_layer, "Transformer blocks")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  f.n_embd = cmd->add_option("--n-embd", o.model.n_embd, "Embedding width")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  f.n_head = cmd->add_option("--n-head", o.model.n_head, "Attention heads (must divide --n-embd)")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  f.block_size = cmd->add_option("--block-size", o.model.block_size, "Context length in tokens")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  f.batch_size = cmd->add_option("--batch-size", o.train.batch_size,
+      ->capture_default_str());
+  config(cmd->add_option("--preset", f.preset, preset_help)->type_name("NAME")->check(CLI::IsMember(preset_names).description("")));
+  config(cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
+      ->type_name("N")->check(seed_number())->capture_default_str());
+  f.n_layer = config(cmd->add_option("--n-layer", o.model.n_layer, "Transformer blocks")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.n_embd = config(cmd->add_option("--n-embd", o.model.n_embd, "Embedding width")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.n_head = config(cmd->add_option("--n-head", o.model.n_head, "Attention heads (must divide --n-embd)")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.block_size = config(cmd->add_option("--block-size", o.model.block_size, "Context length in tokens")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.batch_size = config(cmd->add_option("--batch-size", o.train.batch_size,
                                  "Documents per step; the loss is the mean over all their predicted tokens")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str();
-  f.steps = cmd->add_option("--steps", o.train.steps, "Training steps")
-      ->type_name("N")->check(whole_number(1, kMaxCount))->capture_default_str();
-  f.lr = cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
-      ->type_name("X")->check(positive_real())->capture_default_str();
-  cmd->add_option("--threads", o.engine.threads, "Threads for the fast engine (default: all cores)")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.steps = config(cmd->add_option("--steps", o.train.steps, "Training steps")
+      ->type_name("N")->check(whole_number(1, kMaxCount))->capture_default_str());
+  f.lr = config(cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
+      ->type_name("X")->check(positive_real())->capture_default_str());
+  f.threads = cmd->add_option("--threads", o.engine.threads, "Threads for the fast engine (default: all cores)")
       ->type_name("N")->check(whole_number(1, 4096));
-  cmd->add_option("--val-frac", o.val_frac,
+  config(cmd->add_option("--val-frac", o.val_frac,
                   "Hold out this last share of the shuffled documents and report the validation loss")
-      ->type_name("F")->check(real_in(0.0, 0.99, true, "a number from 0 to 0.99"))->capture_default_str();
-  f.eval_every = cmd->add_option("--eval-every", o.eval_every,
+      ->type_name("F")->check(real_in(0.0, 0.99, true, "a number from 0 to 0.99"))->capture_default_str());
+  f.eval_every = config(cmd->add_option("--eval-every", o.eval_every,
                                  "Validation loss every N steps as well as at the end (0: only at the end)")
-      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str();
-  cmd->add_option("--temperature", o.train.temperature, "Sampling temperature (lower: safer names)")
-      ->type_name("X")->check(positive_real())->capture_default_str();
-  cmd->add_option("--num-samples", o.train.num_samples, "Names to sample after training")
-      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str();
+      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str());
+  config(cmd->add_option("--temperature", o.train.temperature, "Sampling temperature (lower: safer names)")
+      ->type_name("X")->check(positive_real())->capture_default_str());
+  config(cmd->add_option("--num-samples", o.train.num_samples, "Names to sample after training")
+      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str());
   cmd->add_option("--log", o.log_path,
-                  "Write JSON lines: {\"step\", \"loss\"} per step, {\"step\", \"val_loss\"}, {\"sample\", \"text\"}")
+                  "Write JSON lines: {\"step\", \"loss\"} per step, {\"step\", \"val_loss\"}, {\"sample\", \"text\"} "
+                  "(appended to when resuming)")
       ->type_name("PATH");
+  cmd->add_option("--out", f.out, "Checkpoint file (safetensors), written at the end; \"\" for none")
+      ->type_name("PATH")->capture_default_str();
+  cmd->add_option("--checkpoint-every", o.checkpoint_every, "Also write the checkpoint every N steps (0: only at the end)")
+      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str();
+  cmd->add_option("--stop-after", o.stop_after, "End after step N of the planned --steps, writing the checkpoint (resume later)")
+      ->type_name("N")->check(whole_number(1, kMaxCount));
+  f.resume = cmd->add_option("--resume", o.resume_path,
+                             "Continue the run saved in this checkpoint, with its configuration (give --data again "
+                             "unless it trained on the embedded names)")
+      ->type_name("PATH");
+  cmd->add_option("--plot-loss", o.plot_loss_path, "Draw the training and validation loss as an SVG file")
+      ->type_name("PATH.svg");
 }
 
 // A preset fills in what the command line left unset.
@@ -155,6 +180,56 @@ void prefer_passive_openmp(char** argv) {
   ::execv("/proc/self/exe", argv);  // returns only if it failed: carry on as we are
 }
 
+void add_sample_flags(CLI::App* cmd, microgpt::SampleCommand& c) {
+  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  cmd->add_option("--num-samples", c.num_samples, "Names to draw (default: as many as train drew)")
+      ->type_name("N")->check(whole_number(0, kMaxCount));
+  cmd->add_option("--temperature", c.temperature, "Sampling temperature (default: the training run's); 0 takes the most likely character")
+      ->type_name("X")->check(real_in(0.0, 1e300, true, "a number >= 0"));
+  cmd->add_option("--top-k", c.top_k, "Draw only among the K most likely characters (0: all)")
+      ->type_name("K")->check(whole_number(0, kMaxSize))->capture_default_str();
+  cmd->add_option("--top-p", c.top_p, "Draw only among the most likely characters whose probabilities add up to P")
+      ->type_name("P")->check(real_in(0.0, 1.0, false, "a number in (0, 1]"))->capture_default_str();
+  cmd->add_option("--prefix", c.prefix, "Every name starts with this text")->type_name("TEXT");
+  cmd->add_option("--seed", c.seed, "Seed a fresh generator (default: continue the one saved with the model, so the names "
+                                    "train printed come out again)")
+      ->type_name("N")->check(seed_number());
+  cmd->add_option("--max-len", c.max_len, "At most this many characters (0: the block size)")
+      ->type_name("N")->check(whole_number(0, kMaxSize))->capture_default_str();
+  cmd->add_flag("--novel", c.novel, "Only names that are not in the training data");
+  cmd->add_option("--data", c.data_path, "The training data, for --novel (default: the file the model was trained on)")
+      ->type_name("PATH");
+  cmd->add_option("--log", c.log_path, "Write JSON lines {\"sample\", \"text\"}")->type_name("PATH");
+  cmd->add_option("--threads", c.threads, "Threads for the fast engine")->type_name("N")->check(whole_number(1, 4096))
+      ->capture_default_str();
+}
+
+void add_eval_flags(CLI::App* cmd, microgpt::EvalCommand& c) {
+  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  cmd->add_option("--data", c.data_path, "Text file to evaluate, one document per line (default: the documents the "
+                                         "training run held out with --val-frac)")
+      ->type_name("PATH");
+  cmd->add_option("--threads", c.threads, "Threads for the fast engine")->type_name("N")->check(whole_number(1, 4096))
+      ->capture_default_str();
+}
+
+void add_embed_flags(CLI::App* cmd, microgpt::EmbedCommand& c) {
+  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  cmd->add_option("--neighbors", c.neighbors, "Nearest tokens by cosine similarity for these characters, e.g. a,e,k "
+                                              "(default: every token)")
+      ->type_name("CHARS");
+  cmd->add_option("--top", c.top, "How many neighbours to list")->type_name("N")->check(whole_number(1, kMaxSize))
+      ->capture_default_str();
+  cmd->add_option("--plot", c.plot_path, "2-D PCA of the token embeddings beside the position embeddings, as SVG")
+      ->type_name("PATH.svg");
+  cmd->add_option("--heatmap", c.heatmap_path, "Token-by-token cosine similarity, as SVG")->type_name("PATH.svg");
+  cmd->add_option("--export", c.export_prefix, "Write PREFIX_vectors.tsv and PREFIX_labels.tsv for embedding projectors")
+      ->type_name("PREFIX");
+  cmd->add_option("--show", c.show_text, "For each character of [BOS] + TEXT: token id, token and position embedding, "
+                                         "their sum, and the model's top 5 next characters")
+      ->type_name("TEXT");
+}
+
 int run(int argc, char** argv) {
   // Plain `microgpt` and `microgpt --flag ...` mean `microgpt train ...`.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -172,6 +247,17 @@ int run(int argc, char** argv) {
   flags.options.engine.threads = omp_get_num_procs();
   CLI::App* train = app.add_subcommand("train", "Train a model on a list of documents, then sample from it (the default command)");
   add_train_flags(train, flags);
+  microgpt::SampleCommand sample_cmd;
+  sample_cmd.threads = omp_get_num_procs();
+  CLI::App* sample = app.add_subcommand("sample", "Draw names from a trained model");
+  add_sample_flags(sample, sample_cmd);
+  microgpt::EvalCommand eval_cmd;
+  eval_cmd.threads = omp_get_num_procs();
+  CLI::App* eval = app.add_subcommand("eval", "Loss per token and perplexity of a trained model over a file or its held-out documents");
+  add_eval_flags(eval, eval_cmd);
+  microgpt::EmbedCommand embed_cmd;
+  CLI::App* embed = app.add_subcommand("embed", "Look inside a trained model's embeddings");
+  add_embed_flags(embed, embed_cmd);
 
   // args are reversed: the command is at the back.
   if (!args.empty() && !args.back().starts_with("-") && app.get_subcommands([&](CLI::App* a) {
@@ -200,13 +286,38 @@ int run(int argc, char** argv) {
   }
 
   if (train->parsed()) {
-    apply_preset(flags);
-    const microgpt::TrainOptions& o = flags.options;
+    microgpt::TrainOptions& o = flags.options;
+    if (flags.resume->count() > 0) {
+      for (CLI::Option* opt : flags.configuration) {
+        if (opt->count() > 0) {
+          throw microgpt::usage_error(opt->get_name() + " cannot be given with --resume: a resumed run keeps the "
+                                      "configuration stored in its checkpoint");
+        }
+      }
+    } else {
+      apply_preset(flags);
+    }
+    o.out_path = flags.out.empty() ? std::nullopt : std::optional<std::string>(flags.out);
+    o.threads_given = flags.threads->count() > 0;
+    o.interactive = ::isatty(STDOUT_FILENO) == 1;
+    if (o.interactive) {
+      o.progress = &std::cout;
+      o.progress_mode = microgpt::Progress::Mode::live;
+    } else {
+      o.progress = &std::cerr;
+      o.progress_mode = ::isatty(STDERR_FILENO) == 1 ? microgpt::Progress::Mode::live : microgpt::Progress::Mode::periodic;
+    }
     const int64_t params = 12 * o.model.n_layer * o.model.n_embd * o.model.n_embd;
-    if (o.engine.name == "fast" && o.engine.threads > 1 && (o.train.batch_size > 1 || params >= 65536)) {
+    if (o.engine.name == "fast" && o.engine.threads > 1 && (o.train.batch_size > 1 || params >= 65536 || o.resume_path)) {
       prefer_passive_openmp(argv);
     }
     microgpt::run_training(o, std::cout);
+  } else if (sample->parsed()) {
+    microgpt::run_sample(sample_cmd, std::cout);
+  } else if (eval->parsed()) {
+    microgpt::run_eval(eval_cmd, std::cout);
+  } else if (embed->parsed()) {
+    microgpt::run_embed(embed_cmd, std::cout);
   }
   return 0;
 }

@@ -350,34 +350,46 @@ std::vector<std::vector<float>> FastModel::logits(DocRef doc) {
   return out;
 }
 
-std::vector<Token> FastModel::sample(PyRandom& rng, double temperature) {
-  const int64_t V = config_.vocab_size;
-  const Token bos = static_cast<Token>(V - 1);
+void FastModel::start_sequence() {
   Batch& b = *batch_;
   b.inputs.clear();
   b.targets.clear();
   b.positions.clear();
+}
+
+std::vector<double> FastModel::next(Token token, double temperature) {
+  Batch& b = *batch_;
+  const int64_t pos = static_cast<int64_t>(b.inputs.size());
+  if (pos >= config_.block_size) throw Error("decoding past block_size");
+  // The document grows by one row; the rows before it are the KV cache.
+  b.inputs.push_back(token);
+  b.targets.push_back(0);
+  b.positions.push_back(static_cast<int32_t>(pos));
+  b.doc_start = {0, pos + 1};
+  b.att_start = {0, config_.n_head * (pos + 1) * (pos + 1)};
+  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, true, false, 0); });
+  const int64_t V = config_.vocab_size;
+  const float* l = logits_ + pos * V;
+  std::vector<double> out(l, l + V);
+  if (temperature == 0.0) return out;
+  double maxv = out[0];
+  for (double x : out) maxv = std::max(maxv, x);
+  double sum = 0.0;
+  for (double& x : out) {
+    x = std::exp((x - maxv) / temperature);
+    sum += x;
+  }
+  for (double& x : out) x /= sum;
+  return out;
+}
+
+std::vector<Token> FastModel::sample(PyRandom& rng, double temperature) {
+  const Token bos = static_cast<Token>(config_.vocab_size - 1);
   std::vector<Token> out;
-  std::vector<double> weights(static_cast<size_t>(V));
   Token token = bos;
+  start_sequence();
   for (int64_t pos = 0; pos < config_.block_size; pos++) {
-    // The document grows by one row; rows before it are the KV cache.
-    b.inputs.push_back(token);
-    b.targets.push_back(0);
-    b.positions.push_back(static_cast<int32_t>(pos));
-    b.doc_start = {0, pos + 1};
-    b.att_start = {0, config_.n_head * (pos + 1) * (pos + 1)};
-    run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, true, false, 0); });
-    const float* l = logits_ + pos * V;
-    double maxv = l[0];
-    for (int64_t i = 1; i < V; i++) maxv = std::max(maxv, static_cast<double>(l[i]));
-    double sum = 0.0;
-    for (int64_t i = 0; i < V; i++) {
-      weights[static_cast<size_t>(i)] = std::exp((static_cast<double>(l[i]) - maxv) / temperature);
-      sum += weights[static_cast<size_t>(i)];
-    }
-    for (double& wgt : weights) wgt /= sum;
-    token = static_cast<Token>(rng.choices(weights));
+    token = static_cast<Token>(rng.choices(next(token, temperature)));
     if (token == bos) break;
     out.push_back(token);
   }

@@ -75,6 +75,8 @@ class FastModel {
   std::span<const float> params() const { return params_.span(); }
   std::span<float> adam_m() { return m_.span(); }
   std::span<float> adam_v() { return v_.span(); }
+  std::span<const float> adam_m() const { return m_.span(); }
+  std::span<const float> adam_v() const { return v_.span(); }
 
   // Forward and backward over a batch; the gradient of the batch's mean loss per token
   // is added to the gradient buffers. Returns the loss summed over the batch.
@@ -95,6 +97,13 @@ class FastModel {
   // One sample: from BOS, draw tokens at `temperature` until BOS or block_size tokens,
   // with a KV cache (each new position runs the model on one row).
   std::vector<Token> sample(PyRandom& rng, double temperature);
+
+  // Incremental decoding of one sequence, as sample() does it: start_sequence() empties
+  // the KV cache; next() runs the model on `token` at the next position (at most
+  // block_size of them) and returns the next token's probabilities at `temperature` > 0
+  // (softmax of logits / temperature, in double), or the logits when temperature is 0.
+  void start_sequence();
+  std::vector<double> next(Token token, double temperature);
 
  private:
   struct Batch;  // a batch laid out for the kernels

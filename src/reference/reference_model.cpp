@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/error.h"
 #include "core/pymath.h"
 
 namespace microgpt {
@@ -162,20 +163,35 @@ double ReferenceModel::train_step(int64_t step, int64_t total_steps, std::span<c
   return loss;
 }
 
+void ReferenceModel::start_sequence() {
+  tape_.reset();
+  decode_cache_ = empty_cache();
+  decode_pos_ = 0;
+}
+
+std::vector<double> ReferenceModel::next(Token token, double temperature) {
+  if (decode_pos_ >= config_.block_size) throw Error("decoding past block_size");
+  Vec logits = gpt(token, decode_pos_++, decode_cache_);
+  std::vector<double> out(logits.size());
+  if (temperature == 0.0) {
+    for (size_t i = 0; i < logits.size(); i++) out[i] = tape_.value(logits[i]);
+    return out;
+  }
+  // probs = softmax([l / temperature for l in logits]); l / t is l * t**-1
+  const double inv_temperature = pymath::pow(temperature, -1.0);
+  for (Id& l : logits) l = tape_.mul(l, inv_temperature);
+  const Vec probs = softmax(logits);
+  for (size_t i = 0; i < probs.size(); i++) out[i] = tape_.value(probs[i]);
+  return out;
+}
+
 std::vector<Token> ReferenceModel::sample(PyRandom& rng, double temperature) {
   const Token bos = static_cast<Token>(config_.vocab_size - 1);
-  const double inv_temperature = pymath::pow(temperature, -1.0);  // l / t is l * t**-1
-  KvCache cache = empty_cache();
   std::vector<Token> out;
-  std::vector<double> weights(static_cast<size_t>(config_.vocab_size));
   Token token = bos;
-  tape_.reset();
+  start_sequence();
   for (int64_t pos = 0; pos < config_.block_size; pos++) {
-    Vec logits = gpt(token, pos, cache);
-    for (Id& l : logits) l = tape_.mul(l, inv_temperature);
-    Vec probs = softmax(logits);
-    for (size_t i = 0; i < probs.size(); i++) weights[i] = tape_.value(probs[i]);
-    token = static_cast<Token>(rng.choices(weights));
+    token = static_cast<Token>(rng.choices(next(token, temperature)));
     if (token == bos) break;
     out.push_back(token);
   }

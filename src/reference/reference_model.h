@@ -42,6 +42,14 @@ class ReferenceModel {
   // One sample: from BOS, draw tokens at `temperature` until BOS or block_size tokens.
   std::vector<Token> sample(PyRandom& rng, double temperature);
 
+  // Incremental decoding of one sequence, as sample() does it: start_sequence() empties
+  // the KV cache; next() runs the model on `token` at the next position (at most
+  // block_size of them) and returns the next token's probabilities at `temperature` > 0,
+  // softmax(logits / temperature) computed exactly as microgpt.py does, or the logits
+  // themselves when temperature is 0.
+  void start_sequence();
+  std::vector<double> next(Token token, double temperature);
+
   // The mean loss of a document, without backward or any change to the model.
   double loss(std::span<const Token> tokens);
 
@@ -51,6 +59,8 @@ class ReferenceModel {
   // Adam's moment buffers, for checkpoints.
   std::vector<double>& adam_m() { return m_; }
   std::vector<double>& adam_v() { return v_; }
+  const std::vector<double>& adam_m() const { return m_; }
+  const std::vector<double>& adam_v() const { return v_; }
 
  private:
   using Vec = std::vector<Id>;
@@ -75,6 +85,8 @@ class ReferenceModel {
   ParamLayout layout_;
   Tape tape_;
   std::vector<double> m_, v_;
+  KvCache decode_cache_;
+  int64_t decode_pos_ = 0;
 };
 
 }  // namespace microgpt

@@ -1,6 +1,7 @@
-// What the training driver needs from an engine, and the two engines behind it:
-// "reference" (double precision, bit-exact with microgpt.py, one document per step)
-// and "fast" (float32 batches on the CPU kernels).
+// What the drivers need from an engine, and the two engines behind it: "reference"
+// (double precision, bit-exact with microgpt.py, one document per step) and "fast"
+// (float32 batches on the CPU kernels). train, sample, eval and embed all go through
+// this interface, so every command works with either engine.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
 #include "core/python_random.h"
 #include "data/dataset.h"
 #include "fast/fast_model.h"
@@ -25,7 +27,14 @@ class Engine {
   virtual double train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch) = 0;
   // Loss over documents, without training.
   virtual LossSum evaluate(std::span<const DocRef> docs) = 0;
-  virtual std::vector<Token> sample(PyRandom& rng, double temperature) = 0;
+  // Incremental decoding of one sequence: start_sequence() empties the KV cache; next()
+  // runs the model on `token` at the next position and returns the next token's
+  // probabilities at `temperature` > 0, or the logits when temperature is 0.
+  virtual void start_sequence() = 0;
+  virtual std::vector<double> next(Token token, double temperature) = 0;
+  // Parameters and Adam's moments, in layout order, for checkpoints.
+  virtual void save_state(CheckpointData& c) const = 0;
+  virtual void load_state(const CheckpointData& c) = 0;
 };
 
 struct EngineOptions {

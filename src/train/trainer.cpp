@@ -10,22 +10,24 @@
 #include <numeric>
 #include <ostream>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
-#include "core/python_random.h"
+#include "core/files.h"
 #include "core/text.h"
-#include "data/dataset.h"
+#include "inspect/plots.h"
+#include "train/sampler.h"
 
 namespace microgpt {
 
 namespace {
 
 // JSON lines as the reference logs them: {"step": k, "loss": x}, {"sample": i, "text": "..."};
-// and {"step": k, "val_loss": x} for validation.
+// and {"step": k, "val_loss": x} for validation. A resumed run appends to its log.
 class JsonLog {
  public:
-  explicit JsonLog(const std::optional<std::string>& path) {
+  JsonLog(const std::optional<std::string>& path, bool append) {
     if (!path) return;
-    file_.open(*path, std::ios::binary | std::ios::trunc);
+    file_.open(*path, std::ios::binary | (append ? std::ios::app : std::ios::trunc));
     if (!file_) throw Error("cannot write log file '" + *path + "': " + std::strerror(errno));
     path_ = *path;
   }
@@ -34,6 +36,9 @@ class JsonLog {
   }
   void sample(int64_t index, const std::u32string& text) {
     if (file_.is_open()) file_ << "{\"sample\": " << index << ", \"text\": " << json_quote(text) << "}\n";
+  }
+  void flush() {
+    if (file_.is_open()) file_.flush();
   }
   void close() {
     if (!file_.is_open()) return;
@@ -46,15 +51,9 @@ class JsonLog {
   std::string path_;
 };
 
-std::string format(const char* fmt, auto... args) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, fmt, args...);
-  return buf;
-}
-
-// "step    1 / 1000 | loss 3.3660\n", as microgpt.py prints it ({:4d} and {:.4f}), without
+// "step    1 / 1000 | loss 3.3660", as microgpt.py prints it ({:4d} and {:.4f}), without
 // printf's cost on every step.
-void print_step(std::ostream& out, int64_t step, int64_t steps, const char* what, double loss) {
+std::string step_line(int64_t step, int64_t steps, const char* what, double loss) {
   char buf[96];
   char* p = buf;
   auto number = [&p](int64_t v) {
@@ -70,15 +69,18 @@ void print_step(std::ostream& out, int64_t step, int64_t steps, const char* what
   p = std::copy_n(" | ", 3, p);
   while (*what) *p++ = *what++;
   *p++ = ' ';
-  p = std::to_chars(p, buf + sizeof buf - 1, loss, std::chars_format::fixed, 4).ptr;
-  *p++ = '\n';
-  out.write(buf, p - buf);
+  if (std::isfinite(loss)) {
+    p = std::to_chars(p, buf + sizeof buf, loss, std::chars_format::fixed, 4).ptr;
+  } else {
+    p = std::copy_n("nan", 3, p);
+  }
+  return std::string(buf, p);
 }
 
-std::vector<DocRef> doc_refs(const TokenizedDocs& docs) {
-  std::vector<DocRef> refs;
-  for (int64_t i = 0; i < docs.size(); i++) refs.emplace_back(docs.begin(i), static_cast<size_t>(docs.length(i)));
-  return refs;
+std::string sample_line(int64_t index, const std::u32string& text) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "sample %2lld: ", static_cast<long long>(index));
+  return buf + encode_utf8(text);
 }
 
 }  // namespace
@@ -89,71 +91,195 @@ int64_t validation_count(int64_t n_docs, double val_frac) {
   return std::min(n_val, n_docs - 1);
 }
 
-void run_training(const TrainOptions& options, std::ostream& out) {
-  // Usage errors before any work or output.
+std::vector<DocRef> Corpus::documents(int64_t begin, int64_t end, TokenizedDocs& out) const {
+  tokenize_documents(data, tokenizer, std::span(order).subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)), out);
+  std::vector<DocRef> refs;
+  for (int64_t i = 0; i < out.size(); i++) refs.emplace_back(out.begin(i), static_cast<size_t>(out.length(i)));
+  return refs;
+}
+
+Corpus prepare_corpus(const std::optional<std::string>& data_path, PyRandom& rng, double val_frac) {
+  Dataset data = data_path ? load_dataset(*data_path) : embedded_dataset();
+  // random.shuffle(docs), as a permutation of document indices
+  std::vector<int64_t> order(static_cast<size_t>(data.size()));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  rng.shuffle(order);
+  Tokenizer tokenizer(data.chars);
+  const int64_t n_val = validation_count(data.size(), val_frac);
+  return Corpus{std::move(data), std::move(order), std::move(tokenizer), 0, n_val};
+}
+
+void run_training(const TrainOptions& given, std::ostream& out) {
+  TrainOptions options = given;
+  // A resumed run takes its configuration from the checkpoint.
+  std::optional<CheckpointData> resume;
+  if (options.resume_path) {
+    resume = load_checkpoint(*options.resume_path);
+    const CheckpointData& c = *resume;
+    options.model = c.model;
+    options.train = c.train;
+    options.val_frac = c.val_frac;
+    options.eval_every = c.eval_every;
+    options.engine.name = c.engine;
+    if (!options.threads_given) options.engine.threads = c.threads;
+    if (!options.data_path && c.data_source != kEmbeddedSource) {
+      throw usage_error("checkpoint '" + *options.resume_path + "' was trained on '" + c.data_source +
+                        "': give that file again with --data");
+    }
+    if (c.step >= c.train.steps) {
+      throw usage_error("checkpoint '" + *options.resume_path + "' has finished all " + std::to_string(c.train.steps) +
+                        " of its steps; there is nothing to resume");
+    }
+  }
+  // Usage errors, and unwritable outputs, before any work or output.
   options.model.validate();
   if (options.val_frac < 0.0 || options.val_frac >= 1.0) throw usage_error("--val-frac: expected a number from 0 up to (not including) 1");
   if (options.engine.name == "reference" && options.train.batch_size != 1) {
     throw usage_error("--engine reference trains on one document per step, as microgpt.py does; use --batch-size 1 or --engine fast");
   }
-  const Dataset data = options.data_path ? load_dataset(*options.data_path) : embedded_dataset();
-  JsonLog log(options.log_path);
+  const int64_t steps = options.train.steps;
+  const int64_t first_step = resume ? resume->step : 0;
+  if (options.stop_after < 0 || options.stop_after > steps || (options.stop_after > 0 && options.stop_after <= first_step)) {
+    throw usage_error("--stop-after " + std::to_string(options.stop_after) + ": expected a step after " +
+                      std::to_string(first_step) + " and at most --steps (" + std::to_string(steps) + ")");
+  }
+  if ((options.checkpoint_every > 0 || options.stop_after > 0) && !options.out_path) {
+    throw usage_error("--checkpoint-every and --stop-after need a checkpoint file (--out)");
+  }
+  if (options.out_path) check_writable(*options.out_path, "checkpoint");
+  if (options.log_path) check_writable(*options.log_path, "log file");
+  if (options.plot_loss_path) check_writable(*options.plot_loss_path, "plot");
+  const int64_t last_step = options.stop_after > 0 ? options.stop_after : steps;
 
-  // random.shuffle(docs), as a permutation of document indices
   PyRandom rng(options.train.seed);
-  std::vector<int64_t> order(static_cast<size_t>(data.size()));
-  std::iota(order.begin(), order.end(), int64_t{0});
-  rng.shuffle(order);
-  out << "num docs: " << data.size() << "\n";
-  const Tokenizer tokenizer(data.chars);
-  out << "vocab size: " << tokenizer.vocab_size() << "\n";
+  Corpus corpus = prepare_corpus(options.data_path, rng, options.val_frac);
+  const Dataset& data = corpus.data;
+  const uint32_t data_crc = characters_crc(data.chars);
+  if (resume) {
+    if (data.size() != resume->data_docs || data_crc != resume->data_crc) {
+      throw Error("data file '" + data.source + "' is not the data checkpoint '" + *options.resume_path +
+                  "' was trained on (" + std::to_string(resume->data_docs) + " documents from '" + resume->data_source + "')");
+    }
+  }
+  JsonLog log(options.log_path, resume.has_value());
 
+  out << "num docs: " << data.size() << "\n";
+  out << "vocab size: " << corpus.tokenizer.vocab_size() << "\n";
   ModelConfig config = options.model;
-  config.vocab_size = tokenizer.vocab_size();
+  config.vocab_size = corpus.tokenizer.vocab_size();
   std::unique_ptr<Engine> engine = make_engine(options.engine, config, options.train);
-  engine->init_params(rng);
+  if (resume) {
+    engine->load_state(*resume);
+    rng.set_state(resume->rng);  // where the generator stood after the initial weights
+  } else {
+    engine->init_params(rng);
+  }
   out << "num params: " << engine->num_params() << "\n";
 
-  // The shuffled list's first n_train documents train; the rest are held out.
-  const int64_t n_val = validation_count(data.size(), options.val_frac);
-  const int64_t n_train = data.size() - n_val;
+  const int64_t n_train = data.size() - corpus.n_val;
   TokenizedDocs val_tokens;
-  tokenize_documents(data, tokenizer, std::span(order).subspan(static_cast<size_t>(n_train)), val_tokens);
-  const std::vector<DocRef> val_docs = doc_refs(val_tokens);
-  if (options.val_frac > 0.0) out << "validation: " << n_val << " docs held out, training on " << n_train << "\n";
+  const std::vector<DocRef> val_docs = corpus.documents(n_train, data.size(), val_tokens);
+  if (options.val_frac > 0.0) out << "validation: " << corpus.n_val << " docs held out, training on " << n_train << "\n";
+  if (resume) out << "resuming from '" << *options.resume_path << "' after step " << first_step << "\n";
 
+  auto save = [&](int64_t step_done) {
+    CheckpointData c;
+    c.engine = options.engine.name;
+    c.model = config;
+    c.train = options.train;
+    c.val_frac = options.val_frac;
+    c.eval_every = options.eval_every;
+    c.vocab = corpus.tokenizer.chars();
+    c.step = step_done;
+    c.threads = options.engine.threads;
+    c.data_source = data.source;
+    c.data_docs = data.size();
+    c.data_crc = data_crc;
+    engine->save_state(c);
+    for (double p : c.params) {
+      if (!std::isfinite(p)) {
+        throw Error("training diverged by step " + std::to_string(step_done) +
+                    ": a parameter is not finite; the last good checkpoint is kept (try a lower --lr)");
+      }
+    }
+    c.rng = rng.state();
+    save_checkpoint(*options.out_path, c);
+  };
+
+  Progress progress(options.progress, options.progress_mode, first_step, steps);
+  std::vector<std::pair<int64_t, double>> train_curve, val_curve;
   auto validate = [&](int64_t step) {
     if (val_docs.empty()) return;
     const double val = engine->evaluate(val_docs).mean();
-    print_step(out, step, options.train.steps, "val loss", val);
+    progress.clear();
+    out << step_line(step, steps, "val loss", val) << "\n";
     log.step(step, "val_loss", val);
+    val_curve.emplace_back(step, val);
   };
 
-  const int64_t steps = options.train.steps;
   const int64_t B = options.train.batch_size;
   std::vector<int64_t> batch_docs(static_cast<size_t>(B));
   TokenizedDocs batch_tokens;
-  for (int64_t step = 0; step < steps; step++) {
+  std::vector<DocRef> batch;
+  for (int64_t step = first_step; step < last_step; step++) {
     // step s trains on documents s*B .. s*B + B - 1 of the training share, wrapping
-    for (int64_t i = 0; i < B; i++) batch_docs[static_cast<size_t>(i)] = order[static_cast<size_t>((step * B + i) % n_train)];
-    tokenize_documents(data, tokenizer, batch_docs, batch_tokens);
-    const double loss = engine->train_step(step, steps, doc_refs(batch_tokens));
-    print_step(out, step + 1, steps, "loss", loss);
+    for (int64_t i = 0; i < B; i++) batch_docs[static_cast<size_t>(i)] = corpus.order[static_cast<size_t>((step * B + i) % n_train)];
+    tokenize_documents(data, corpus.tokenizer, batch_docs, batch_tokens);
+    batch.clear();
+    int64_t tokens = 0;
+    for (int64_t i = 0; i < batch_tokens.size(); i++) {
+      batch.emplace_back(batch_tokens.begin(i), static_cast<size_t>(batch_tokens.length(i)));
+      tokens += std::min(options.model.block_size, batch_tokens.length(i) - 1);
+    }
+    const double loss = engine->train_step(step, steps, batch);
+    const std::string line = step_line(step + 1, steps, "loss", loss);
+    if (!options.interactive) {
+      out << line << "\n";
+    }
     log.step(step + 1, "loss", loss);
+    if (!std::isfinite(loss)) {
+      log.flush();
+      progress.finish();
+      if (options.interactive) out << line << "\n";
+      throw Error("training diverged at step " + std::to_string(step + 1) + ": the loss is not finite" +
+                  (options.out_path && (options.checkpoint_every > 0 || resume)
+                       ? "; the last good checkpoint in '" + *options.out_path + "' is kept"
+                       : "") +
+                  " (try a lower --lr)");
+    }
+    train_curve.emplace_back(step + 1, loss);
+    progress.step(step + 1, loss, tokens);
     if (options.eval_every > 0 && (step + 1) % options.eval_every == 0 && step + 1 < steps) validate(step + 1);
+    if (options.checkpoint_every > 0 && (step + 1) % options.checkpoint_every == 0 && step + 1 < last_step) save(step + 1);
+  }
+  progress.finish();
+  if (options.interactive && !train_curve.empty()) out << step_line(last_step, steps, "loss", train_curve.back().second) << "\n";
+  if (last_step < steps) {
+    save(last_step);
+    out << "stopped after step " << last_step << " of " << steps << "; continue with: microgpt train --resume "
+        << *options.out_path << (data.source != kEmbeddedSource ? " --data " + data.source : "") << "\n";
+    log.close();
+    if (options.plot_loss_path) write_loss_plot_svg(*options.plot_loss_path, train_curve, val_curve, "training loss");
+    return;
   }
   validate(steps);
+  // The checkpoint holds the generator as it stands before sampling, so `microgpt sample`
+  // draws the same names as the ones printed below.
+  if (options.out_path) save(steps);
 
   if (options.train.num_samples > 0) out << "--- inference (new, hallucinated names) ---\n";
+  SampleOptions sampling;
+  sampling.temperature = options.train.temperature;
   for (int64_t i = 0; i < options.train.num_samples; i++) {
-    const std::vector<Token> ids = engine->sample(rng, options.train.temperature);
+    const std::vector<Token> ids = sample_sequence(*engine, rng, sampling, corpus.tokenizer.bos(), config.block_size);
     std::u32string text;
-    for (Token t : ids) text.push_back(tokenizer.chars()[static_cast<size_t>(t)]);
-    out << format("sample %2lld: ", static_cast<long long>(i + 1)) << encode_utf8(text) << "\n";
+    for (Token t : ids) text.push_back(corpus.tokenizer.chars()[static_cast<size_t>(t)]);
+    out << sample_line(i + 1, text) << "\n";
     log.sample(i + 1, text);
   }
   out.flush();
   log.close();
+  if (options.plot_loss_path) write_loss_plot_svg(*options.plot_loss_path, train_curve, val_curve, "training loss");
 }
 
 }  // namespace microgpt

@@ -1,16 +1,21 @@
 // The training driver: reads the data, shuffles it with the run's generator, holds out
-// a validation share, builds the tokenizer and the engine, trains, evaluates and
-// samples, printing what microgpt.py prints and optionally logging JSON lines.
-// Engines plug in below it (train/engine.h); the command line sits above.
+// a validation share, builds the tokenizer and the engine, trains (from scratch or from a
+// checkpoint), writes checkpoints, evaluates and samples, printing what microgpt.py
+// prints and optionally logging JSON lines. Engines plug in below it (train/engine.h);
+// the command line sits above.
 #pragma once
 
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "core/python_random.h"
+#include "data/dataset.h"
 #include "model/config.h"
 #include "train/engine.h"
+#include "train/progress.h"
 
 namespace microgpt {
 
@@ -22,11 +27,39 @@ struct TrainOptions {
   double val_frac = 0.0;   // hold out the last share of the shuffled documents
   int64_t eval_every = 0;  // validation loss every N steps (0: only at the end)
   std::optional<std::string> log_path;
+  std::optional<std::string> out_path;  // the checkpoint (the command line's default: model.safetensors)
+  int64_t checkpoint_every = 0;  // also write the checkpoint every N steps
+  int64_t stop_after = 0;        // end after this step, checkpoint written (0: run every step)
+  // Continue the run saved in this checkpoint, with the configuration stored there;
+  // model, engine and train settings above are then ignored (threads too, unless set).
+  std::optional<std::string> resume_path;
+  bool threads_given = false;
+  std::optional<std::string> plot_loss_path;
+  // How progress is shown. `interactive` (stdout is a terminal): no line per step, only
+  // the live status (give progress = stdout, mode live) and the last step's line, as
+  // microgpt.py's print(..., end='\r') shows one line. Otherwise a line per step, and
+  // `progress` (stderr) gets a live status line or periodic lines.
+  bool interactive = false;
+  std::ostream* progress = nullptr;
+  Progress::Mode progress_mode = Progress::Mode::off;
 };
 
 // Documents split as the driver splits them: python's int(round(n * frac)) held out,
 // at most n - 1.
 int64_t validation_count(int64_t n_docs, double val_frac);
+
+// A dataset as a run sees it: shuffled by the seed's generator, tokenized, split.
+struct Corpus {
+  Dataset data;
+  std::vector<int64_t> order;  // the shuffled list: order[k] is the k-th document
+  Tokenizer tokenizer;
+  int64_t n_train = 0, n_val = 0;
+  // The k-th document of the shuffled list, tokenized into `out`.
+  std::vector<DocRef> documents(int64_t begin, int64_t end, TokenizedDocs& out) const;
+};
+// Reads the data (none: the embedded names), shuffles it with `rng` (which must be
+// freshly seeded, as microgpt.py's is) and splits it.
+Corpus prepare_corpus(const std::optional<std::string>& data_path, PyRandom& rng, double val_frac);
 
 // Runs a whole training job; throws Error on bad input. Progress goes to `out`.
 void run_training(const TrainOptions& options, std::ostream& out);

@@ -1,0 +1,283 @@
+#include "checkpoint/checkpoint.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/text.h"
+
+namespace microgpt {
+
+namespace {
+
+using nlohmann::json;
+
+struct TensorSpec {
+  std::string name;
+  std::string dtype;  // F32, F64, U32
+  std::vector<int64_t> shape;
+  int64_t elem_size() const { return dtype == "F64" ? 8 : 4; }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+// The tensors a checkpoint of this configuration holds, in file order.
+std::vector<TensorSpec> tensor_specs(const ModelConfig& model, bool f64) {
+  const std::string dt = f64 ? "F64" : "F32";
+  std::vector<TensorSpec> specs;
+  const ParamLayout layout(model);
+  for (const ParamTensor& t : layout.tensors()) specs.push_back({t.name, dt, {t.rows, t.cols}});
+  specs.push_back({"optimizer.adam_m", dt, {layout.total()}});
+  specs.push_back({"optimizer.adam_v", dt, {layout.total()}});
+  specs.push_back({"rng.mt", "U32", {PyRandom::kStateWords}});
+  return specs;
+}
+
+std::string number(double x) { return python_float_repr(x); }
+
+template <class T>
+void append_as(std::string& out, const double* values, int64_t n) {
+  const size_t at = out.size();
+  out.resize(at + static_cast<size_t>(n) * sizeof(T));
+  for (int64_t i = 0; i < n; i++) {
+    const T v = static_cast<T>(values[i]);
+    std::memcpy(out.data() + at + static_cast<size_t>(i) * sizeof(T), &v, sizeof(T));
+  }
+}
+
+}  // namespace
+
+uint32_t characters_crc(const std::u32string& chars) {
+  return crc32(std::string_view(reinterpret_cast<const char*>(chars.data()), chars.size() * sizeof(char32_t)));
+}
+
+void save_checkpoint(const std::string& path, const CheckpointData& c) {
+  const ParamLayout layout(c.model);
+  const int64_t P = layout.total();
+  if (static_cast<int64_t>(c.params.size()) != P || static_cast<int64_t>(c.adam_m.size()) != P ||
+      static_cast<int64_t>(c.adam_v.size()) != P) {
+    throw Error("checkpoint '" + path + "': parameter count does not match the configuration");
+  }
+  // Tensor bytes first, so the header can carry their checksum.
+  std::string data;
+  const std::vector<TensorSpec> specs = tensor_specs(c.model, c.f64);
+  json header = json::object();
+  for (const TensorSpec& s : specs) {
+    const auto begin = static_cast<int64_t>(data.size());
+    if (s.name == "optimizer.adam_m" || s.name == "optimizer.adam_v") {
+      const double* v = s.name == "optimizer.adam_m" ? c.adam_m.data() : c.adam_v.data();
+      c.f64 ? append_as<double>(data, v, P) : append_as<float>(data, v, P);
+    } else if (s.name == "rng.mt") {
+      const size_t at = data.size();
+      data.resize(at + sizeof(uint32_t) * PyRandom::kStateWords);
+      std::memcpy(data.data() + at, c.rng.mt.data(), sizeof(uint32_t) * PyRandom::kStateWords);
+    } else {
+      const ParamTensor& t = *layout.find(s.name);
+      const double* v = c.params.data() + t.offset;
+      c.f64 ? append_as<double>(data, v, t.numel()) : append_as<float>(data, v, t.numel());
+    }
+    header[s.name] = {{"dtype", s.dtype}, {"shape", s.shape}, {"data_offsets", {begin, static_cast<int64_t>(data.size())}}};
+  }
+  json config = {
+      {"n_layer", c.model.n_layer},         {"n_embd", c.model.n_embd},         {"n_head", c.model.n_head},
+      {"block_size", c.model.block_size},   {"vocab_size", c.model.vocab_size}, {"seed", c.train.seed},
+      {"steps", c.train.steps},             {"lr", c.train.lr},                 {"beta1", c.train.beta1},
+      {"beta2", c.train.beta2},             {"eps", c.train.eps},               {"init_std", c.train.init_std},
+      {"temperature", c.train.temperature}, {"num_samples", c.train.num_samples}, {"batch_size", c.train.batch_size},
+      {"val_frac", c.val_frac},             {"eval_every", c.eval_every},
+  };
+  json vocab = json::array();
+  for (char32_t ch : c.vocab) vocab.push_back(encode_utf8(std::u32string(1, ch)));
+  json data_info = {{"source", c.data_source}, {"docs", c.data_docs}, {"crc32", c.data_crc}};
+  json rng = {{"index", c.rng.index}, {"gauss_next", c.rng.gauss_next ? json(number(*c.rng.gauss_next)) : json(nullptr)}};
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x", crc32(data));
+  header["__metadata__"] = {
+      {"format", kCheckpointFormat},
+      {"format_version", std::to_string(kCheckpointVersion)},
+      {"engine", c.engine},
+      {"config", config.dump()},
+      {"vocab", vocab.dump()},
+      {"step", std::to_string(c.step)},
+      {"steps", std::to_string(c.train.steps)},
+      {"threads", std::to_string(c.threads)},
+      {"data", data_info.dump()},
+      {"rng", rng.dump()},
+      {"tensor_crc32", crc},
+  };
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // the data then starts 8-byte aligned
+  char len[8];
+  const uint64_t n = text.size();
+  for (int i = 0; i < 8; i++) len[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
+  write_file_atomic(path, [&](const std::function<void(std::string_view)>& write) {
+    write(std::string_view(len, 8));
+    write(text);
+    write(data);
+  });
+}
+
+CheckpointData load_checkpoint(const std::string& path) {
+  const std::string bytes = read_file(path, "checkpoint");
+  auto bad = [&](const std::string& why) { return Error("checkpoint '" + path + "' is not usable: " + why); };
+  if (bytes.size() < 8) throw bad("the file is too short to be a safetensors file (" + std::to_string(bytes.size()) + " bytes)");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; i--) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+  if (n < 2 || n > bytes.size() - 8) {
+    throw bad("its header length (" + std::to_string(n) + " bytes) does not fit in the file (" + std::to_string(bytes.size()) +
+              " bytes): truncated, or not a safetensors file");
+  }
+  json header;
+  try {
+    header = json::parse(bytes.substr(8, n));
+  } catch (const json::exception& e) {
+    throw bad("its JSON header does not parse (" + std::string(e.what()) + ")");
+  }
+  if (!header.is_object() || !header.contains("__metadata__") || !header["__metadata__"].is_object()) {
+    throw bad("no __metadata__ in the header: not a microgpt checkpoint");
+  }
+  const json& meta = header["__metadata__"];
+  auto meta_string = [&](const char* key) -> std::string {
+    if (!meta.contains(key) || !meta[key].is_string()) throw bad(std::string("metadata '") + key + "' is missing");
+    return meta[key].get<std::string>();
+  };
+  if (meta_string("format") != kCheckpointFormat) throw bad("format is '" + meta_string("format") + "', not '" + kCheckpointFormat + "'");
+  if (meta_string("format_version") != std::to_string(kCheckpointVersion)) {
+    throw bad("format version " + meta_string("format_version") + " (this microgpt reads version " +
+              std::to_string(kCheckpointVersion) + ")");
+  }
+  CheckpointData c;
+  try {
+    c.engine = meta_string("engine");
+    if (c.engine != "fast" && c.engine != "reference") throw bad("unknown engine '" + c.engine + "'");
+    const json config = json::parse(meta_string("config"));
+    c.model.n_layer = config.at("n_layer").get<int64_t>();
+    c.model.n_embd = config.at("n_embd").get<int64_t>();
+    c.model.n_head = config.at("n_head").get<int64_t>();
+    c.model.block_size = config.at("block_size").get<int64_t>();
+    c.model.vocab_size = config.at("vocab_size").get<int64_t>();
+    c.train.seed = config.at("seed").get<uint64_t>();
+    c.train.steps = config.at("steps").get<int64_t>();
+    c.train.lr = config.at("lr").get<double>();
+    c.train.beta1 = config.at("beta1").get<double>();
+    c.train.beta2 = config.at("beta2").get<double>();
+    c.train.eps = config.at("eps").get<double>();
+    c.train.init_std = config.at("init_std").get<double>();
+    c.train.temperature = config.at("temperature").get<double>();
+    c.train.num_samples = config.at("num_samples").get<int64_t>();
+    c.train.batch_size = config.at("batch_size").get<int64_t>();
+    c.val_frac = config.at("val_frac").get<double>();
+    c.eval_every = config.at("eval_every").get<int64_t>();
+    for (const json& ch : json::parse(meta_string("vocab"))) {
+      const auto cps = decode_utf8(ch.get<std::string>());
+      if (!cps || cps->size() != 1) throw bad("a vocabulary entry is not one character");
+      c.vocab.push_back((*cps)[0]);
+    }
+    c.step = std::stoll(meta_string("step"));
+    c.threads = std::stoll(meta_string("threads"));
+    if (std::stoll(meta_string("steps")) != c.train.steps) throw bad("steps in metadata and config disagree");
+    const json data = json::parse(meta_string("data"));
+    c.data_source = data.at("source").get<std::string>();
+    c.data_docs = data.at("docs").get<int64_t>();
+    c.data_crc = data.at("crc32").get<uint32_t>();
+    const json rng = json::parse(meta_string("rng"));
+    c.rng.index = rng.at("index").get<int64_t>();
+    if (!rng.at("gauss_next").is_null()) c.rng.gauss_next = std::stod(rng.at("gauss_next").get<std::string>());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw bad(std::string("its metadata is damaged (") + e.what() + ")");
+  }
+  // The configuration must describe a model this program can build.
+  if (c.model.n_layer < 1 || c.model.n_embd < 1 || c.model.n_head < 1 || c.model.block_size < 1 ||
+      c.model.n_embd % c.model.n_head != 0 || c.model.n_layer > (1 << 24) || c.model.n_embd > (1 << 24) ||
+      c.model.block_size > (1 << 24) || c.train.steps < 1 || c.train.batch_size < 1 || c.step < 0 ||
+      c.step > c.train.steps || c.rng.index < 0 || c.rng.index > PyRandom::kStateWords) {
+    throw bad("its configuration is out of range");
+  }
+  if (static_cast<int64_t>(c.vocab.size()) + 1 != c.model.vocab_size) {
+    throw bad("its vocabulary has " + std::to_string(c.vocab.size()) + " characters but vocab_size is " +
+              std::to_string(c.model.vocab_size));
+  }
+  // Tensors: each one present with the expected dtype and shape, inside the data, which
+  // they cover exactly; then the checksum.
+  const std::string_view data = std::string_view(bytes).substr(8 + n);
+  const char* dtype_expected = nullptr;
+  for (const char* dt : {"F32", "F64"}) {
+    if (header.contains("wte") && header["wte"].is_object() && header["wte"].value("dtype", "") == dt) dtype_expected = dt;
+  }
+  if (!dtype_expected) throw bad("tensor 'wte' is missing or is neither F32 nor F64");
+  c.f64 = std::string(dtype_expected) == "F64";
+  const std::vector<TensorSpec> specs = tensor_specs(c.model, c.f64);
+  int64_t covered = 0;
+  const ParamLayout layout(c.model);
+  c.params.resize(static_cast<size_t>(layout.total()));
+  c.adam_m.resize(static_cast<size_t>(layout.total()));
+  c.adam_v.resize(static_cast<size_t>(layout.total()));
+  for (const TensorSpec& s : specs) {
+    if (!header.contains(s.name) || !header[s.name].is_object()) throw bad("tensor '" + s.name + "' is missing");
+    const json& t = header[s.name];
+    int64_t begin = 0, end = 0;
+    try {
+      if (t.at("dtype").get<std::string>() != s.dtype) {
+        throw bad("tensor '" + s.name + "' has dtype " + t.at("dtype").get<std::string>() + ", expected " + s.dtype);
+      }
+      if (t.at("shape").get<std::vector<int64_t>>() != s.shape) {
+        std::string want;
+        for (int64_t d : s.shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
+        throw bad("tensor '" + s.name + "' has shape " + t.at("shape").dump() + ", expected [" + want + "]");
+      }
+      begin = t.at("data_offsets").at(0).get<int64_t>();
+      end = t.at("data_offsets").at(1).get<int64_t>();
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw bad("tensor '" + s.name + "' has a damaged entry (" + e.what() + ")");
+    }
+    if (begin < 0 || end < begin || end > static_cast<int64_t>(data.size()) || end - begin != s.numel() * s.elem_size()) {
+      throw bad("tensor '" + s.name + "' lies outside the file's data (truncated?)");
+    }
+    covered += end - begin;
+    const char* src = data.data() + begin;
+    auto read_values = [&](double* dst, int64_t count) {
+      for (int64_t i = 0; i < count; i++) {
+        if (c.f64) {
+          double v;
+          std::memcpy(&v, src + i * 8, 8);
+          dst[i] = v;
+        } else {
+          float v;
+          std::memcpy(&v, src + i * 4, 4);
+          dst[i] = v;
+        }
+      }
+    };
+    if (s.name == "optimizer.adam_m") {
+      read_values(c.adam_m.data(), layout.total());
+    } else if (s.name == "optimizer.adam_v") {
+      read_values(c.adam_v.data(), layout.total());
+    } else if (s.name == "rng.mt") {
+      std::memcpy(c.rng.mt.data(), src, sizeof(uint32_t) * PyRandom::kStateWords);
+    } else {
+      const ParamTensor& p = *layout.find(s.name);
+      read_values(c.params.data() + p.offset, p.numel());
+    }
+  }
+  if (covered != static_cast<int64_t>(data.size())) throw bad("its data has bytes no tensor accounts for");
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x", crc32(data));
+  if (meta_string("tensor_crc32") != crc) {
+    throw bad("checksum mismatch (tensor bytes have CRC-32 " + std::string(crc) + ", the header says " +
+              meta_string("tensor_crc32") + "): the file is damaged");
+  }
+  return c;
+}
+
+}  // namespace microgpt

@@ -1,0 +1,148 @@
+#include "core/files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "core/error.h"
+
+namespace microgpt {
+
+namespace {
+
+std::string folder_of(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::filesystem::path parent = p.parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw Error("cannot write '" + path + "': " + what);
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    const int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+void write_file_atomic(const std::string& path,
+                       const std::function<void(const std::function<void(std::string_view)>&)>& produce) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) fail(path, "it is a directory");
+  // A unique temporary name beside the target, so concurrent writers never share one.
+  std::string tmpl = path + ".tmp-XXXXXX";
+  const int raw = ::mkstemp(tmpl.data());
+  if (raw < 0) fail(path, std::strerror(errno));
+  Fd fd(raw);
+  const std::string tmp = tmpl;
+  bool done = false;
+  struct Cleanup {
+    const std::string& tmp;
+    bool& done;
+    ~Cleanup() {
+      if (!done) ::unlink(tmp.c_str());
+    }
+  } cleanup{tmp, done};
+  ::fchmod(fd.get(), 0644);
+  auto write_all = [&](std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::write(fd.get(), bytes.data(), bytes.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail(path, std::strerror(errno));
+      }
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+  };
+  produce(write_all);
+  if (::fsync(fd.get()) != 0) fail(path, std::strerror(errno));
+  if (::close(fd.release()) != 0) fail(path, std::strerror(errno));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(path, std::strerror(errno));
+  done = true;
+  // Make the rename itself durable.
+  const int dir = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  write_file_atomic(path, [&](const std::function<void(std::string_view)>& write) { write(bytes); });
+}
+
+void check_writable(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw Error("cannot write " + what + " '" + path + "': it is a directory");
+  }
+  const std::string folder = folder_of(path);
+  if (::stat(folder.c_str(), &st) != 0) {
+    throw Error("cannot write " + what + " '" + path + "': folder '" + folder + "' does not exist");
+  }
+  if (!S_ISDIR(st.st_mode)) throw Error("cannot write " + what + " '" + path + "': '" + folder + "' is not a folder");
+  if (::access(folder.c_str(), W_OK | X_OK) != 0) {
+    throw Error("cannot write " + what + " '" + path + "': " + std::strerror(errno));
+  }
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  const int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
+  Fd fd(raw);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw Error("cannot read " + what + " '" + path + "': it is a directory");
+  std::string bytes;
+  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
+    }
+    if (n == 0) break;
+    bytes.append(buf, static_cast<size_t>(n));
+  }
+  return bytes;
+}
+
+uint32_t crc32(std::string_view bytes, uint32_t crc) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320U ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (unsigned char b : bytes) crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+}  // namespace microgpt

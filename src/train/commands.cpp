@@ -1,0 +1,217 @@
+#include "train/commands.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/text.h"
+#include "inspect/embed.h"
+#include "train/sampler.h"
+#include "train/trainer.h"
+
+namespace microgpt {
+
+namespace {
+
+// The characters of `text` as tokens; characters outside the vocabulary are an error
+// that names them.
+std::vector<Token> tokens_of(const Tokenizer& tokenizer, const std::u32string& text, const std::string& what,
+                             Error::Kind kind = Error::Kind::usage) {
+  std::vector<Token> ids;
+  std::u32string unknown;
+  for (char32_t c : text) {
+    const Token id = tokenizer.id_of(c);
+    if (id < 0) {
+      if (unknown.find(c) == std::u32string::npos) unknown.push_back(c);
+    } else {
+      ids.push_back(id);
+    }
+  }
+  if (!unknown.empty()) {
+    std::string list;
+    for (char32_t c : unknown) list += (list.empty() ? "'" : ", '") + encode_utf8(std::u32string(1, c)) + "'";
+    throw Error(what + ": " + list + (unknown.size() == 1 ? " is" : " are") + " not in the model's vocabulary", kind);
+  }
+  return ids;
+}
+
+// The data a checkpoint was trained on: the embedded list, `given`, or the stored path if
+// it still holds the same documents.
+Dataset training_data(const CheckpointData& c, const std::optional<std::string>& given, const std::string& model_path,
+                      const std::string& why) {
+  if (given) return load_dataset(*given);
+  if (c.data_source == kEmbeddedSource) return embedded_dataset();
+  if (std::filesystem::exists(c.data_source)) {
+    Dataset d = load_dataset(c.data_source);
+    if (d.size() == c.data_docs && characters_crc(d.chars) == c.data_crc) return d;
+  }
+  throw usage_error(why + ": model '" + model_path + "' was trained on '" + c.data_source +
+                    "', which is not there as it was; give it with --data");
+}
+
+std::string utf8_of(const Tokenizer& tokenizer, const std::vector<Token>& ids) { return tokenizer.decode(ids); }
+
+}  // namespace
+
+LoadedModel load_model(const std::string& path, int64_t threads) {
+  LoadedModel m{load_checkpoint(path), Tokenizer::from_chars(U""), nullptr};
+  m.tokenizer = Tokenizer::from_chars(m.checkpoint.vocab);
+  EngineOptions engine;
+  engine.name = m.checkpoint.engine;
+  engine.threads = threads;
+  TrainConfig train = m.checkpoint.train;
+  m.engine = make_engine(engine, m.checkpoint.model, train);
+  m.engine->load_state(m.checkpoint);
+  return m;
+}
+
+void run_sample(const SampleCommand& cmd, std::ostream& out) {
+  if (cmd.temperature && *cmd.temperature < 0) throw usage_error("--temperature: expected a number >= 0");
+  if (cmd.top_k < 0) throw usage_error("--top-k: expected a whole number >= 0");
+  if (!(cmd.top_p > 0.0 && cmd.top_p <= 1.0)) throw usage_error("--top-p: expected a number in (0, 1]");
+  const auto prefix_text = decode_utf8(cmd.prefix);
+  if (!prefix_text) throw usage_error("--prefix is not valid UTF-8");
+  if (cmd.log_path) check_writable(*cmd.log_path, "log file");
+  LoadedModel m = load_model(cmd.model_path, cmd.threads);
+  const CheckpointData& c = m.checkpoint;
+  SampleOptions o;
+  o.temperature = cmd.temperature.value_or(c.train.temperature);
+  o.top_k = cmd.top_k;
+  o.top_p = cmd.top_p;
+  o.prefix = tokens_of(m.tokenizer, *prefix_text, "--prefix");
+  o.max_len = cmd.max_len;
+  if (o.max_len > 0 && o.max_len <= static_cast<int64_t>(o.prefix.size())) {
+    throw usage_error("--max-len " + std::to_string(o.max_len) + " leaves no room after the " +
+                      std::to_string(o.prefix.size()) + " characters of --prefix");
+  }
+  if (static_cast<int64_t>(o.prefix.size()) >= c.model.block_size) {
+    throw usage_error("--prefix has " + std::to_string(o.prefix.size()) + " characters; the model's block size (" +
+                      std::to_string(c.model.block_size) + ") leaves no room to add any");
+  }
+  std::unordered_set<std::u32string> known;
+  if (cmd.novel) {
+    const Dataset d = training_data(c, cmd.data_path, cmd.model_path, "--novel");
+    for (int64_t i = 0; i < d.size(); i++) known.emplace(d.doc(i));
+  }
+  PyRandom rng(cmd.seed.value_or(0));
+  if (!cmd.seed) rng.set_state(c.rng);  // where training left it: the names train printed
+  const int64_t wanted = cmd.num_samples.value_or(c.train.num_samples);
+  std::ofstream log;
+  if (cmd.log_path) {
+    log.open(*cmd.log_path, std::ios::binary | std::ios::trunc);
+    if (!log) throw Error("cannot write log file '" + *cmd.log_path + "'");
+  }
+  const int64_t max_attempts = 100 * wanted + 1000;
+  int64_t printed = 0;
+  for (int64_t attempt = 0; printed < wanted; attempt++) {
+    if (attempt >= max_attempts) {
+      throw Error("found only " + std::to_string(printed) + " names that are not in the training data in " +
+                  std::to_string(max_attempts) + " tries (raise --temperature?)");
+    }
+    const std::vector<Token> ids = sample_sequence(*m.engine, rng, o, m.tokenizer.bos(), c.model.block_size);
+    std::u32string text;
+    for (Token t : ids) text.push_back(m.tokenizer.chars()[static_cast<size_t>(t)]);
+    if (cmd.novel && known.contains(text)) continue;
+    printed++;
+    char head[32];
+    std::snprintf(head, sizeof head, "sample %2lld: ", static_cast<long long>(printed));
+    out << head << utf8_of(m.tokenizer, ids) << "\n";
+    if (log.is_open()) log << "{\"sample\": " << printed << ", \"text\": " << json_quote(text) << "}\n";
+  }
+  if (log.is_open()) {
+    log.close();
+    if (!log) throw Error("cannot write log file '" + *cmd.log_path + "': write failed");
+  }
+}
+
+void run_eval(const EvalCommand& cmd, std::ostream& out) {
+  LoadedModel m = load_model(cmd.model_path, cmd.threads);
+  const CheckpointData& c = m.checkpoint;
+  TokenizedDocs tokens;
+  std::vector<DocRef> docs;
+  std::string what;
+  if (cmd.data_path) {
+    const Dataset d = load_dataset(*cmd.data_path);
+    std::vector<int64_t> all(static_cast<size_t>(d.size()));
+    for (int64_t i = 0; i < d.size(); i++) all[static_cast<size_t>(i)] = i;
+    tokens_of(m.tokenizer, d.chars, "data file '" + *cmd.data_path + "'", Error::Kind::runtime);  // all known
+    tokenize_documents(d, m.tokenizer, all, tokens);
+    what = "'" + *cmd.data_path + "'";
+  } else {
+    if (!(c.val_frac > 0.0)) {
+      throw usage_error("model '" + cmd.model_path +
+                        "' was trained without --val-frac, so it has no held-out documents; give a file with --data");
+    }
+    // The held-out share exactly as training drew it: same data, same shuffle, same split.
+    const Dataset d = training_data(c, std::nullopt, cmd.model_path, "eval of the held-out documents");
+    if (d.size() != c.data_docs || characters_crc(d.chars) != c.data_crc) {
+      throw Error("the data is not what model '" + cmd.model_path + "' was trained on");
+    }
+    PyRandom rng(c.train.seed);
+    std::vector<int64_t> order(static_cast<size_t>(d.size()));
+    for (int64_t i = 0; i < d.size(); i++) order[static_cast<size_t>(i)] = i;
+    rng.shuffle(order);
+    const int64_t n_val = validation_count(d.size(), c.val_frac);
+    tokenize_documents(d, m.tokenizer, std::span(order).subspan(static_cast<size_t>(d.size() - n_val)), tokens);
+    what = "the " + std::to_string(n_val) + " held-out documents of '" + c.data_source + "'";
+  }
+  for (int64_t i = 0; i < tokens.size(); i++) docs.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
+  const LossSum loss = m.engine->evaluate(docs);
+  char line[256];
+  std::snprintf(line, sizeof line, "loss per token %.4f | perplexity %.3f | %lld documents, %lld tokens", loss.mean(),
+                std::exp(loss.mean()), static_cast<long long>(docs.size()), static_cast<long long>(loss.tokens));
+  out << "evaluating " << what << "\n" << line << "\n";
+}
+
+}  // namespace microgpt
+
+namespace microgpt {
+
+void run_embed(const EmbedCommand& cmd, std::ostream& out) {
+  if (cmd.plot_path) check_writable(*cmd.plot_path, "plot");
+  if (cmd.heatmap_path) check_writable(*cmd.heatmap_path, "heatmap");
+  if (cmd.export_prefix) check_writable(*cmd.export_prefix + "_vectors.tsv", "export");
+  LoadedModel m = load_model(cmd.model_path, 1);
+  const CheckpointData& c = m.checkpoint;
+  const EmbeddingView view = embedding_view_from_params(c.model, c.vocab, std::span<const double>(c.params));
+  out << "model '" << cmd.model_path << "': " << view.vocab_size() << " tokens, embeddings " << view.n_embd()
+      << " wide, trained " << c.step << " of " << c.train.steps << " steps\n";
+  out << class_similarity_line(view) << "\n";
+  out << "nearest tokens by cosine similarity:\n";
+  if (cmd.neighbors) {
+    out << neighbors_report(view, *cmd.neighbors, cmd.top);
+  } else {
+    std::vector<Token> all;
+    for (Token t = 0; t < view.vocab_size(); t++) all.push_back(t);
+    out << neighbors_report(view, all, cmd.top);
+  }
+  if (cmd.plot_path) {
+    write_embedding_plot_svg(*cmd.plot_path, view);
+    out << "wrote " << *cmd.plot_path << "\n";
+  }
+  if (cmd.heatmap_path) {
+    write_similarity_heatmap_svg(*cmd.heatmap_path, view);
+    out << "wrote " << *cmd.heatmap_path << "\n";
+  }
+  if (cmd.export_prefix) {
+    const ProjectorFiles files = export_projector_tsv(*cmd.export_prefix, view);
+    out << "wrote " << files.vectors << " and " << files.labels << "\n";
+  }
+  if (cmd.show_text) {
+    Engine& engine = *m.engine;
+    const NextTokenProbs predict = [&engine](const std::vector<Token>& tokens) {
+      std::vector<std::vector<double>> rows;
+      engine.start_sequence();
+      for (Token t : tokens) rows.push_back(engine.next(t, 1.0));
+      return rows;
+    };
+    out << show_report(view, *cmd.show_text, predict);
+  }
+}
+
+}  // namespace microgpt

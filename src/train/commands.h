@@ -1,0 +1,57 @@
+// The commands that use a trained model: `sample` (names from a checkpoint, with
+// sampling controls), `eval` (loss per token and perplexity over a file or the
+// checkpoint's held-out documents) and `embed` (the learned embeddings made visible).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "checkpoint/checkpoint.h"
+#include "data/dataset.h"
+#include "train/engine.h"
+
+namespace microgpt {
+
+// A checkpoint loaded into the engine that wrote it.
+struct LoadedModel {
+  CheckpointData checkpoint;
+  Tokenizer tokenizer;
+  std::unique_ptr<Engine> engine;
+};
+LoadedModel load_model(const std::string& path, int64_t threads);
+
+struct SampleCommand {
+  std::string model_path;
+  std::optional<int64_t> num_samples;  // default: the checkpoint's
+  std::optional<double> temperature;   // default: the checkpoint's; 0: the most likely token
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  std::string prefix;             // UTF-8
+  std::optional<uint64_t> seed;   // default: continue the generator saved with the model
+  int64_t max_len = 0;            // 0: block_size
+  bool novel = false;             // only names not in the training data
+  std::optional<std::string> data_path;  // the training data, for --novel
+  std::optional<std::string> log_path;
+  int64_t threads = 1;
+};
+void run_sample(const SampleCommand& command, std::ostream& out);
+
+struct EvalCommand {
+  std::string model_path;
+  std::optional<std::string> data_path;  // none: the checkpoint's held-out documents
+  int64_t threads = 1;
+};
+void run_eval(const EvalCommand& command, std::ostream& out);
+
+struct EmbedCommand {
+  std::string model_path;
+  std::optional<std::string> neighbors;  // comma-separated characters; empty: all tokens
+  int64_t top = 5;
+  std::optional<std::string> plot_path, heatmap_path, export_prefix, show_text;
+};
+void run_embed(const EmbedCommand& command, std::ostream& out);
+
+}  // namespace microgpt

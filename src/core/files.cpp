@@ -1,12 +1,14 @@
 #include "core/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 
@@ -20,6 +22,27 @@ std::string folder_of(const std::string& path) {
   const std::filesystem::path p(path);
   const std::filesystem::path parent = p.parent_path();
   return parent.empty() ? std::string(".") : parent.string();
+}
+
+// Temporary files of writers that were killed: PATH.tmp-XXXXXX files beside `path` that
+// no living writer holds (each writer keeps an exclusive lock on its own) and that have
+// not been touched for a minute. Removing them keeps a run that is killed again and
+// again from filling the disk.
+void remove_stale_temporaries(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path target(path);
+  const std::string prefix = target.filename().string() + ".tmp-";
+  const std::filesystem::path folder = target.parent_path().empty() ? "." : target.parent_path();
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::time(nullptr) - st.st_mtime < 60) continue;
+    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(entry.path().c_str());
+    ::close(fd);
+  }
 }
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -51,11 +74,14 @@ void write_file_atomic(const std::string& path,
                        const std::function<void(const std::function<void(std::string_view)>&)>& produce) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) fail(path, "it is a directory");
-  // A unique temporary name beside the target, so concurrent writers never share one.
+  remove_stale_temporaries(path);
+  // A unique temporary name beside the target, so concurrent writers never share one;
+  // locked while we write it, so no one takes it for a dead writer's.
   std::string tmpl = path + ".tmp-XXXXXX";
   const int raw = ::mkstemp(tmpl.data());
   if (raw < 0) fail(path, std::strerror(errno));
   Fd fd(raw);
+  ::flock(fd.get(), LOCK_EX);
   const std::string tmp = tmpl;
   bool done = false;
   struct Cleanup {

@@ -188,18 +188,22 @@ std::string Tokenizer::label(Token id) const {
 }
 
 void tokenize_documents(const Dataset& data, const Tokenizer& tokenizer, std::span<const int64_t> which,
-                        TokenizedDocs& out) {
+                        TokenizedDocs& out, int64_t max_tokens) {
   out.tokens.clear();
   out.starts.assign(1, 0);
   const Token bos = tokenizer.bos();
   for (int64_t i : which) {
     out.tokens.push_back(bos);
-    for (char32_t c : data.doc(i)) {
+    std::u32string_view doc = data.doc(i);
+    // [BOS] + chars + [BOS] cut to max_tokens: the closing BOS only if it fits.
+    const bool cut = max_tokens > 0 && static_cast<int64_t>(doc.size()) + 2 > max_tokens;
+    if (cut) doc = doc.substr(0, static_cast<size_t>(max_tokens - 1));
+    for (char32_t c : doc) {
       const Token id = tokenizer.id_of(c);
       if (id < 0) throw Error("character U+" + std::to_string(static_cast<uint32_t>(c)) + " is not in the vocabulary");
       out.tokens.push_back(id);
     }
-    out.tokens.push_back(bos);
+    if (!cut) out.tokens.push_back(bos);
     out.starts.push_back(static_cast<int64_t>(out.tokens.size()));
   }
 }

@@ -80,7 +80,10 @@ struct TokenizedDocs {
 };
 
 // Tokenizes data.doc(which[0]), data.doc(which[1]), ... into `out`, reusing its memory.
+// With max_tokens > 0 each document keeps at most that many tokens ([BOS] + its first
+// characters): a model of block size T reads only T + 1, and a 10 MB line need not be
+// copied at every step.
 void tokenize_documents(const Dataset& data, const Tokenizer& tokenizer, std::span<const int64_t> which,
-                        TokenizedDocs& out);
+                        TokenizedDocs& out, int64_t max_tokens = 0);
 
 }  // namespace microgpt

@@ -277,29 +277,33 @@ LossSum FastModel::forward_backward(std::span<const DocRef> batch) {
   return out;
 }
 
-void FastModel::adam_step(int64_t step, int64_t total_steps) {
+bool FastModel::adam_step(int64_t step, int64_t total_steps) {
   const float lr = static_cast<float>(train_.lr * (1.0 - static_cast<double>(step) / static_cast<double>(total_steps)));
   const float bias1 = static_cast<float>(1.0 - std::pow(train_.beta1, static_cast<double>(step + 1)));
   const float bias2 = static_cast<float>(1.0 - std::pow(train_.beta2, static_cast<double>(step + 1)));
   const int64_t P = layout_.total();
   // Slices of whole cache lines, one per thread; small models need no threads.
   const int64_t nt = P >= 65536 ? threads_ : 1;
+  std::vector<int64_t> nonfinite(static_cast<size_t>(nt), 0);
   auto work = [&](int64_t t) {
     const int64_t a = (P * t / nt) / 16 * 16;
     const int64_t e = t + 1 == nt ? P : (P * (t + 1) / nt) / 16 * 16;
     std::vector<float*> g;
     for (auto& buf : grads_) g.push_back(buf.data() + a);
-    k_.adam_update(params_.data() + a, g.data(), static_cast<int64_t>(g.size()), m_.data() + a, v_.data() + a, e - a, lr,
+    nonfinite[static_cast<size_t>(t)] = k_.adam_update(params_.data() + a, g.data(), static_cast<int64_t>(g.size()), m_.data() + a, v_.data() + a, e - a, lr,
                    static_cast<float>(train_.beta1), static_cast<float>(train_.beta2), static_cast<float>(train_.eps),
                    bias1, bias2);
   };
   run_parallel(nt, work);
+  for (int64_t bad : nonfinite) {
+    if (bad > 0) return false;
+  }
+  return true;
 }
 
 double FastModel::train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch) {
   const LossSum loss = forward_backward(batch);
-  adam_step(step, total_steps);
-  return loss.mean();
+  return adam_step(step, total_steps) ? loss.mean() : NAN;
 }
 
 std::vector<float> FastModel::gradient() const {

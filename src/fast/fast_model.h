@@ -82,9 +82,11 @@ class FastModel {
   // is added to the gradient buffers. Returns the loss summed over the batch.
   LossSum forward_backward(std::span<const DocRef> batch);
   // Adam at step `step` (from 0) of `total_steps` with the summed gradient, which is
-  // then cleared.
-  void adam_step(int64_t step, int64_t total_steps);
-  // forward_backward + adam_step; returns the batch's mean loss per token.
+  // then cleared. Returns false if a gradient was infinite or NaN (the parameters are
+  // then no longer usable).
+  bool adam_step(int64_t step, int64_t total_steps);
+  // forward_backward + adam_step; returns the batch's mean loss per token, or NaN if a
+  // gradient was not finite.
   double train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch);
 
   // The gradient gathered so far (summed over threads), without clearing it.

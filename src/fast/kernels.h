@@ -70,9 +70,10 @@ struct Kernels {
                                 int64_t V);
 
   // Adam on n parameters: g = sum of the n_grads gradient buffers (then zeroed),
-  // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / bias1) / (sqrt(v / bias2) + eps)
-  void (*adam_update)(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
-                      float beta1, float beta2, float eps, float bias1, float bias2);
+  // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / bias1) / (sqrt(v / bias2) + eps).
+  // Returns how many of the summed gradients were infinite or NaN (0 when all is well).
+  int64_t (*adam_update)(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
+                         float beta1, float beta2, float eps, float bias1, float bias2);
 };
 
 // The best CPU kernels this processor runs. MICROGPT_KERNELS=avx512|avx2|generic

@@ -518,8 +518,8 @@ void crossentropy_backward(float* dlogits, const float* probs, const int32_t* ta
   }
 }
 
-void adam_update(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
-                 float beta1, float beta2, float eps, float bias1, float bias2) {
+int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
+                    float beta1, float beta2, float eps, float bias1, float bias2) {
   // p -= lr * m_hat / (sqrt(v_hat) + eps), written as (lr sqrt(bias2) / bias1) m /
   // (sqrt(v) + eps sqrt(bias2)), with sqrt(v) = v * rsqrt(v) and the division as a
   // reciprocal: each to about an ulp, and far cheaper than sqrt and div. v = 0 (a
@@ -536,6 +536,7 @@ void adam_update(float* params, float* const* grads, int64_t n_grads, float* m, 
     const V denom = fma(vs, simd::rsqrt(vs), veps);
     pi = sub(pi, mul(mul(step_size, mi), simd::rcp(denom)));
   };
+  int64_t nonfinite = 0;
   int64_t i = 0;
   for (; i + W <= n; i += W) {
     V g = load(grads[0] + i);
@@ -544,6 +545,7 @@ void adam_update(float* params, float* const* grads, int64_t n_grads, float* m, 
       g = add(g, load(grads[t] + i));
       store(grads[t] + i, zero());
     }
+    nonfinite += count_nonfinite(g);
     V mi = load(m + i), vi = load(v + i), pi = load(params + i);
     update(g, mi, vi, pi);
     store(m + i, mi);
@@ -557,12 +559,14 @@ void adam_update(float* params, float* const* grads, int64_t n_grads, float* m, 
       g = add(g, load(grads[t] + i, k));
       store(grads[t] + i, zero(), k);
     }
+    nonfinite += count_nonfinite(g);  // masked-off lanes hold 0
     V mi = load(m + i, k), vi = load(v + i, k), pi = load(params + i, k);
     update(g, mi, vi, pi);
     store(m + i, mi, k);
     store(v + i, vi, k);
     store(params + i, pi, k);
   }
+  return nonfinite;
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ inline V min(V a, V b) { return _mm512_min_ps(a, b); }
 inline V sqrt(V a) { return _mm512_sqrt_ps(a); }
 inline float hsum(V v) { return _mm512_reduce_add_ps(v); }
 inline float hmax(V v) { return _mm512_reduce_max_ps(v); }
+// How many lanes hold an infinity or a NaN.
+inline int64_t count_nonfinite(V v) { return __builtin_popcount(_mm512_fpclass_ps_mask(v, 0x99)); }
 // Lanes rearranged: result lane l = x[index lane l]
 using VI = __m512i;
 inline VI lane_index(const int32_t* idx) { return _mm512_loadu_si512(idx); }
@@ -84,6 +86,9 @@ inline float hsum(V v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+inline int64_t count_nonfinite(V v) {  // x - x is 0 for finite x, NaN otherwise
+  return __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ))));
 }
 using VI = __m256i;
 inline VI lane_index(const int32_t* idx) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)); }
@@ -134,6 +139,7 @@ inline V min(V a, V b) { return a < b ? a : b; }
 inline V sqrt(V a) { return std::sqrt(a); }
 inline float hsum(V v) { return v; }
 inline float hmax(V v) { return v; }
+inline int64_t count_nonfinite(V v) { return std::isfinite(v) ? 0 : 1; }
 inline V rsqrt(V x) { return 1.0f / std::sqrt(x); }
 inline V rcp(V x) { return 1.0f / x; }
 inline V exp(V x) { return std::exp(x); }

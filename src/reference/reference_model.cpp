@@ -1,6 +1,7 @@
 #include "reference/reference_model.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "core/pymath.h"
@@ -137,7 +138,8 @@ double ReferenceModel::loss(std::span<const Token> tokens) {
   return value;
 }
 
-void ReferenceModel::adam_step(int64_t step, int64_t total_steps) {
+bool ReferenceModel::adam_step(int64_t step, int64_t total_steps) {
+  bool finite = true;
   const double b1 = train_.beta1;
   const double b2 = train_.beta2;
   const double lr_t = train_.lr * (1.0 - static_cast<double>(step) / static_cast<double>(total_steps));
@@ -146,6 +148,7 @@ void ReferenceModel::adam_step(int64_t step, int64_t total_steps) {
   for (int64_t i = 0; i < layout_.total(); i++) {
     const Id p = tape_.leaf(i);
     const double g = tape_.grad(p);
+    finite = finite && std::isfinite(g);
     double& m = m_[static_cast<size_t>(i)];
     double& v = v_[static_cast<size_t>(i)];
     m = b1 * m + (1.0 - b1) * g;
@@ -155,12 +158,12 @@ void ReferenceModel::adam_step(int64_t step, int64_t total_steps) {
     tape_.set_value(p, tape_.value(p) - lr_t * m_hat / (pymath::pow(v_hat, 0.5) + train_.eps));
     tape_.set_grad(p, 0.0);
   }
+  return finite;
 }
 
 double ReferenceModel::train_step(int64_t step, int64_t total_steps, std::span<const Token> tokens) {
   const double loss = forward_backward(tokens);
-  adam_step(step, total_steps);
-  return loss;
+  return adam_step(step, total_steps) ? loss : NAN;
 }
 
 void ReferenceModel::start_sequence() {

@@ -35,7 +35,8 @@ class ReferenceModel {
   // grad(i). Returns the mean loss over its min(block_size, len - 1) positions.
   double forward_backward(std::span<const Token> tokens);
   // Adam at step `step` (counted from 0) of `total_steps`, then zero the gradients.
-  void adam_step(int64_t step, int64_t total_steps);
+  // Returns false if a gradient was infinite or NaN.
+  bool adam_step(int64_t step, int64_t total_steps);
   // One whole training step: forward_backward then adam_step.
   double train_step(int64_t step, int64_t total_steps, std::span<const Token> tokens);
 

@@ -140,7 +140,7 @@ void run_eval(const EvalCommand& cmd, std::ostream& out) {
     std::vector<int64_t> all(static_cast<size_t>(d.size()));
     for (int64_t i = 0; i < d.size(); i++) all[static_cast<size_t>(i)] = i;
     tokens_of(m.tokenizer, d.chars, "data file '" + *cmd.data_path + "'", Error::Kind::runtime);  // all known
-    tokenize_documents(d, m.tokenizer, all, tokens);
+    tokenize_documents(d, m.tokenizer, all, tokens, c.model.block_size + 1);
     what = "'" + *cmd.data_path + "'";
   } else {
     if (!(c.val_frac > 0.0)) {
@@ -157,7 +157,8 @@ void run_eval(const EvalCommand& cmd, std::ostream& out) {
     for (int64_t i = 0; i < d.size(); i++) order[static_cast<size_t>(i)] = i;
     rng.shuffle(order);
     const int64_t n_val = validation_count(d.size(), c.val_frac);
-    tokenize_documents(d, m.tokenizer, std::span(order).subspan(static_cast<size_t>(d.size() - n_val)), tokens);
+    tokenize_documents(d, m.tokenizer, std::span(order).subspan(static_cast<size_t>(d.size() - n_val)), tokens,
+                       c.model.block_size + 1);
     what = "the " + std::to_string(n_val) + " held-out documents of '" + c.data_source + "'";
   }
   for (int64_t i = 0; i < tokens.size(); i++) docs.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));

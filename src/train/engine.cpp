@@ -1,6 +1,11 @@
 #include "train/engine.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <string>
 
 #include "core/error.h"
 #include "reference/reference_model.h"
@@ -90,7 +95,84 @@ class FastEngine final : public Engine {
 
 }  // namespace
 
+double estimated_memory_bytes(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train) {
+  const double C = static_cast<double>(model.n_embd), L = static_cast<double>(model.n_layer);
+  const double V = static_cast<double>(model.vocab_size), T = static_cast<double>(model.block_size);
+  const double NH = static_cast<double>(model.n_head);
+  const double params = V * C * 2 + T * C + L * 12 * C * C;
+  if (options.name == "reference") {
+    // doubles: values and gradients on the tape, Adam's m and v; per position of a
+    // document the tape holds about one 12-byte term per multiply-add and a few 40-byte
+    // nodes per channel, head and earlier position.
+    const double terms = T * (L * 12 * C * C + C * V + L * 2 * C * T);
+    const double nodes = T * (L * (40 * C + 8 * NH * T) + 6 * V);
+    return params * 8 * 4 + terms * 12 + nodes * 40;
+  }
+  // floats: parameters, m, v, one gradient buffer per thread, a transposed weight per
+  // thread; activations of batch_size documents of block_size rows.
+  const double rows = static_cast<double>(train.batch_size) * T;
+  const double per_row = L * (18 * C + NH * T + 2) + 4 * C + 3 * V + 16 * C;
+  const double threads = static_cast<double>(std::max<int64_t>(1, options.threads));
+  return 4 * (params * (3 + threads) + threads * std::max(4 * C * C, V * C) + rows * per_row);
+}
+
+double available_memory_bytes() {
+  double available = 0;
+  if (std::ifstream meminfo("/proc/meminfo"); meminfo) {
+    std::string key;
+    double kb;
+    std::string unit;
+    while (meminfo >> key >> kb >> unit) {
+      if (key == "MemAvailable:") available = kb * 1024;
+    }
+  }
+  if (available <= 0) {
+    available = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  }
+  if (std::ifstream limit("/sys/fs/cgroup/memory.max"); limit) {
+    std::string value;
+    if (limit >> value && value != "max") available = std::min(available, std::stod(value));
+  }
+  return available;
+}
+
+namespace {
+std::string human_count(double n) {
+  char buf[48];
+  if (n < 1e6) {
+    std::snprintf(buf, sizeof buf, "%.0f", n);
+  } else if (n < 1e9) {
+    std::snprintf(buf, sizeof buf, "%.1f million", n / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f billion", n / 1e9);
+  }
+  return buf;
+}
+std::string human_bytes(double b) {
+  char buf[48];
+  const char* units[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
+  int u = 0;
+  while (b >= 1000 && u < 6) {
+    b /= 1000;
+    u++;
+  }
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+}  // namespace
+
 std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train) {
+  const double need = estimated_memory_bytes(options, model, train);
+  const double have = available_memory_bytes();
+  if (need > 0.9 * have) {
+    const double C = static_cast<double>(model.n_embd);
+    const double params = static_cast<double>(model.vocab_size) * 2 * C + static_cast<double>(model.block_size) * C +
+                          static_cast<double>(model.n_layer) * 12 * C * C;
+    throw usage_error("this model would need about " + human_bytes(need) + " of memory (" + human_count(params) +
+                      " parameters: n_embd " + std::to_string(model.n_embd) + ", n_layer " + std::to_string(model.n_layer) +
+                      ", vocab " + std::to_string(model.vocab_size) + ", engine " + options.name + ") but " +
+                      human_bytes(have) + " is available; choose smaller sizes");
+  }
   if (options.name == "reference") {
     if (train.batch_size != 1) {
       throw usage_error("--engine reference trains on one document per step, as microgpt.py does; use --batch-size 1 or --engine fast");

@@ -42,6 +42,15 @@ struct EngineOptions {
   int64_t threads = 1;
 };
 
+// Builds the engine; first refuses, with the memory it would need, a model that does
+// not fit in this machine's memory (a usage error).
 std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train);
+
+// About how many bytes an engine of this shape needs while training (parameters,
+// gradients, optimizer state, activations or the scalar tape), computed in double so
+// that absurd sizes do not overflow.
+double estimated_memory_bytes(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train);
+// The memory this process may still use: MemAvailable, or the cgroup's limit if lower.
+double available_memory_bytes();
 
 }  // namespace microgpt

@@ -72,7 +72,7 @@ std::string step_line(int64_t step, int64_t steps, const char* what, double loss
   if (std::isfinite(loss)) {
     p = std::to_chars(p, buf + sizeof buf, loss, std::chars_format::fixed, 4).ptr;
   } else {
-    p = std::copy_n("nan", 3, p);
+    p = std::copy_n(std::isnan(loss) ? "nan" : "inf", 3, p);
   }
   return std::string(buf, p);
 }
@@ -91,8 +91,9 @@ int64_t validation_count(int64_t n_docs, double val_frac) {
   return std::min(n_val, n_docs - 1);
 }
 
-std::vector<DocRef> Corpus::documents(int64_t begin, int64_t end, TokenizedDocs& out) const {
-  tokenize_documents(data, tokenizer, std::span(order).subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)), out);
+std::vector<DocRef> Corpus::documents(int64_t begin, int64_t end, TokenizedDocs& out, int64_t max_tokens) const {
+  tokenize_documents(data, tokenizer, std::span(order).subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)), out,
+                     max_tokens);
   std::vector<DocRef> refs;
   for (int64_t i = 0; i < out.size(); i++) refs.emplace_back(out.begin(i), static_cast<size_t>(out.length(i)));
   return refs;
@@ -163,11 +164,11 @@ void run_training(const TrainOptions& given, std::ostream& out) {
   }
   JsonLog log(options.log_path, resume.has_value());
 
-  out << "num docs: " << data.size() << "\n";
-  out << "vocab size: " << corpus.tokenizer.vocab_size() << "\n";
   ModelConfig config = options.model;
   config.vocab_size = corpus.tokenizer.vocab_size();
-  std::unique_ptr<Engine> engine = make_engine(options.engine, config, options.train);
+  std::unique_ptr<Engine> engine = make_engine(options.engine, config, options.train);  // refuses what cannot fit
+  out << "num docs: " << data.size() << "\n";
+  out << "vocab size: " << corpus.tokenizer.vocab_size() << "\n";
   if (resume) {
     engine->load_state(*resume);
     rng.set_state(resume->rng);  // where the generator stood after the initial weights
@@ -178,10 +179,12 @@ void run_training(const TrainOptions& given, std::ostream& out) {
 
   const int64_t n_train = data.size() - corpus.n_val;
   TokenizedDocs val_tokens;
-  const std::vector<DocRef> val_docs = corpus.documents(n_train, data.size(), val_tokens);
+  const std::vector<DocRef> val_docs = corpus.documents(n_train, data.size(), val_tokens, config.block_size + 1);
   if (options.val_frac > 0.0) out << "validation: " << corpus.n_val << " docs held out, training on " << n_train << "\n";
   if (resume) out << "resuming from '" << *options.resume_path << "' after step " << first_step << "\n";
 
+  std::optional<int64_t> saved_step;  // the last good checkpoint written to out_path
+  if (resume && options.out_path && *options.out_path == *options.resume_path) saved_step = first_step;
   auto save = [&](int64_t step_done) {
     CheckpointData c;
     c.engine = options.engine.name;
@@ -204,10 +207,12 @@ void run_training(const TrainOptions& given, std::ostream& out) {
     }
     c.rng = rng.state();
     save_checkpoint(*options.out_path, c);
+    saved_step = step_done;
   };
 
   Progress progress(options.progress, options.progress_mode, first_step, steps);
   std::vector<std::pair<int64_t, double>> train_curve, val_curve;
+  double first_loss = 0.0;
   auto validate = [&](int64_t step) {
     if (val_docs.empty()) return;
     const double val = engine->evaluate(val_docs).mean();
@@ -224,7 +229,7 @@ void run_training(const TrainOptions& given, std::ostream& out) {
   for (int64_t step = first_step; step < last_step; step++) {
     // step s trains on documents s*B .. s*B + B - 1 of the training share, wrapping
     for (int64_t i = 0; i < B; i++) batch_docs[static_cast<size_t>(i)] = corpus.order[static_cast<size_t>((step * B + i) % n_train)];
-    tokenize_documents(data, corpus.tokenizer, batch_docs, batch_tokens);
+    tokenize_documents(data, corpus.tokenizer, batch_docs, batch_tokens, config.block_size + 1);
     batch.clear();
     int64_t tokens = 0;
     for (int64_t i = 0; i < batch_tokens.size(); i++) {
@@ -237,14 +242,21 @@ void run_training(const TrainOptions& given, std::ostream& out) {
       out << line << "\n";
     }
     log.step(step + 1, "loss", loss);
-    if (!std::isfinite(loss)) {
+    // A numeric fault: a loss or gradient that is infinite or NaN, or a loss so far above
+    // where training started (a thousand times) that the run has blown up even though
+    // float arithmetic still holds it (the fast engine's log-sum-exp keeps losses of
+    // 1e20 finite).
+    if (step == first_step) first_loss = std::max(loss, std::log(static_cast<double>(config.vocab_size)));
+    if (!std::isfinite(loss) || loss > 1000 * first_loss) {
       log.flush();
       progress.finish();
       if (options.interactive) out << line << "\n";
-      throw Error("training diverged at step " + std::to_string(step + 1) + ": the loss is not finite" +
-                  (options.out_path && (options.checkpoint_every > 0 || resume)
-                       ? "; the last good checkpoint in '" + *options.out_path + "' is kept"
-                       : "") +
+      throw Error("training diverged at step " + std::to_string(step + 1) + ": " +
+                  (std::isfinite(loss) ? "the loss is over a thousand times the first step's; "
+                                       : "the loss or a gradient is not finite; ") +
+                  (saved_step ? "the last good checkpoint, '" + *options.out_path + "' at step " + std::to_string(*saved_step) +
+                                    ", is kept"
+                              : std::string("no checkpoint was written")) +
                   " (try a lower --lr)");
     }
     train_curve.emplace_back(step + 1, loss);

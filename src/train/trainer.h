@@ -54,8 +54,9 @@ struct Corpus {
   std::vector<int64_t> order;  // the shuffled list: order[k] is the k-th document
   Tokenizer tokenizer;
   int64_t n_train = 0, n_val = 0;
-  // The k-th document of the shuffled list, tokenized into `out`.
-  std::vector<DocRef> documents(int64_t begin, int64_t end, TokenizedDocs& out) const;
+  // Documents begin..end-1 of the shuffled list, tokenized into `out` (at most
+  // max_tokens tokens each, 0: all).
+  std::vector<DocRef> documents(int64_t begin, int64_t end, TokenizedDocs& out, int64_t max_tokens = 0) const;
 };
 // Reads the data (none: the embedded names), shuffles it with `rng` (which must be
 // freshly seeded, as microgpt.py's is) and splits it.

@@ -915,17 +915,18 @@ void residual_forward_overruns(float* out, const float* a, const float* b, int64
   real().residual_forward(out, a, b, n);
   out[n] = 0.0f;
 }
-void adam_without_bias_correction(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n,
-                                  float lr, float beta1, float beta2, float eps, float, float) {
-  real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, 1.0f, 1.0f);
+int64_t adam_without_bias_correction(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n,
+                                     float lr, float beta1, float beta2, float eps, float, float) {
+  return real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, 1.0f, 1.0f);
 }
 // the gradient buffers summed but not cleared
-void adam_keeps_gradients(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n,
-                          float lr, float beta1, float beta2, float eps, float bias1, float bias2) {
+int64_t adam_keeps_gradients(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n,
+                             float lr, float beta1, float beta2, float eps, float bias1, float bias2) {
   std::vector<std::vector<float>> keep;
   for (int64_t g = 0; g < n_grads; g++) keep.emplace_back(grads[g], grads[g] + n);
-  real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, bias1, bias2);
+  const int64_t bad = real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, bias1, bias2);
   for (int64_t g = 0; g < n_grads; g++) std::copy(keep[g].begin(), keep[g].end(), grads[g]);
+  return bad;
 }
 
 TEST(KernelChecks, CatchDeliberatelyWrongKernels) {

@@ -1,0 +1,310 @@
+// Parsing the `microgpt` command line with CLI11. Every flag value is checked strictly
+// (no "12abc", no zero sizes, no impossible combinations), with messages that say what
+// is accepted.
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include <omp.h>
+
+#include "cli/command_line.h"
+#include "core/error.h"
+#include "train/commands.h"
+#include "train/presets.h"
+#include "train/trainer.h"
+
+namespace microgpt {
+
+namespace {
+
+// Validators that say what they accept. CLI11 runs them on the text before converting.
+CLI::Validator whole_number(int64_t min, int64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& s) -> std::string {
+        int64_t v = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || p != s.data() + s.size() || v < min || v > max) {
+          return "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max) +
+                 ", got '" + s + "'";
+        }
+        return {};
+      },
+      "", "whole_number");
+}
+
+CLI::Validator seed_number() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        uint64_t v = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || p != s.data() + s.size()) {
+          return "expected a whole number from 0 to 18446744073709551615, got '" + s + "'";
+        }
+        return {};
+      },
+      "", "seed");
+}
+
+CLI::Validator real_in(double min, double max, bool min_inclusive, const std::string& what) {
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        double v = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v) || v > max ||
+            (min_inclusive ? v < min : v <= min)) {
+          return "expected " + what + ", got '" + s + "'";
+        }
+        return {};
+      },
+      "", "real_in");
+}
+CLI::Validator positive_real() { return real_in(0.0, 1e300, false, "a number greater than 0"); }
+
+constexpr int64_t kMaxSize = int64_t{1} << 24;
+constexpr int64_t kMaxCount = int64_t{1} << 40;
+
+// What the train command parsed, with the options a preset may fill in.
+struct TrainFlags {
+  microgpt::TrainOptions options;
+  std::string preset;
+  std::string out = "model.safetensors";
+  CLI::Option *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every;
+  CLI::Option *threads, *resume;
+  // Flags that set the model or its training, which --resume takes from the checkpoint.
+  std::vector<CLI::Option*> configuration;
+};
+
+void add_train_flags(CLI::App* cmd, TrainFlags& f) {
+  microgpt::TrainOptions& o = f.options;
+  struct Collect {
+    TrainFlags& f;
+    CLI::Option* operator()(CLI::Option* opt) const {
+      f.configuration.push_back(opt);
+      return opt;
+    }
+  } config{f};
+  std::vector<std::string> preset_names;
+  std::string preset_help = "Named hyperparameters (explicit flags override):";
+  for (const auto& p : microgpt::presets()) {
+    preset_names.push_back(p.name);
+    preset_help += "\n  " + p.name + ": " + p.description;
+  }
+  cmd->add_option("--data", o.data_path, "Text file, one document per line (default: the embedded names list)")
+      ->type_name("PATH");
+  config(cmd->add_option("--engine", o.engine.name,
+                  "fast: float32 batches on SIMD kernels and threads; reference: double precision, bit-exact with "
+                  "microgpt.py, one document per step")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"fast", "reference"}).description(""))
+      ->capture_default_str());
+  config(cmd->add_option("--preset", f.preset, preset_help)->type_name("NAME")->check(CLI::IsMember(preset_names).description("")));
+  config(cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
+      ->type_name("N")->check(seed_number())->capture_default_str());
+  f.n_layer = config(cmd->add_option("--n-layer", o.model.n_layer, "Transformer blocks")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.n_embd = config(cmd->add_option("--n-embd", o.model.n_embd, "Embedding width")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.n_head = config(cmd->add_option("--n-head", o.model.n_head, "Attention heads (must divide --n-embd)")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.block_size = config(cmd->add_option("--block-size", o.model.block_size, "Context length in tokens")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.batch_size = config(cmd->add_option("--batch-size", o.train.batch_size,
+                                 "Documents per step; the loss is the mean over all their predicted tokens")
+      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+  f.steps = config(cmd->add_option("--steps", o.train.steps, "Training steps")
+      ->type_name("N")->check(whole_number(1, kMaxCount))->capture_default_str());
+  f.lr = config(cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
+      ->type_name("X")->check(positive_real())->capture_default_str());
+  f.threads = cmd->add_option("--threads", o.engine.threads, "Threads for the fast engine (default: all cores)")
+      ->type_name("N")->check(whole_number(1, 4096));
+  config(cmd->add_option("--val-frac", o.val_frac,
+                  "Hold out this last share of the shuffled documents and report the validation loss")
+      ->type_name("F")->check(real_in(0.0, 0.99, true, "a number from 0 to 0.99"))->capture_default_str());
+  f.eval_every = config(cmd->add_option("--eval-every", o.eval_every,
+                                 "Validation loss every N steps as well as at the end (0: only at the end)")
+      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str());
+  config(cmd->add_option("--temperature", o.train.temperature, "Sampling temperature (lower: safer names)")
+      ->type_name("X")->check(positive_real())->capture_default_str());
+  config(cmd->add_option("--num-samples", o.train.num_samples, "Names to sample after training")
+      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str());
+  cmd->add_option("--log", o.log_path,
+                  "Write JSON lines: {\"step\", \"loss\"} per step, {\"step\", \"val_loss\"}, {\"sample\", \"text\"} "
+                  "(appended to when resuming)")
+      ->type_name("PATH");
+  cmd->add_option("--out", f.out, "Checkpoint file (safetensors), written at the end; \"\" for none")
+      ->type_name("PATH")->capture_default_str();
+  cmd->add_option("--checkpoint-every", o.checkpoint_every, "Also write the checkpoint every N steps (0: only at the end)")
+      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str();
+  cmd->add_option("--stop-after", o.stop_after, "End after step N of the planned --steps, writing the checkpoint (resume later)")
+      ->type_name("N")->check(whole_number(1, kMaxCount));
+  f.resume = cmd->add_option("--resume", o.resume_path,
+                             "Continue the run saved in this checkpoint, with its configuration (give --data again "
+                             "unless it trained on the embedded names)")
+      ->type_name("PATH");
+  cmd->add_option("--plot-loss", o.plot_loss_path, "Draw the training and validation loss as an SVG file")
+      ->type_name("PATH.svg");
+}
+
+// A preset fills in what the command line left unset.
+void apply_preset(TrainFlags& f) {
+  if (f.preset.empty()) return;
+  const microgpt::Preset& p = *microgpt::find_preset(f.preset);
+  microgpt::TrainOptions& o = f.options;
+  auto set = [](CLI::Option* opt, auto& field, auto value) {
+    if (opt->count() == 0) field = value;
+  };
+  set(f.n_layer, o.model.n_layer, p.n_layer);
+  set(f.n_embd, o.model.n_embd, p.n_embd);
+  set(f.n_head, o.model.n_head, p.n_head);
+  set(f.block_size, o.model.block_size, p.block_size);
+  set(f.batch_size, o.train.batch_size, p.batch_size);
+  set(f.steps, o.train.steps, p.steps);
+  set(f.lr, o.train.lr, p.lr);
+  set(f.eval_every, o.eval_every, p.eval_every);
+}
+
+void add_sample_flags(CLI::App* cmd, microgpt::SampleCommand& c) {
+  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  cmd->add_option("--num-samples", c.num_samples, "Names to draw (default: as many as train drew)")
+      ->type_name("N")->check(whole_number(0, kMaxCount));
+  cmd->add_option("--temperature", c.temperature, "Sampling temperature (default: the training run's); 0 takes the most likely character")
+      ->type_name("X")->check(real_in(0.0, 1e300, true, "a number >= 0"));
+  cmd->add_option("--top-k", c.top_k, "Draw only among the K most likely characters (0: all)")
+      ->type_name("K")->check(whole_number(0, kMaxSize))->capture_default_str();
+  cmd->add_option("--top-p", c.top_p, "Draw only among the most likely characters whose probabilities add up to P")
+      ->type_name("P")->check(real_in(0.0, 1.0, false, "a number in (0, 1]"))->capture_default_str();
+  cmd->add_option("--prefix", c.prefix, "Every name starts with this text")->type_name("TEXT");
+  cmd->add_option("--seed", c.seed, "Seed a fresh generator (default: continue the one saved with the model, so the names "
+                                    "train printed come out again)")
+      ->type_name("N")->check(seed_number());
+  cmd->add_option("--max-len", c.max_len, "At most this many characters (0: the block size)")
+      ->type_name("N")->check(whole_number(0, kMaxSize))->capture_default_str();
+  cmd->add_flag("--novel", c.novel, "Only names that are not in the training data");
+  cmd->add_option("--data", c.data_path, "The training data, for --novel (default: the file the model was trained on)")
+      ->type_name("PATH");
+  cmd->add_option("--log", c.log_path, "Write JSON lines {\"sample\", \"text\"}")->type_name("PATH");
+  cmd->add_option("--threads", c.threads, "Threads for the fast engine")->type_name("N")->check(whole_number(1, 4096))
+      ->capture_default_str();
+}
+
+void add_eval_flags(CLI::App* cmd, microgpt::EvalCommand& c) {
+  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  cmd->add_option("--data", c.data_path, "Text file to evaluate, one document per line (default: the documents the "
+                                         "training run held out with --val-frac)")
+      ->type_name("PATH");
+  cmd->add_option("--threads", c.threads, "Threads for the fast engine")->type_name("N")->check(whole_number(1, 4096))
+      ->capture_default_str();
+}
+
+void add_embed_flags(CLI::App* cmd, microgpt::EmbedCommand& c) {
+  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  cmd->add_option("--neighbors", c.neighbors, "Nearest tokens by cosine similarity for these characters, e.g. a,e,k "
+                                              "(default: every token)")
+      ->type_name("CHARS");
+  cmd->add_option("--top", c.top, "How many neighbours to list")->type_name("N")->check(whole_number(1, kMaxSize))
+      ->capture_default_str();
+  cmd->add_option("--plot", c.plot_path, "2-D PCA of the token embeddings beside the position embeddings, as SVG")
+      ->type_name("PATH.svg");
+  cmd->add_option("--heatmap", c.heatmap_path, "Token-by-token cosine similarity, as SVG")->type_name("PATH.svg");
+  cmd->add_option("--export", c.export_prefix, "Write PREFIX_vectors.tsv and PREFIX_labels.tsv for embedding projectors")
+      ->type_name("PREFIX");
+  cmd->add_option("--show", c.show_text, "For each character of [BOS] + TEXT: token id, token and position embedding, "
+                                         "their sum, and the model's top 5 next characters")
+      ->type_name("TEXT");
+}
+
+}  // namespace
+
+CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
+  CommandLine result;
+  // Plain `microgpt` and `microgpt --flag ...` mean `microgpt train ...`.
+  const bool top_level_only = !args.empty() && (args[0] == "-h" || args[0] == "--help" || args[0] == "--version");
+  if (args.empty() || (args[0].starts_with("-") && !top_level_only)) args.insert(args.begin(), "train");
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+
+  CLI::App app{"microgpt: a tiny character-level GPT that learns a list of names and invents new ones.\n"
+               "Plain `microgpt` trains on the embedded names and prints 20 new ones."};
+  app.name("microgpt");
+  app.set_version_flag("--version", "microgpt 0.1.0");
+  app.require_subcommand(1, 1);
+
+  TrainFlags flags;
+  flags.options.engine.threads = omp_get_num_procs();
+  CLI::App* train = app.add_subcommand("train", "Train a model on a list of documents, then sample from it (the default command)");
+  add_train_flags(train, flags);
+  result.sample.threads = omp_get_num_procs();
+  CLI::App* sample = app.add_subcommand("sample", "Draw names from a trained model");
+  add_sample_flags(sample, result.sample);
+  result.eval.threads = omp_get_num_procs();
+  CLI::App* eval = app.add_subcommand("eval", "Loss per token and perplexity of a trained model over a file or its held-out documents");
+  add_eval_flags(eval, result.eval);
+  CLI::App* embed = app.add_subcommand("embed", "Look inside a trained model's embeddings");
+  add_embed_flags(embed, result.embed);
+
+  auto usage = [&](const std::string& where, const std::string& message) {
+    err << where << ": error: " << message << "\n";
+    result.command = CommandLine::Command::none;
+    result.exit_code = 2;
+    return result;
+  };
+  // args are reversed: the command is at the back.
+  if (!args.empty() && !args.back().starts_with("-") && app.get_subcommands([&](CLI::App* a) {
+        return a->get_name() == args.back();
+      }).empty()) {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+    return usage("microgpt", "unknown command '" + args.back() + "' (accepted: " + CLI::detail::join(names, ", ") +
+                                 "; see 'microgpt --help')");
+  }
+
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {  // --help, --version: CLI11 prints them
+      result.exit_code = app.exit(e, out, err);
+      return result;
+    }
+    std::string where = "microgpt";
+    for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+    return usage(where, std::string(e.what()) + " (see '" + where + " --help')");
+  }
+
+  try {
+    if (train->parsed()) {
+      microgpt::TrainOptions& o = flags.options;
+      if (flags.resume->count() > 0) {
+        for (CLI::Option* opt : flags.configuration) {
+          if (opt->count() > 0) {
+            throw microgpt::usage_error(opt->get_name() + " cannot be given with --resume: a resumed run keeps the "
+                                        "configuration stored in its checkpoint");
+          }
+        }
+      } else {
+        apply_preset(flags);
+      }
+      o.out_path = flags.out.empty() ? std::nullopt : std::optional<std::string>(flags.out);
+      o.threads_given = flags.threads->count() > 0;
+      result.train = o;
+      result.command = CommandLine::Command::train;
+    } else if (sample->parsed()) {
+      result.command = CommandLine::Command::sample;
+    } else if (eval->parsed()) {
+      result.command = CommandLine::Command::eval;
+    } else if (embed->parsed()) {
+      result.command = CommandLine::Command::embed;
+    }
+  } catch (const microgpt::Error& e) {
+    std::string where = "microgpt";
+    for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+    return usage(where, e.what());
+  }
+  return result;
+}
+
+}  // namespace microgpt

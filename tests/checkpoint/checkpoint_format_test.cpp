@@ -1,0 +1,357 @@
+// The checkpoint file: a training run's checkpoint holds exactly the engine's
+// parameters, Adam's moments, the generator and the configuration (checked against a
+// run replayed here step by step, and against the bytes of the file read without the
+// loader); loading and saving again gives the same bytes; the header is valid
+// safetensors; the CRC-32 is zlib's.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_test_support.h"
+#include "core/files.h"
+#include "train/commands.h"
+#include "train/trainer.h"
+
+namespace microgpt {
+namespace {
+
+using nlohmann::json;
+using testing::parse_safetensors;
+using testing::read_file;
+using testing::TempDir;
+
+TEST(Crc32, KnownValues) {
+  EXPECT_EQ(testing::slow_crc32("123456789"), 0xCBF43926u);
+  EXPECT_EQ(crc32("123456789"), 0xCBF43926u);
+  EXPECT_EQ(crc32(""), 0u);
+  EXPECT_EQ(crc32("6789", crc32("12345")), 0xCBF43926u);  // continued over chunks
+  std::string bytes;
+  for (int i = 0; i < 1000; i++) bytes.push_back(static_cast<char>((i * 131) ^ (i >> 3)));
+  EXPECT_EQ(crc32(bytes), testing::slow_crc32(bytes));
+}
+
+TrainOptions small_run(const std::string& engine, const std::string& out_path) {
+  TrainOptions o;
+  o.engine.name = engine;
+  o.engine.threads = 1;
+  o.model.n_embd = 8;
+  o.model.n_head = 2;
+  o.model.block_size = 8;
+  o.train.steps = 5;
+  o.train.num_samples = 0;
+  o.out_path = out_path;
+  return o;
+}
+
+// The run of `o`, replayed step by step as the trainer is documented to run it.
+struct Replay {
+  Corpus corpus;
+  ModelConfig config;
+  std::unique_ptr<Engine> engine;
+  PyRandom rng{0};
+};
+Replay replay(const TrainOptions& o) {
+  PyRandom rng(o.train.seed);
+  Corpus corpus = prepare_corpus(o.data_path, rng, o.val_frac);
+  ModelConfig config = o.model;
+  config.vocab_size = corpus.tokenizer.vocab_size();
+  std::unique_ptr<Engine> engine = make_engine(o.engine, config, o.train);
+  engine->init_params(rng);
+  const int64_t B = o.train.batch_size, n_train = corpus.data.size() - corpus.n_val;
+  for (int64_t step = 0; step < o.train.steps; step++) {
+    std::vector<int64_t> which;
+    for (int64_t i = 0; i < B; i++) which.push_back(corpus.order[static_cast<size_t>((step * B + i) % n_train)]);
+    TokenizedDocs tokens;
+    tokenize_documents(corpus.data, corpus.tokenizer, which, tokens);
+    std::vector<DocRef> batch;
+    for (int64_t i = 0; i < tokens.size(); i++)
+      batch.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
+    engine->train_step(step, o.train.steps, batch);
+  }
+  return Replay{std::move(corpus), config, std::move(engine), rng};
+}
+
+void expect_same_rng(const PyRandom::State& a, const PyRandom::State& b) {
+  EXPECT_TRUE(a.mt == b.mt);
+  EXPECT_EQ(a.index, b.index);
+  EXPECT_EQ(a.gauss_next.has_value(), b.gauss_next.has_value());
+  if (a.gauss_next && b.gauss_next) {
+    EXPECT_EQ(*a.gauss_next, *b.gauss_next);
+  }
+}
+
+// Bit equality of doubles (EXPECT_EQ would let -0.0 equal 0.0).
+void expect_bits_equal(const std::vector<double>& a, const std::vector<double>& b, const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); i++) {
+    uint64_t x, y;
+    std::memcpy(&x, &a[i], 8);
+    std::memcpy(&y, &b[i], 8);
+    if (x != y) {
+      ADD_FAILURE() << what << "[" << i << "]: " << a[i] << " vs " << b[i];
+      return;
+    }
+  }
+}
+
+// Values of a tensor read straight from the file's bytes.
+std::vector<double> tensor_values(const testing::Safetensors& s, const std::string& name) {
+  const json& t = s.header.at(name);
+  const auto begin = t.at("data_offsets")[0].get<size_t>(), end = t.at("data_offsets")[1].get<size_t>();
+  std::vector<double> out;
+  const bool f64 = t.at("dtype") == "F64";
+  for (size_t at = begin; at < end; at += f64 ? 8 : 4) {
+    if (f64) {
+      double v;
+      std::memcpy(&v, s.data.data() + at, 8);
+      out.push_back(v);
+    } else {
+      float v;
+      std::memcpy(&v, s.data.data() + at, 4);
+      out.push_back(v);
+    }
+  }
+  return out;
+}
+
+class CheckpointRoundTrip : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CheckpointRoundTrip, HoldsTheEngineStateAndIsValidSafetensors) {
+  const std::string engine = GetParam();
+  const bool f64 = engine == "reference";
+  TempDir dir;
+  const TrainOptions o = small_run(engine, dir.file("a.safetensors"));
+  std::ostringstream out;
+  run_training(o, out);
+  const Replay r = replay(o);
+  CheckpointData want;
+  r.engine->save_state(want);
+  const ParamLayout layout(r.config);
+  const int64_t P = layout.total();
+
+  // The header, read without the loader.
+  const std::string bytes = read_file(dir.file("a.safetensors"));
+  const testing::Safetensors s = parse_safetensors(bytes);
+  ASSERT_TRUE(s.header.is_object());
+  EXPECT_EQ(s.header_len % 8, 0u) << "the data must start 8-byte aligned";
+  EXPECT_EQ(s.header_text.find_last_not_of(' ') + 1, s.header_text.find_last_of('}') + 1) << "padding is spaces";
+  std::map<std::string, std::pair<std::string, std::vector<int64_t>>> expected;  // name -> dtype, shape
+  for (const ParamTensor& t : layout.tensors()) expected[t.name] = {f64 ? "F64" : "F32", {t.rows, t.cols}};
+  expected["optimizer.adam_m"] = {f64 ? "F64" : "F32", {P}};
+  expected["optimizer.adam_v"] = {f64 ? "F64" : "F32", {P}};
+  expected["rng.mt"] = {"U32", {624}};
+  std::vector<std::pair<int64_t, int64_t>> spans;
+  size_t tensors = 0;
+  for (const auto& [name, t] : s.header.items()) {
+    if (name == "__metadata__") continue;
+    tensors++;
+    ASSERT_TRUE(expected.count(name)) << "unexpected tensor " << name;
+    EXPECT_EQ(t.at("dtype"), expected[name].first) << name;
+    EXPECT_EQ(t.at("shape").get<std::vector<int64_t>>(), expected[name].second) << name;
+    ASSERT_EQ(t.at("data_offsets").size(), 2u);
+    const int64_t b = t.at("data_offsets")[0], e = t.at("data_offsets")[1];
+    int64_t numel = 1;
+    for (int64_t d : expected[name].second) numel *= d;
+    EXPECT_EQ(e - b, numel * (expected[name].first == "F64" ? 8 : 4)) << name;
+    spans.emplace_back(b, e);
+  }
+  EXPECT_EQ(tensors, expected.size());
+  std::sort(spans.begin(), spans.end());
+  int64_t at = 0;
+  for (const auto& [b, e] : spans) {
+    EXPECT_EQ(b, at) << "tensors must be contiguous";
+    at = e;
+  }
+  EXPECT_EQ(at, static_cast<int64_t>(s.data.size())) << "tensors must cover the data";
+
+  const json& meta = s.header.at("__metadata__");
+  for (const auto& [key, value] : meta.items()) EXPECT_TRUE(value.is_string()) << key;
+  EXPECT_EQ(meta.at("format"), "microgpt");
+  EXPECT_EQ(meta.at("format_version"), "1");
+  EXPECT_EQ(meta.at("engine"), engine);
+  EXPECT_EQ(meta.at("step"), "5");
+  EXPECT_EQ(meta.at("steps"), "5");
+  EXPECT_EQ(meta.at("threads"), "1");
+  EXPECT_EQ(meta.at("tensor_crc32"), testing::hex8(testing::slow_crc32(s.data)));
+  const json config = json::parse(meta.at("config").get<std::string>());
+  EXPECT_EQ(config.at("n_embd"), 8);
+  EXPECT_EQ(config.at("n_head"), 2);
+  EXPECT_EQ(config.at("n_layer"), 1);
+  EXPECT_EQ(config.at("block_size"), 8);
+  EXPECT_EQ(config.at("vocab_size"), 28);
+  EXPECT_EQ(config.at("steps"), 5);
+  EXPECT_EQ(config.at("seed"), 42);
+  EXPECT_EQ(config.at("lr").get<double>(), 0.01);
+  const json vocab = json::parse(meta.at("vocab").get<std::string>());
+  ASSERT_EQ(vocab.size(), 27u);
+  EXPECT_EQ(vocab[0], "-");
+  EXPECT_EQ(vocab[1], "a");
+  EXPECT_EQ(vocab[26], "z");
+  const json data = json::parse(meta.at("data").get<std::string>());
+  EXPECT_EQ(data.at("source"), "<embedded names>");
+  EXPECT_EQ(data.at("docs"), 8422);
+  EXPECT_EQ(data.at("crc32").get<uint32_t>(), characters_crc(embedded_dataset().chars));
+
+  // The tensors in the file are the replayed engine's, bit for bit.
+  for (const ParamTensor& t : layout.tensors()) {
+    expect_bits_equal(tensor_values(s, t.name),
+                      std::vector<double>(want.params.begin() + t.offset, want.params.begin() + t.offset + t.numel()),
+                      t.name.c_str());
+  }
+  expect_bits_equal(tensor_values(s, "optimizer.adam_m"), want.adam_m, "adam_m in the file");
+  expect_bits_equal(tensor_values(s, "optimizer.adam_v"), want.adam_v, "adam_v in the file");
+  const PyRandom::State rng = r.rng.state();
+  const auto mt_at = s.header.at("rng.mt").at("data_offsets")[0].get<size_t>();
+  EXPECT_EQ(std::memcmp(s.data.data() + mt_at, rng.mt.data(), 624 * 4), 0) << "rng.mt";
+
+  // The loader gives back the same state and configuration.
+  const CheckpointData c = load_checkpoint(dir.file("a.safetensors"));
+  EXPECT_EQ(c.engine, engine);
+  EXPECT_EQ(c.f64, f64);
+  EXPECT_EQ(c.step, 5);
+  EXPECT_EQ(c.threads, 1);
+  expect_bits_equal(c.params, want.params, "params");
+  expect_bits_equal(c.adam_m, want.adam_m, "adam_m");
+  expect_bits_equal(c.adam_v, want.adam_v, "adam_v");
+  expect_same_rng(c.rng, rng);
+  EXPECT_EQ(c.model.n_embd, 8);
+  EXPECT_EQ(c.model.n_head, 2);
+  EXPECT_EQ(c.model.n_layer, 1);
+  EXPECT_EQ(c.model.block_size, 8);
+  EXPECT_EQ(c.model.vocab_size, 28);
+  EXPECT_EQ(c.train.seed, o.train.seed);
+  EXPECT_EQ(c.train.steps, o.train.steps);
+  EXPECT_EQ(c.train.lr, o.train.lr);
+  EXPECT_EQ(c.train.beta1, o.train.beta1);
+  EXPECT_EQ(c.train.beta2, o.train.beta2);
+  EXPECT_EQ(c.train.eps, o.train.eps);
+  EXPECT_EQ(c.train.init_std, o.train.init_std);
+  EXPECT_EQ(c.train.temperature, o.train.temperature);
+  EXPECT_EQ(c.train.num_samples, o.train.num_samples);
+  EXPECT_EQ(c.train.batch_size, o.train.batch_size);
+  EXPECT_TRUE(c.vocab == r.corpus.tokenizer.chars());
+  EXPECT_EQ(c.data_source, kEmbeddedSource);
+  EXPECT_EQ(c.data_docs, 8422);
+
+  // Saving what was loaded gives the same bytes.
+  save_checkpoint(dir.file("b.safetensors"), c);
+  EXPECT_TRUE(read_file(dir.file("b.safetensors")) == bytes) << "save(load(f)) differs from f";
+
+  // An engine loaded from the file holds the same state and computes the same loss.
+  LoadedModel m = load_model(dir.file("a.safetensors"), 1);
+  CheckpointData held;
+  m.engine->save_state(held);
+  expect_bits_equal(held.params, want.params, "loaded engine's params");
+  expect_bits_equal(held.adam_m, want.adam_m, "loaded engine's adam_m");
+  expect_bits_equal(held.adam_v, want.adam_v, "loaded engine's adam_v");
+  TokenizedDocs tokens;
+  const std::vector<DocRef> docs = r.corpus.documents(0, 20, tokens);
+  EXPECT_EQ(m.engine->evaluate(docs).sum, r.engine->evaluate(docs).sum);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, CheckpointRoundTrip, ::testing::Values("reference", "fast"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+// Every field survives save and load, including a cached gauss value, a non-ASCII
+// vocabulary and doubles that are not floats.
+TEST(Checkpoint, EveryFieldOfSyntheticData) {
+  for (const bool f64 : {true, false}) {
+    CheckpointData c;
+    c.engine = f64 ? "reference" : "fast";
+    c.model.n_layer = 2;
+    c.model.n_embd = 6;
+    c.model.n_head = 3;
+    c.model.block_size = 5;
+    c.vocab = U" aéz\u4e2d\U0001F600";
+    c.model.vocab_size = static_cast<int64_t>(c.vocab.size()) + 1;
+    c.train.seed = 18446744073709551615ull;
+    c.train.steps = 77;
+    c.train.lr = 0.1 + 0.2;
+    c.train.beta1 = 0.8;
+    c.train.beta2 = 0.999;
+    c.train.eps = 1e-10;
+    c.train.init_std = 0.05;
+    c.train.temperature = 0.7;
+    c.train.num_samples = 3;
+    c.train.batch_size = 5;
+    c.val_frac = 0.15;
+    c.eval_every = 9;
+    c.step = 33;
+    c.threads = 3;
+    c.data_source = "dir/names ü.txt";
+    c.data_docs = 12345;
+    c.data_crc = 0xDEADBEEF;
+    c.f64 = f64;
+    const int64_t P = ParamLayout(c.model).total();
+    PyRandom rng(5);
+    for (int64_t i = 0; i < P; i++) {
+      const double x = rng.gauss(0, 1);
+      c.params.push_back(f64 ? x : static_cast<float>(x));
+      c.adam_m.push_back(f64 ? x * 1e-3 : static_cast<float>(x * 1e-3));
+      c.adam_v.push_back(f64 ? x * x : static_cast<float>(x * x));
+    }
+    c.params[0] = -0.0;
+    rng.gauss(0, 1);  // leaves a cached value
+    c.rng = rng.state();
+    ASSERT_TRUE(c.rng.gauss_next.has_value());
+
+    TempDir dir;
+    save_checkpoint(dir.file("c.safetensors"), c);
+    const CheckpointData d = load_checkpoint(dir.file("c.safetensors"));
+    EXPECT_EQ(d.engine, c.engine);
+    EXPECT_EQ(d.model.n_layer, 2);
+    EXPECT_EQ(d.model.n_embd, 6);
+    EXPECT_EQ(d.model.n_head, 3);
+    EXPECT_EQ(d.model.block_size, 5);
+    EXPECT_EQ(d.model.vocab_size, c.model.vocab_size);
+    EXPECT_TRUE(d.vocab == c.vocab);
+    EXPECT_EQ(d.train.seed, c.train.seed);
+    EXPECT_EQ(d.train.steps, 77);
+    EXPECT_EQ(d.train.lr, c.train.lr);
+    EXPECT_EQ(d.train.beta1, 0.8);
+    EXPECT_EQ(d.train.beta2, 0.999);
+    EXPECT_EQ(d.train.eps, 1e-10);
+    EXPECT_EQ(d.train.init_std, 0.05);
+    EXPECT_EQ(d.train.temperature, 0.7);
+    EXPECT_EQ(d.train.num_samples, 3);
+    EXPECT_EQ(d.train.batch_size, 5);
+    EXPECT_EQ(d.val_frac, 0.15);
+    EXPECT_EQ(d.eval_every, 9);
+    EXPECT_EQ(d.step, 33);
+    EXPECT_EQ(d.threads, 3);
+    EXPECT_EQ(d.data_source, c.data_source);
+    EXPECT_EQ(d.data_docs, 12345);
+    EXPECT_EQ(d.data_crc, 0xDEADBEEFu);
+    EXPECT_EQ(d.f64, f64);
+    expect_bits_equal(d.params, c.params, "params");
+    expect_bits_equal(d.adam_m, c.adam_m, "adam_m");
+    expect_bits_equal(d.adam_v, c.adam_v, "adam_v");
+    expect_same_rng(d.rng, c.rng);
+    save_checkpoint(dir.file("d.safetensors"), d);
+    EXPECT_TRUE(read_file(dir.file("c.safetensors")) == read_file(dir.file("d.safetensors")));
+    // The generator continues where it stood.
+    PyRandom a(0), b(0);
+    a.set_state(c.rng);
+    b.set_state(d.rng);
+    EXPECT_EQ(a.gauss(0, 1), b.gauss(0, 1));
+    EXPECT_EQ(a.random(), b.random());
+  }
+}
+
+TEST(Checkpoint, NothingLeftBesideTheFile) {
+  // Written through a temporary name and renamed: only the checkpoint remains.
+  TempDir dir;
+  TrainOptions o = small_run("fast", dir.file("m.safetensors"));
+  o.train.steps = 4;
+  o.checkpoint_every = 1;
+  std::ostringstream out;
+  run_training(o, out);
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.push_back(e.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"m.safetensors"});
+}
+
+}  // namespace
+}  // namespace microgpt

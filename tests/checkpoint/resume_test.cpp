@@ -1,0 +1,300 @@
+// Stopping and resuming a run (run_training with stop_after and resume_path): a run
+// stopped halfway and resumed prints, logs and saves exactly what the uninterrupted run
+// does, for both engines (the fast one with batches and threads); the checkpoint is
+// written at every multiple of checkpoint_every; and the errors a resume can meet.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <streambuf>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_test_support.h"
+#include "core/error.h"
+#include "train/trainer.h"
+
+namespace microgpt {
+namespace {
+
+using testing::read_file;
+using testing::result_lines;
+using testing::TempDir;
+
+std::string train(const TrainOptions& o) {
+  std::ostringstream out;
+  run_training(o, out);
+  return out.str();
+}
+
+// Runs `o` and returns the Error it throws (or fails the test).
+Error train_error(const TrainOptions& o) {
+  try {
+    train(o);
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error";
+  return Error("");
+}
+
+TrainOptions small_run(const std::string& engine, const std::string& data) {
+  TrainOptions o;
+  o.data_path = data;
+  o.engine.name = engine;
+  o.engine.threads = 1;
+  o.model.n_embd = 8;
+  o.model.n_head = 2;
+  o.model.block_size = 8;
+  o.train.steps = 40;
+  o.train.num_samples = 5;
+  o.val_frac = 0.1;
+  o.eval_every = 10;
+  return o;
+}
+
+struct ResumeCase {
+  std::string engine;
+  int64_t batch_size, threads;
+  bool threads_given_on_resume;
+};
+
+void PrintTo(const ResumeCase& c, std::ostream* os) {
+  *os << c.engine << ", batch " << c.batch_size << ", threads " << c.threads
+      << (c.threads_given_on_resume ? ", given again on resume" : ", inherited on resume");
+}
+
+class ExactResume : public ::testing::TestWithParam<ResumeCase> {};
+
+TEST_P(ExactResume, StoppedAndResumedEqualsOneRun) {
+  const ResumeCase p = GetParam();
+  TempDir dir;
+  testing::write_file(dir.file("names.txt"), testing::first_names(60));
+  TrainOptions o = small_run(p.engine, dir.file("names.txt"));
+  o.train.batch_size = p.batch_size;
+  o.engine.threads = p.threads;
+  o.threads_given = true;
+
+  TrainOptions whole = o;
+  whole.out_path = dir.file("whole.safetensors");
+  whole.log_path = dir.file("whole.jsonl");
+  const std::string whole_out = train(whole);
+
+  TrainOptions first = o;
+  first.out_path = dir.file("split.safetensors");
+  first.log_path = dir.file("split.jsonl");
+  first.stop_after = 20;
+  const std::string first_out = train(first);
+  EXPECT_NE(first_out.find("stopped after step 20 of 40"), std::string::npos) << first_out;
+  EXPECT_EQ(first_out.find("sample"), std::string::npos) << "a stopped run samples nothing";
+  EXPECT_EQ(testing::checkpoint_meta(dir.file("split.safetensors"), "step"), "20");
+
+  TrainOptions second;  // only what a user gives with --resume
+  second.data_path = o.data_path;
+  second.resume_path = dir.file("split.safetensors");
+  second.out_path = dir.file("split.safetensors");
+  second.log_path = dir.file("split.jsonl");
+  second.engine.threads = p.threads_given_on_resume ? p.threads : 1;
+  second.threads_given = p.threads_given_on_resume;
+  const std::string second_out = train(second);
+  EXPECT_NE(second_out.find("resuming from '" + dir.file("split.safetensors") + "' after step 20"), std::string::npos)
+      << second_out;
+
+  std::vector<std::string> split = result_lines(first_out);
+  const std::vector<std::string> rest = result_lines(second_out);
+  split.insert(split.end(), rest.begin(), rest.end());
+  const std::vector<std::string> want = result_lines(whole_out);
+  EXPECT_EQ(split, want);
+  EXPECT_EQ(want.size(), 40u + 4u + 5u);  // steps, val losses at 10 20 30 40, samples
+  EXPECT_TRUE(read_file(dir.file("split.jsonl")) == read_file(dir.file("whole.jsonl"))) << "logs differ";
+  EXPECT_TRUE(read_file(dir.file("split.safetensors")) == read_file(dir.file("whole.safetensors")))
+      << "final checkpoints differ";
+  EXPECT_EQ(testing::checkpoint_meta(dir.file("split.safetensors"), "step"), "40");
+  EXPECT_EQ(testing::checkpoint_meta(dir.file("split.safetensors"), "threads"), std::to_string(p.threads));
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ExactResume,
+                         ::testing::Values(ResumeCase{"reference", 1, 1, false}, ResumeCase{"fast", 4, 2, true},
+                                           ResumeCase{"fast", 4, 2, false}),
+                         [](const ::testing::TestParamInfo<ResumeCase>& info) {
+                           return info.param.engine + "_batch" + std::to_string(info.param.batch_size) + "_threads" +
+                                  std::to_string(info.param.threads) +
+                                  (info.param.threads_given_on_resume ? "_given" : "_inherited");
+                         });
+
+// An output stream that hands each complete line to a callback as it is written.
+class LineSpy : public std::streambuf {
+ public:
+  explicit LineSpy(std::function<void(const std::string&)> on_line) : on_line_(std::move(on_line)) {}
+
+ protected:
+  int overflow(int c) override {
+    if (c == traits_type::eof()) return 0;
+    if (c == '\n') {
+      on_line_(line_);
+      line_.clear();
+    } else {
+      line_.push_back(static_cast<char>(c));
+    }
+    return c;
+  }
+
+ private:
+  std::function<void(const std::string&)> on_line_;
+  std::string line_;
+};
+
+TEST(CheckpointEvery, WrittenAtEachMultipleThenAtTheStop) {
+  TempDir dir;
+  testing::write_file(dir.file("names.txt"), testing::first_names(30));
+  TrainOptions o = small_run("fast", dir.file("names.txt"));
+  o.val_frac = 0;
+  o.eval_every = 0;
+  o.out_path = dir.file("m.safetensors");
+  o.checkpoint_every = 10;
+  o.stop_after = 25;
+  // What the file on disk says when each line is printed: the step line of step s comes
+  // before that step's checkpoint.
+  std::vector<std::string> seen;
+  LineSpy spy([&](const std::string& line) {
+    if (line.rfind("step ", 0) != 0 && line.rfind("stopped", 0) != 0) return;
+    seen.push_back(std::filesystem::exists(o.out_path.value()) ? testing::checkpoint_meta(o.out_path.value(), "step")
+                                                               : "none");
+  });
+  std::ostream out(&spy);
+  run_training(o, out);
+  std::vector<std::string> want;
+  for (int s = 1; s <= 25; s++) want.push_back(s <= 10 ? "none" : s <= 20 ? "10" : "20");
+  want.push_back("25");  // "stopped after step 25 ..."
+  EXPECT_EQ(seen, want);
+
+  // Resumed to the end: the multiples after 25, then the final checkpoint.
+  seen.clear();
+  TrainOptions resume;
+  resume.data_path = o.data_path;
+  resume.resume_path = o.out_path;
+  resume.out_path = o.out_path;
+  resume.checkpoint_every = 10;
+  LineSpy spy2([&](const std::string& line) {
+    if (line.rfind("step ", 0) == 0) seen.push_back(testing::checkpoint_meta(o.out_path.value(), "step"));
+  });
+  std::ostream out2(&spy2);
+  run_training(resume, out2);
+  want.clear();
+  for (int s = 26; s <= 40; s++) want.push_back(s <= 30 ? "25" : "30");
+  EXPECT_EQ(seen, want);
+  EXPECT_EQ(testing::checkpoint_meta(o.out_path.value(), "step"), "40");
+}
+
+TEST(ResumeErrors, DifferentDataFile) {
+  TempDir dir;
+  testing::write_file(dir.file("a.txt"), testing::first_names(30));
+  testing::write_file(dir.file("b.txt"), testing::first_names(31));
+  TrainOptions o = small_run("reference", dir.file("a.txt"));
+  o.out_path = dir.file("m.safetensors");
+  o.stop_after = 3;
+  train(o);
+  TrainOptions r;
+  r.resume_path = o.out_path;
+  r.out_path = o.out_path;
+  r.data_path = dir.file("b.txt");
+  const Error e = train_error(r);
+  EXPECT_EQ(e.exit_code(), 1);
+  EXPECT_NE(std::string(e.what()).find(dir.file("b.txt")), std::string::npos) << e.what();
+  EXPECT_NE(std::string(e.what()).find(dir.file("m.safetensors")), std::string::npos) << e.what();
+  // The same documents in another order are other data too (the shuffle differs).
+  const std::vector<std::string> names = testing::lines_of(testing::first_names(30));
+  std::string swapped = names[1] + "\n" + names[0] + "\n";
+  for (size_t i = 2; i < names.size(); i++) swapped += names[i] + "\n";
+  testing::write_file(dir.file("c.txt"), swapped);
+  r.data_path = dir.file("c.txt");
+  EXPECT_EQ(train_error(r).exit_code(), 1);
+  EXPECT_EQ(testing::checkpoint_meta(dir.file("m.safetensors"), "step"), "3") << "the checkpoint is untouched";
+}
+
+// BUG (src/checkpoint/checkpoint.h, data_crc): the data check is a CRC-32 of the
+// documents' characters back to back, without their boundaries, plus the document
+// count; a file whose lines are cut differently (same characters, same number of
+// lines) passes it, so the run resumes on other data (and `eval` / `sample --novel`
+// take such a file for the training data).
+TEST(ResumeErrors, DISABLED_DataWithTheSameCharactersCutDifferently) {
+  TempDir dir;
+  testing::write_file(dir.file("a.txt"), "emma\nolivia\nava\nisabella\nsophia\n");
+  testing::write_file(dir.file("b.txt"), "emmao\nlivia\nava\nisabella\nsophia\n");
+  TrainOptions o = small_run("reference", dir.file("a.txt"));
+  o.val_frac = 0;
+  o.eval_every = 0;
+  o.out_path = dir.file("m.safetensors");
+  o.stop_after = 3;
+  train(o);
+  TrainOptions r;
+  r.resume_path = o.out_path;
+  r.out_path = dir.file("n.safetensors");
+  r.data_path = dir.file("b.txt");
+  const Error e = train_error(r);
+  EXPECT_EQ(e.exit_code(), 1);
+  EXPECT_NE(std::string(e.what()).find(dir.file("b.txt")), std::string::npos) << e.what();
+}
+
+TEST(ResumeErrors, TrainedOnAFileButNoDataGiven) {
+  TempDir dir;
+  testing::write_file(dir.file("a.txt"), testing::first_names(30));
+  TrainOptions o = small_run("fast", dir.file("a.txt"));
+  o.out_path = dir.file("m.safetensors");
+  o.stop_after = 3;
+  train(o);
+  TrainOptions r;
+  r.resume_path = o.out_path;
+  r.out_path = o.out_path;
+  const Error e = train_error(r);
+  EXPECT_EQ(e.exit_code(), 2);
+  EXPECT_NE(std::string(e.what()).find(dir.file("a.txt")), std::string::npos) << e.what();
+  EXPECT_NE(std::string(e.what()).find("--data"), std::string::npos) << e.what();
+}
+
+TEST(ResumeErrors, FinishedCheckpoint) {
+  TempDir dir;
+  TrainOptions o = small_run("fast", dir.file("unused"));
+  o.data_path.reset();
+  o.train.steps = 3;
+  o.train.num_samples = 0;
+  o.val_frac = 0;
+  o.out_path = dir.file("m.safetensors");
+  train(o);
+  TrainOptions r;
+  r.resume_path = o.out_path;
+  r.out_path = o.out_path;
+  const Error e = train_error(r);
+  EXPECT_NE(e.exit_code(), 0);
+  EXPECT_NE(std::string(e.what()).find(dir.file("m.safetensors")), std::string::npos) << e.what();
+  EXPECT_NE(std::string(e.what()).find("finished"), std::string::npos) << e.what();
+}
+
+TEST(ResumeErrors, StopAfterOutOfRange) {
+  TempDir dir;
+  TrainOptions o = small_run("fast", dir.file("unused"));
+  o.data_path.reset();
+  o.train.steps = 10;
+  o.val_frac = 0;
+  o.out_path = dir.file("m.safetensors");
+  o.stop_after = 11;  // beyond --steps
+  Error e = train_error(o);
+  EXPECT_EQ(e.exit_code(), 2);
+  EXPECT_NE(std::string(e.what()).find("--stop-after"), std::string::npos) << e.what();
+  EXPECT_FALSE(std::filesystem::exists(dir.file("m.safetensors"))) << "refused before any work";
+
+  o.stop_after = 4;
+  train(o);
+  TrainOptions r;
+  r.resume_path = o.out_path;
+  r.out_path = o.out_path;
+  r.stop_after = 4;  // not after the step the checkpoint reached
+  e = train_error(r);
+  EXPECT_EQ(e.exit_code(), 2);
+  EXPECT_NE(std::string(e.what()).find("--stop-after"), std::string::npos) << e.what();
+
+  TrainOptions no_out = o;  // stopping needs a checkpoint to resume from
+  no_out.out_path.reset();
+  EXPECT_EQ(train_error(no_out).exit_code(), 2);
+}
+
+}  // namespace
+}  // namespace microgpt

@@ -1,5 +1,6 @@
 #include "checkpoint/checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -53,10 +54,6 @@ void append_as(std::string& out, const double* values, int64_t n) {
 }
 
 }  // namespace
-
-uint32_t characters_crc(const std::u32string& chars) {
-  return crc32(std::string_view(reinterpret_cast<const char*>(chars.data()), chars.size() * sizeof(char32_t)));
-}
 
 void save_checkpoint(const std::string& path, const CheckpointData& c) {
   const ParamLayout layout(c.model);
@@ -216,7 +213,7 @@ CheckpointData load_checkpoint(const std::string& path) {
   if (!dtype_expected) throw bad("tensor 'wte' is missing or is neither F32 nor F64");
   c.f64 = std::string(dtype_expected) == "F64";
   const std::vector<TensorSpec> specs = tensor_specs(c.model, c.f64);
-  int64_t covered = 0;
+  std::vector<std::pair<int64_t, int64_t>> extents;  // where each tensor's bytes lie
   const ParamLayout layout(c.model);
   c.params.resize(static_cast<size_t>(layout.total()));
   c.adam_m.resize(static_cast<size_t>(layout.total()));
@@ -244,7 +241,7 @@ CheckpointData load_checkpoint(const std::string& path) {
     if (begin < 0 || end < begin || end > static_cast<int64_t>(data.size()) || end - begin != s.numel() * s.elem_size()) {
       throw bad("tensor '" + s.name + "' lies outside the file's data (truncated?)");
     }
-    covered += end - begin;
+    extents.emplace_back(begin, end);
     const char* src = data.data() + begin;
     auto read_values = [&](double* dst, int64_t count) {
       for (int64_t i = 0; i < count; i++) {
@@ -270,7 +267,14 @@ CheckpointData load_checkpoint(const std::string& path) {
       read_values(c.params.data() + p.offset, p.numel());
     }
   }
-  if (covered != static_cast<int64_t>(data.size())) throw bad("its data has bytes no tensor accounts for");
+  // The tensors must tile the data exactly: no gap, no byte shared by two of them.
+  std::sort(extents.begin(), extents.end());
+  int64_t at = 0;
+  for (const auto& [begin, end] : extents) {
+    if (begin != at) throw bad(begin < at ? "two tensors share bytes" : "its data has bytes no tensor accounts for");
+    at = end;
+  }
+  if (at != static_cast<int64_t>(data.size())) throw bad("its data has bytes no tensor accounts for");
   char crc[16];
   std::snprintf(crc, sizeof crc, "%08x", crc32(data));
   if (meta_string("tensor_crc32") != crc) {

@@ -35,8 +35,8 @@ struct CheckpointData {
   std::u32string vocab;  // the characters in token order; BOS is vocab.size()
   int64_t step = 0;      // steps done (the plan is train.steps)
   int64_t threads = 1;   // the fast engine's sums depend on it
-  // What it was trained on: the path (or "<embedded names>"), its document count and a
-  // CRC-32 of its characters (UTF-32LE), to refuse resuming on different data.
+  // What it was trained on: the path (or "<embedded names>"), its document count and
+  // dataset_crc() of its documents, to refuse resuming on different data.
   std::string data_source;
   int64_t data_docs = 0;
   uint32_t data_crc = 0;
@@ -47,8 +47,5 @@ struct CheckpointData {
 
 void save_checkpoint(const std::string& path, const CheckpointData& c);
 CheckpointData load_checkpoint(const std::string& path);
-
-// CRC-32 of a dataset's characters, as stored in data_crc.
-uint32_t characters_crc(const std::u32string& chars);
 
 }  // namespace microgpt

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/text.h"
 
 namespace microgpt {
@@ -120,6 +121,13 @@ Dataset load_dataset(const std::string& path) {
     size += static_cast<size_t>(got);
   }
   return parse_dataset(std::string_view(bytes.get(), size), path);
+}
+
+uint32_t dataset_crc(const Dataset& data) {
+  const uint32_t chars = crc32(std::string_view(reinterpret_cast<const char*>(data.chars.data()),
+                                                data.chars.size() * sizeof(char32_t)));
+  return crc32(std::string_view(reinterpret_cast<const char*>(data.starts.data()), data.starts.size() * sizeof(int64_t)),
+               chars);
 }
 
 Dataset embedded_dataset() { return parse_dataset(embedded_names_bytes(), kEmbeddedSource); }

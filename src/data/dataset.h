@@ -39,6 +39,10 @@ Dataset parse_dataset(std::string_view bytes, const std::string& name);
 // Error naming the file.
 Dataset load_dataset(const std::string& path);
 
+// A CRC-32 of the documents: their characters (UTF-32LE) and where each one starts, so
+// the same characters cut into other lines give another value.
+uint32_t dataset_crc(const Dataset& data);
+
 // The names list compiled into the binary (public domain; see data/NOTICE).
 Dataset embedded_dataset();
 std::string_view embedded_names_bytes();

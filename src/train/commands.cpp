@@ -48,7 +48,7 @@ Dataset training_data(const CheckpointData& c, const std::optional<std::string>&
   if (c.data_source == kEmbeddedSource) return embedded_dataset();
   if (std::filesystem::exists(c.data_source)) {
     Dataset d = load_dataset(c.data_source);
-    if (d.size() == c.data_docs && characters_crc(d.chars) == c.data_crc) return d;
+    if (d.size() == c.data_docs && dataset_crc(d) == c.data_crc) return d;
   }
   throw usage_error(why + ": model '" + model_path + "' was trained on '" + c.data_source +
                     "', which is not there as it was; give it with --data");
@@ -149,7 +149,7 @@ void run_eval(const EvalCommand& cmd, std::ostream& out) {
     }
     // The held-out share exactly as training drew it: same data, same shuffle, same split.
     const Dataset d = training_data(c, std::nullopt, cmd.model_path, "eval of the held-out documents");
-    if (d.size() != c.data_docs || characters_crc(d.chars) != c.data_crc) {
+    if (d.size() != c.data_docs || dataset_crc(d) != c.data_crc) {
       throw Error("the data is not what model '" + cmd.model_path + "' was trained on");
     }
     PyRandom rng(c.train.seed);
@@ -180,17 +180,31 @@ void run_embed(const EmbedCommand& cmd, std::ostream& out) {
   LoadedModel m = load_model(cmd.model_path, 1);
   const CheckpointData& c = m.checkpoint;
   const EmbeddingView view = embedding_view_from_params(c.model, c.vocab, std::span<const double>(c.params));
-  out << "model '" << cmd.model_path << "': " << view.vocab_size() << " tokens, embeddings " << view.n_embd()
-      << " wide, trained " << c.step << " of " << c.train.steps << " steps\n";
-  out << class_similarity_line(view) << "\n";
-  out << "nearest tokens by cosine similarity:\n";
+  // The reports are made before anything is printed, so a bad --neighbors or --show is
+  // refused before any output, like every other usage error.
+  std::string neighbors;
   if (cmd.neighbors) {
-    out << neighbors_report(view, *cmd.neighbors, cmd.top);
+    neighbors = neighbors_report(view, *cmd.neighbors, cmd.top);
   } else {
     std::vector<Token> all;
     for (Token t = 0; t < view.vocab_size(); t++) all.push_back(t);
-    out << neighbors_report(view, all, cmd.top);
+    neighbors = neighbors_report(view, all, cmd.top);
   }
+  std::string show;
+  if (cmd.show_text) {
+    Engine& engine = *m.engine;
+    const NextTokenProbs predict = [&engine](const std::vector<Token>& tokens) {
+      std::vector<std::vector<double>> rows;
+      engine.start_sequence();
+      for (Token t : tokens) rows.push_back(engine.next(t, 1.0));
+      return rows;
+    };
+    show = show_report(view, *cmd.show_text, predict);
+  }
+  out << "model '" << cmd.model_path << "': " << view.vocab_size() << " tokens, embeddings " << view.n_embd()
+      << " wide, trained " << c.step << " of " << c.train.steps << " steps\n";
+  out << class_similarity_line(view) << "\n";
+  out << "nearest tokens by cosine similarity:\n" << neighbors;
   if (cmd.plot_path) {
     write_embedding_plot_svg(*cmd.plot_path, view);
     out << "wrote " << *cmd.plot_path << "\n";
@@ -203,16 +217,7 @@ void run_embed(const EmbedCommand& cmd, std::ostream& out) {
     const ProjectorFiles files = export_projector_tsv(*cmd.export_prefix, view);
     out << "wrote " << files.vectors << " and " << files.labels << "\n";
   }
-  if (cmd.show_text) {
-    Engine& engine = *m.engine;
-    const NextTokenProbs predict = [&engine](const std::vector<Token>& tokens) {
-      std::vector<std::vector<double>> rows;
-      engine.start_sequence();
-      for (Token t : tokens) rows.push_back(engine.next(t, 1.0));
-      return rows;
-    };
-    out << show_report(view, *cmd.show_text, predict);
-  }
+  out << show;
 }
 
 }  // namespace microgpt

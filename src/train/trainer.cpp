@@ -155,7 +155,7 @@ void run_training(const TrainOptions& given, std::ostream& out) {
   PyRandom rng(options.train.seed);
   Corpus corpus = prepare_corpus(options.data_path, rng, options.val_frac);
   const Dataset& data = corpus.data;
-  const uint32_t data_crc = characters_crc(data.chars);
+  const uint32_t data_crc = dataset_crc(data);
   if (resume) {
     if (data.size() != resume->data_docs || data_crc != resume->data_crc) {
       throw Error("data file '" + data.source + "' is not the data checkpoint '" + *options.resume_path +

@@ -7,9 +7,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <map>
+#include <sstream>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_test_support.h"
+#include "core/error.h"
 #include "core/files.h"
 #include "train/commands.h"
 #include "train/trainer.h"
@@ -66,8 +70,9 @@ Replay replay(const TrainOptions& o) {
     TokenizedDocs tokens;
     tokenize_documents(corpus.data, corpus.tokenizer, which, tokens);
     std::vector<DocRef> batch;
-    for (int64_t i = 0; i < tokens.size(); i++)
+    for (int64_t i = 0; i < tokens.size(); i++) {
       batch.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
+    }
     engine->train_step(step, o.train.steps, batch);
   }
   return Replay{std::move(corpus), config, std::move(engine), rng};
@@ -192,7 +197,7 @@ TEST_P(CheckpointRoundTrip, HoldsTheEngineStateAndIsValidSafetensors) {
   const json data = json::parse(meta.at("data").get<std::string>());
   EXPECT_EQ(data.at("source"), "<embedded names>");
   EXPECT_EQ(data.at("docs"), 8422);
-  EXPECT_EQ(data.at("crc32").get<uint32_t>(), characters_crc(embedded_dataset().chars));
+  EXPECT_EQ(data.at("crc32").get<uint32_t>(), dataset_crc(embedded_dataset()));
 
   // The tensors in the file are the replayed engine's, bit for bit.
   for (const ParamTensor& t : layout.tensors()) {
@@ -337,6 +342,48 @@ TEST(Checkpoint, EveryFieldOfSyntheticData) {
     b.set_state(d.rng);
     EXPECT_EQ(a.gauss(0, 1), b.gauss(0, 1));
     EXPECT_EQ(a.random(), b.random());
+  }
+}
+
+// The loader's refusals, as the library reports them (tests/cli covers every kind of
+// damage through the command line).
+TEST(Checkpoint, LoadRefusesDamageNamingTheFile) {
+  TempDir dir;
+  const TrainOptions o = small_run("reference", dir.file("good.safetensors"));
+  std::ostringstream out;
+  run_training(o, out);
+  const std::string good = read_file(dir.file("good.safetensors"));
+  const testing::Safetensors s = parse_safetensors(good);
+  auto expect_refused = [&](const std::string& name, const std::string& bytes, const std::string& why) {
+    const std::string path = dir.file(name);
+    testing::write_file(path, bytes);
+    try {
+      load_checkpoint(path);
+      ADD_FAILURE() << name << " loaded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 1) << name;
+      EXPECT_NE(std::string(e.what()).find("'" + path + "'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  std::string flipped = good;
+  flipped[good.size() - 5000] ^= 0x04;
+  expect_refused("flipped", flipped, "checksum");
+  json h = s.header;
+  h["lm_head"]["shape"] = {8, 28};
+  expect_refused("shape", testing::build_safetensors(h, s.data), "shape");
+  h = s.header;
+  h["optimizer.adam_m"]["dtype"] = "F32";
+  expect_refused("dtype", testing::build_safetensors(h, s.data), "dtype");
+  h = s.header;
+  h["__metadata__"]["format"] = "pytorch";
+  expect_refused("format", testing::build_safetensors(h, s.data), "'pytorch'");
+  expect_refused("cut", good.substr(0, good.size() / 2), "outside");
+  try {
+    load_checkpoint(dir.file("missing"));
+    ADD_FAILURE() << "a missing file loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.file("missing")), std::string::npos) << e.what();
   }
 }
 

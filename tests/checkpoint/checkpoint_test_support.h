@@ -57,8 +57,9 @@ inline Safetensors parse_safetensors(const std::string& bytes) {
     ADD_FAILURE() << "shorter than 8 bytes";
     return s;
   }
-  for (int i = 7; i >= 0; i--)
+  for (int i = 7; i >= 0; i--) {
     s.header_len = (s.header_len << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+  }
   if (s.header_len > bytes.size() - 8) {
     ADD_FAILURE() << "header length " << s.header_len << " beyond the file (" << bytes.size() << " bytes)";
     return s;
@@ -219,8 +220,9 @@ inline XmlCheck check_xml(const std::string& bytes) {
   while (i < s.size() && r.error.empty()) {
     if (s[i] != U'<') {
       const std::u32string text = char_data(U'<');
-      if (stack.empty() && text.find_first_not_of(U" \t\r\n") != std::u32string::npos)
+      if (stack.empty() && text.find_first_not_of(U" \t\r\n") != std::u32string::npos) {
         fail("text outside the root element");
+      }
       if (!stack.empty() && !text.empty()) r.texts.push_back(encode_utf8(text));
       continue;
     }

@@ -2,12 +2,12 @@
 // ("\r\033[K") and cleared at the end; otherwise plain lines no more often than every
 // few seconds, so a short run writes nothing; off writes nothing. The status carries a
 // bias-corrected moving average of the loss that skips non-finite losses.
+#include "train/progress.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <sstream>
-
-#include "train/progress.h"
 
 namespace microgpt {
 namespace {

@@ -204,8 +204,9 @@ void expect_one_line_error(const testing::RunResult& r, int code, const std::vec
   EXPECT_EQ(r.exit_code, code) << what << "\n" << r.err;
   EXPECT_EQ(count_lines(r.err), 1) << what << "\n" << r.err;
   EXPECT_EQ(r.err.rfind("microgpt", 0), 0u) << what << "\n" << r.err;
-  for (const std::string& f : fragments)
+  for (const std::string& f : fragments) {
     EXPECT_NE(r.err.find(f), std::string::npos) << what << ": " << f << "\n" << r.err;
+  }
   EXPECT_EQ(r.out, "") << what;
 }
 
@@ -447,12 +448,9 @@ TEST(CliEmbed, ReportsAndFiles) {
   EXPECT_NE(q.err.find("'Q'"), std::string::npos) << q.err;
 }
 
-// BUG (src/train/commands.cpp, run_embed): a usage error in --neighbors or --show (a
-// character outside the vocabulary, a --show text longer than the context) is found
-// only after the summary and the other reports have been printed, so stdout holds a
-// partial report although the command failed; every other usage error is refused
-// before any output.
-TEST(CliEmbed, DISABLED_UsageErrorsComeBeforeAnyOutput) {
+// A usage error in --neighbors or --show (a character outside the vocabulary, a --show
+// text longer than the context) is refused before any output, like every other one.
+TEST(CliEmbed, UsageErrorsComeBeforeAnyOutput) {
   TempDir dir;
   run_ok("train --steps 2 --num-samples 0 --threads 1" + kSmall, dir);
   for (const char* args : {"--neighbors a,Q", "--show aQ", "--show abcdefghij"}) {
@@ -485,6 +483,22 @@ TEST(CliProgress, PlotLossAndPlainLinesWhenNotATerminal) {
   EXPECT_EQ(svg.find("nan"), std::string::npos);
   expect_one_line_error(run_microgpt("train --steps 2 --plot-loss no/such/loss.svg", dir.path()), 1,
                         {"no/such/loss.svg"}, "unwritable plot");
+}
+
+// On a terminal (a pseudo-terminal from util-linux's `script`): a live status line
+// instead of a line per step, then the last step's line, as microgpt.py's end='\r' shows.
+TEST(CliProgress, TerminalShowsALiveLineAndTheLastStep) {
+  if (!std::filesystem::exists("/usr/bin/script")) GTEST_SKIP() << "no /usr/bin/script to provide a terminal";
+  TempDir dir;
+  const std::string cmd = "cd '" + dir.path() + "' && /usr/bin/script -qec \"'" + std::string(MICROGPT_BINARY) +
+                          "' train --steps 30 --num-samples 1 --threads 1 --out ''" + kSmall + "\" /dev/null >'" +
+                          dir.file("tty") + "' 2>&1 </dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string tty = testing::read_file(dir.file("tty"));
+  EXPECT_NE(tty.find("\r\x1b[Kstep 30 / 30 | loss "), std::string::npos) << tty;
+  EXPECT_EQ(testing::count_substr(tty, "step   30 /   30 | loss "), 1u) << tty;
+  EXPECT_EQ(tty.find("step    1 /   30 | loss "), std::string::npos) << tty;
+  EXPECT_NE(tty.find("sample  1: "), std::string::npos) << tty;
 }
 
 // ---- Damaged checkpoints ------------------------------------------------------------------
@@ -592,12 +606,10 @@ TEST(CliDamagedCheckpoint, EveryCommandRefusesWithOneLineNamingTheFile) {
   }
 }
 
-// BUG (src/checkpoint/checkpoint.cpp, load_checkpoint): the tensors' data_offsets are
-// only checked to lie inside the data and to add up to its size, not to be disjoint, so
-// a file in which one tensor's offsets point at another's bytes (and a tensor-sized
-// hole is left elsewhere) loads without complaint, with the wrong weights; the
-// checksum cannot catch it since the data bytes are unchanged.
-TEST(CliDamagedCheckpoint, DISABLED_OverlappingTensorsAreRefused) {
+// A file in which one tensor's offsets point at another's bytes (and a tensor-sized hole
+// is left elsewhere) would load with the wrong weights: the checksum cannot see it, since
+// the data bytes are unchanged, so the loader requires the tensors to tile the data.
+TEST(CliDamagedCheckpoint, OverlappingTensorsAreRefused) {
   TempDir dir;
   run_ok("train --steps 10 --stop-after 5 --out good.safetensors --threads 1" + kSmall, dir);
   const testing::Safetensors s = testing::parse_safetensors(testing::read_file(dir.file("good.safetensors")));

@@ -10,6 +10,7 @@
 #include <new>
 
 #include "core/error.h"
+#include "model/sample_loop.h"
 
 namespace microgpt {
 
@@ -388,16 +389,7 @@ std::vector<double> FastModel::next(Token token, double temperature) {
 }
 
 std::vector<Token> FastModel::sample(PyRandom& rng, double temperature) {
-  const Token bos = static_cast<Token>(config_.vocab_size - 1);
-  std::vector<Token> out;
-  Token token = bos;
-  start_sequence();
-  for (int64_t pos = 0; pos < config_.block_size; pos++) {
-    token = static_cast<Token>(rng.choices(next(token, temperature)));
-    if (token == bos) break;
-    out.push_back(token);
-  }
-  return out;
+  return sample_loop(*this, rng, temperature, static_cast<Token>(config_.vocab_size - 1), config_.block_size);
 }
 
 }  // namespace microgpt

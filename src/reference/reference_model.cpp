@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/sample_loop.h"
 #include "core/pymath.h"
 
 namespace microgpt {
@@ -189,15 +190,8 @@ std::vector<double> ReferenceModel::next(Token token, double temperature) {
 }
 
 std::vector<Token> ReferenceModel::sample(PyRandom& rng, double temperature) {
-  const Token bos = static_cast<Token>(config_.vocab_size - 1);
-  std::vector<Token> out;
-  Token token = bos;
-  start_sequence();
-  for (int64_t pos = 0; pos < config_.block_size; pos++) {
-    token = static_cast<Token>(rng.choices(next(token, temperature)));
-    if (token == bos) break;
-    out.push_back(token);
-  }
+  std::vector<Token> out =
+      sample_loop(*this, rng, temperature, static_cast<Token>(config_.vocab_size - 1), config_.block_size);
   tape_.reset();
   return out;
 }

@@ -1,14 +1,43 @@
 # Two commands do all set-up:
 #   make run    install what is missing, build Release, train on the embedded names
 #   make test   install what is missing, build, run the whole suite with ctest
-# Other targets: make build, make bench, make clean.
+# Other targets: make build, make bench, make clean, and the robustness checks:
+#   make test-sanitize  the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer,
+#                       the threaded code under ThreadSanitizer (test-asan, test-tsan)
+#   make fuzz           each libFuzzer target of fuzz/ for FUZZ_SECONDS (see fuzz/README.md)
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
 # Debian 12 packages the build and the tests need.
 DEB_PACKAGES ?= cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev
 
-.PHONY: all deps build run test bench clean
+# What the sanitizer and fuzzing builds add: clang and its sanitizer runtimes (libFuzzer
+# among them), LLVM's OpenMP (ThreadSanitizer understands it through libarcher; GCC's
+# libgomp gives false reports) and llvm-symbolizer for readable stack traces.
+SANITIZE_PACKAGES ?= clang-14 libclang-rt-14-dev libomp-14-dev llvm-14
+CLANGXX ?= clang++-14
+LLVM_LIB ?= /usr/lib/llvm-14/lib
+LLVM_BIN ?= /usr/lib/llvm-14/bin
+
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+# Reports end the process with an error; leaks are reported too.
+SANITIZE_COMMON = -O1 -g -fno-omit-frame-pointer -D_GLIBCXX_ASSERTIONS
+ASAN_FLAGS = $(SANITIZE_COMMON) -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+FUZZ_FLAGS = $(SANITIZE_COMMON) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+TSAN_FLAGS = $(SANITIZE_COMMON) -fsanitize=thread
+ASAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+TSAN_ENV = PATH="$(LLVM_BIN):$$PATH" TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" \
+  OMP_TOOL_LIBRARIES=$(LLVM_LIB)/libarcher.so ARCHER_OPTIONS=verbose=1
+# The tests that run the fast engine on several threads (`ctest -N -R ...` lists them),
+# and the test programs that hold them.
+TSAN_TESTS ?= ^Batch\.|Thread|threads|BatchSizeTrains
+TSAN_TARGETS ?= microgpt fast_tests cli_tests checkpoint_tests
+
+.PHONY: all deps deps-sanitize build run test bench clean test-sanitize test-asan test-tsan fuzz
 
 all: build
 
@@ -35,5 +64,37 @@ bench: build
 	@command -v hyperfine > /dev/null || DEB_PACKAGES=hyperfine $(MAKE) --no-print-directory deps
 	bench/run_benchmarks.sh
 
+deps-sanitize:
+	@DEB_PACKAGES="$(DEB_PACKAGES) $(SANITIZE_PACKAGES)" $(MAKE) --no-print-directory deps
+
+test-sanitize: test-asan test-tsan
+
+# The whole suite (and the microgpt runs it makes) with ASan and UBSan, built by GCC.
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=$(ASAN_FLAGS)"
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS)
+
+# The threaded tests and a threaded training run with TSan, built by clang on LLVM's OpenMP.
+test-tsan: deps-sanitize
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=$(TSAN_FLAGS)" \
+	  -DOpenMP_CXX_FLAGS=-fopenmp=libomp -DOpenMP_CXX_LIB_NAMES=omp -DOpenMP_omp_LIBRARY=$(LLVM_LIB)/libomp.so
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TARGETS)
+	@ldd $(TSAN_BUILD)/microgpt | grep -q 'libomp\.so' && ! ldd $(TSAN_BUILD)/microgpt | grep -q libgomp || \
+	  { echo "$(TSAN_BUILD)/microgpt must use LLVM's libomp, not libgomp:"; ldd $(TSAN_BUILD)/microgpt; exit 1; }
+	cd $(TSAN_BUILD) && $(TSAN_ENV) ctest --output-on-failure -j $(JOBS) --no-tests=error -R '$(TSAN_TESTS)'
+	cd $(TSAN_BUILD) && printf 'emma\nolivia\nava\nisabella\nsophia\nmia\n' > tsan_names.txt && \
+	  $(TSAN_ENV) ./microgpt train --data tsan_names.txt --batch-size 8 --threads 2 --steps 20 --n-embd 32 \
+	    --val-frac 0.3 --eval-every 10 --num-samples 2 --out tsan.safetensors && \
+	  $(TSAN_ENV) ./microgpt eval --model tsan.safetensors --threads 2 && \
+	  $(TSAN_ENV) ./microgpt sample --model tsan.safetensors --threads 2 --num-samples 2
+
+# The libFuzzer targets of fuzz/, each for FUZZ_SECONDS; fails when one crashes.
+fuzz: deps-sanitize
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=Debug -DMICROGPT_TESTS=OFF \
+	  -DMICROGPT_FUZZ=ON "-DCMAKE_CXX_FLAGS=$(FUZZ_FLAGS)"
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	PATH="$(LLVM_BIN):$$PATH" fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

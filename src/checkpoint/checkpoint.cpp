@@ -1,6 +1,7 @@
 #include "checkpoint/checkpoint.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -151,61 +152,111 @@ CheckpointData load_checkpoint(const std::string& path) {
               std::to_string(kCheckpointVersion) + ")");
   }
   CheckpointData c;
+  // Every number is checked for its type and range before it is converted: a file can
+  // say anything (1e300 for a count, a negative learning rate).
+  auto integer = [&](const json& obj, const char* key, int64_t min, int64_t max) -> int64_t {
+    const json& v = obj.at(key);
+    // JSON parsers keep non-negative whole numbers as unsigned: compare in that type then.
+    const bool fits = v.is_number_unsigned()
+                          ? v.get<uint64_t>() <= static_cast<uint64_t>(max) &&
+                                (min <= 0 || v.get<uint64_t>() >= static_cast<uint64_t>(min))
+                          : v.is_number_integer() && v.get<int64_t>() >= min && v.get<int64_t>() <= max;
+    if (!fits) {
+      throw bad(std::string("'") + key + "' is " + v.dump() + ", expected a whole number from " + std::to_string(min) +
+                " to " + std::to_string(max));
+    }
+    return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
+  };
+  auto real = [&](const json& obj, const char* key, double min, double max, bool min_open) -> double {
+    const json& v = obj.at(key);
+    const double x = v.is_number() ? v.get<double>() : NAN;
+    if (!std::isfinite(x) || x > max || (min_open ? x <= min : x < min)) {
+      throw bad(std::string("'") + key + "' is " + v.dump() + ", out of range");
+    }
+    return x;
+  };
+  auto whole_string = [&](const char* key, int64_t min, int64_t max) -> int64_t {
+    const std::string text = meta_string(key);
+    int64_t v = 0;
+    const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || p != text.data() + text.size() || v < min || v > max) {
+      throw bad(std::string("metadata '") + key + "' is '" + text + "', expected a whole number");
+    }
+    return v;
+  };
+  constexpr int64_t kMaxSize = int64_t{1} << 24, kMaxCount = int64_t{1} << 40;
   try {
     c.engine = meta_string("engine");
     if (c.engine != "fast" && c.engine != "reference") throw bad("unknown engine '" + c.engine + "'");
     const json config = json::parse(meta_string("config"));
-    c.model.n_layer = config.at("n_layer").get<int64_t>();
-    c.model.n_embd = config.at("n_embd").get<int64_t>();
-    c.model.n_head = config.at("n_head").get<int64_t>();
-    c.model.block_size = config.at("block_size").get<int64_t>();
-    c.model.vocab_size = config.at("vocab_size").get<int64_t>();
-    c.train.seed = config.at("seed").get<uint64_t>();
-    c.train.steps = config.at("steps").get<int64_t>();
-    c.train.lr = config.at("lr").get<double>();
-    c.train.beta1 = config.at("beta1").get<double>();
-    c.train.beta2 = config.at("beta2").get<double>();
-    c.train.eps = config.at("eps").get<double>();
-    c.train.init_std = config.at("init_std").get<double>();
-    c.train.temperature = config.at("temperature").get<double>();
-    c.train.num_samples = config.at("num_samples").get<int64_t>();
-    c.train.batch_size = config.at("batch_size").get<int64_t>();
-    c.val_frac = config.at("val_frac").get<double>();
-    c.eval_every = config.at("eval_every").get<int64_t>();
+    c.model.n_layer = integer(config, "n_layer", 1, kMaxSize);
+    c.model.n_embd = integer(config, "n_embd", 1, kMaxSize);
+    c.model.n_head = integer(config, "n_head", 1, kMaxSize);
+    c.model.block_size = integer(config, "block_size", 1, kMaxSize);
+    c.model.vocab_size = integer(config, "vocab_size", 2, 0x110001);
+    const json& seed = config.at("seed");
+    if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0)) {
+      throw bad("'seed' is " + seed.dump() + ", expected a whole number from 0 to 2^64-1");
+    }
+    c.train.seed = seed.get<uint64_t>();
+    c.train.steps = integer(config, "steps", 1, kMaxCount);
+    c.train.lr = real(config, "lr", 0.0, 1e300, true);
+    c.train.beta1 = real(config, "beta1", 0.0, 1.0, false);
+    c.train.beta2 = real(config, "beta2", 0.0, 1.0, false);
+    if (c.train.beta1 >= 1.0 || c.train.beta2 >= 1.0) throw bad("Adam's betas must be below 1");
+    c.train.eps = real(config, "eps", 0.0, 1.0, true);
+    c.train.init_std = real(config, "init_std", 0.0, 1e300, false);
+    c.train.temperature = real(config, "temperature", 0.0, 1e300, true);
+    c.train.num_samples = integer(config, "num_samples", 0, kMaxCount);
+    c.train.batch_size = integer(config, "batch_size", 1, kMaxSize);
+    c.val_frac = real(config, "val_frac", 0.0, 0.99, false);
+    c.eval_every = integer(config, "eval_every", 0, kMaxCount);
     for (const json& ch : json::parse(meta_string("vocab"))) {
       const auto cps = decode_utf8(ch.get<std::string>());
       if (!cps || cps->size() != 1) throw bad("a vocabulary entry is not one character");
       c.vocab.push_back((*cps)[0]);
     }
-    c.step = std::stoll(meta_string("step"));
-    c.threads = std::stoll(meta_string("threads"));
-    if (std::stoll(meta_string("steps")) != c.train.steps) throw bad("steps in metadata and config disagree");
+    c.step = whole_string("step", 0, c.train.steps);
+    c.threads = whole_string("threads", 1, 4096);
+    if (whole_string("steps", 1, kMaxCount) != c.train.steps) throw bad("steps in metadata and config disagree");
     const json data = json::parse(meta_string("data"));
     c.data_source = data.at("source").get<std::string>();
-    c.data_docs = data.at("docs").get<int64_t>();
-    c.data_crc = data.at("crc32").get<uint32_t>();
+    c.data_docs = integer(data, "docs", 1, std::numeric_limits<int64_t>::max());
+    c.data_crc = static_cast<uint32_t>(integer(data, "crc32", 0, 0xFFFFFFFF));
     const json rng = json::parse(meta_string("rng"));
-    c.rng.index = rng.at("index").get<int64_t>();
+    c.rng.index = integer(rng, "index", 0, PyRandom::kStateWords);
     if (!rng.at("gauss_next").is_null()) c.rng.gauss_next = std::stod(rng.at("gauss_next").get<std::string>());
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
     throw bad(std::string("its metadata is damaged (") + e.what() + ")");
   }
-  // The configuration must describe a model this program can build.
-  if (c.model.n_layer < 1 || c.model.n_embd < 1 || c.model.n_head < 1 || c.model.block_size < 1 ||
-      c.model.n_embd % c.model.n_head != 0 || c.model.n_layer > (1 << 24) || c.model.n_embd > (1 << 24) ||
-      c.model.block_size > (1 << 24) || c.train.steps < 1 || c.train.batch_size < 1 || c.step < 0 ||
-      c.step > c.train.steps || c.rng.index < 0 || c.rng.index > PyRandom::kStateWords) {
-    throw bad("its configuration is out of range");
-  }
+  if (c.model.n_embd % c.model.n_head != 0) throw bad("n_embd is not a multiple of n_head");
   if (static_cast<int64_t>(c.vocab.size()) + 1 != c.model.vocab_size) {
     throw bad("its vocabulary has " + std::to_string(c.vocab.size()) + " characters but vocab_size is " +
               std::to_string(c.model.vocab_size));
   }
   // Tensors: each one present with the expected dtype and shape, inside the data, which
-  // they cover exactly; then the checksum.
+  // they cover exactly; then the checksum. First the size the configuration implies
+  // must be the size of the data, before anything that big is allocated.
   const std::string_view data = std::string_view(bytes).substr(8 + n);
+  {
+    const double C = static_cast<double>(c.model.n_embd);
+    const double P = static_cast<double>(c.model.vocab_size) * 2 * C + static_cast<double>(c.model.block_size) * C +
+                     static_cast<double>(c.model.n_layer) * 12 * C * C;
+    const bool f64 = header.contains("wte") && header["wte"].is_object() && header["wte"].value("dtype", "") == "F64";
+    const double expected = 3 * P * (f64 ? 8 : 4) + 4.0 * PyRandom::kStateWords;
+    char need[32];
+    std::snprintf(need, sizeof need, expected < 1e18 ? "%.0f" : "%.3g", expected);
+    if (expected > static_cast<double>(data.size())) {
+      throw bad(std::string("its tensors need ") + need + " bytes but the file holds " + std::to_string(data.size()) +
+                ": they lie outside the file's data (truncated?)");
+    }
+    if (expected < static_cast<double>(data.size())) {
+      throw bad("its data has " + std::to_string(data.size()) + " bytes but its tensors need " + need +
+                ": bytes no tensor accounts for");
+    }
+  }
   const char* dtype_expected = nullptr;
   for (const char* dt : {"F32", "F64"}) {
     if (header.contains("wte") && header["wte"].is_object() && header["wte"].value("dtype", "") == dt) dtype_expected = dt;

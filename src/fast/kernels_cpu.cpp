@@ -448,7 +448,7 @@ void attention_backward_lanes(float* dqkv, const float* dout, const float* qkv, 
 }
 #endif
 
-inline bool heads_fit_lanes(int64_t C, int64_t NH) {
+[[maybe_unused]] inline bool heads_fit_lanes(int64_t C, int64_t NH) {
   const int64_t HS = C / NH;
   return W > 1 && HS <= W && (HS & (HS - 1)) == 0 && C % W == 0;
 }

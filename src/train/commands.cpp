@@ -106,7 +106,7 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
     log.open(*cmd.log_path, std::ios::binary | std::ios::trunc);
     if (!log) throw Error("cannot write log file '" + *cmd.log_path + "'");
   }
-  const int64_t max_attempts = 100 * wanted + 1000;
+  const int64_t max_attempts = wanted > (int64_t{1} << 40) ? wanted : 100 * wanted + 1000;  // no overflow
   int64_t printed = 0;
   for (int64_t attempt = 0; printed < wanted; attempt++) {
     if (attempt >= max_attempts) {

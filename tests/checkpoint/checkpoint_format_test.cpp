@@ -3,6 +3,8 @@
 // run replayed here step by step, and against the bytes of the file read without the
 // loader); loading and saving again gives the same bytes; the header is valid
 // safetensors; the CRC-32 is zlib's.
+#include <chrono>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -384,6 +386,57 @@ TEST(Checkpoint, LoadRefusesDamageNamingTheFile) {
     ADD_FAILURE() << "a missing file loaded";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(dir.file("missing")), std::string::npos) << e.what();
+  }
+}
+
+// Found by fuzzing (fuzz/corpus/checkpoint/regress-*): numbers that do not fit their
+// field, and sizes that would have the loader allocate petabytes before looking at the
+// data. Each must be refused at once, naming the field or the size.
+TEST(Checkpoint, FuzzFindingsAreRefusedWithoutAllocating) {
+  const std::string corpus = std::string(MICROGPT_SOURCE_DIR) + "/fuzz/corpus/checkpoint/";
+  const std::pair<const char*, const char*> seeds[] = {
+      {"regress-config-number-out-of-range", "'n_layer' is 1e+300"},
+      {"regress-huge-n-embd", "they lie outside the file's data"},
+      {"regress-huge-n-layer", "they lie outside the file's data"},
+  };
+  for (const auto& [name, why] : seeds) {
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      load_checkpoint(corpus + name);
+      ADD_FAILURE() << name << " loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2)) << name;
+  }
+}
+
+// Values of the right type but outside what training can use are refused too, so a
+// damaged file never resumes with a negative learning rate or a beta of 2.
+TEST(Checkpoint, OutOfRangeSettingsAreRefused) {
+  TempDir dir;
+  std::ostringstream out;
+  run_training(small_run("reference", dir.file("good.safetensors")), out);
+  const testing::Safetensors s = parse_safetensors(read_file(dir.file("good.safetensors")));
+  const std::pair<const char*, json> bad[] = {
+      {"lr", -1.0},          {"lr", 0.0},           {"beta2", 2.0},       {"beta1", 1.0},
+      {"eps", -1e-8},        {"temperature", 0.0},  {"num_samples", -1},  {"num_samples", 9223372036854775807LL},
+      {"steps", 1e300},      {"batch_size", 0},     {"seed", -1},         {"vocab_size", 1},
+      {"val_frac", 1.5},     {"eval_every", -3},    {"n_layer", 2.5},     {"n_head", "4"},
+  };
+  for (const auto& [key, value] : bad) {
+    json h = s.header;
+    json config = json::parse(h["__metadata__"]["config"].get<std::string>());
+    config[key] = value;
+    h["__metadata__"]["config"] = config.dump();
+    const std::string path = dir.file(std::string("bad-") + key);
+    testing::write_file(path, testing::build_safetensors(h, s.data));
+    try {
+      load_checkpoint(path);
+      ADD_FAILURE() << key << " = " << value.dump() << " loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -87,6 +87,7 @@ Dataset parse_dataset(std::string_view bytes, const std::string& name) {
   }
   ds.chars.resize(used);
   if (ds.size() == 0) throw Error("data file '" + name + "' has no documents (every line is blank)");
+  ds.bytes_crc = crc32(bytes);
   return ds;
 }
 
@@ -121,13 +122,6 @@ Dataset load_dataset(const std::string& path) {
     size += static_cast<size_t>(got);
   }
   return parse_dataset(std::string_view(bytes.get(), size), path);
-}
-
-uint32_t dataset_crc(const Dataset& data) {
-  const uint32_t chars = crc32(std::string_view(reinterpret_cast<const char*>(data.chars.data()),
-                                                data.chars.size() * sizeof(char32_t)));
-  return crc32(std::string_view(reinterpret_cast<const char*>(data.starts.data()), data.starts.size() * sizeof(int64_t)),
-               chars);
 }
 
 Dataset embedded_dataset() { return parse_dataset(embedded_names_bytes(), kEmbeddedSource); }

@@ -20,6 +20,7 @@ struct Dataset {
   std::u32string chars;         // every document's characters, back to back
   std::vector<int64_t> starts;  // document i is chars[starts[i], starts[i + 1])
   std::string source;           // the path, or "<embedded names>"
+  uint32_t bytes_crc = 0;       // CRC-32 of the bytes it was read from
 
   int64_t size() const { return starts.empty() ? 0 : static_cast<int64_t>(starts.size()) - 1; }
   std::u32string_view doc(int64_t i) const {
@@ -39,9 +40,9 @@ Dataset parse_dataset(std::string_view bytes, const std::string& name);
 // Error naming the file.
 Dataset load_dataset(const std::string& path);
 
-// A CRC-32 of the documents: their characters (UTF-32LE) and where each one starts, so
-// the same characters cut into other lines give another value.
-uint32_t dataset_crc(const Dataset& data);
+// The identity of a dataset for checkpoints: the CRC-32 of the bytes it was read from
+// (so the same characters cut into other lines are other data).
+inline uint32_t dataset_crc(const Dataset& data) { return data.bytes_crc; }
 
 // The names list compiled into the binary (public domain; see data/NOTICE).
 Dataset embedded_dataset();

@@ -36,14 +36,14 @@ int run(int argc, char** argv) {
       return cl.exit_code;
     case Command::train: {
       microgpt::TrainOptions& o = cl.train;
-      o.interactive = ::isatty(STDOUT_FILENO) == 1;
-      if (o.interactive) {
-        o.progress = &std::cout;
-        o.progress_mode = microgpt::Progress::Mode::live;
-      } else {
-        o.progress = &std::cerr;
-        o.progress_mode = ::isatty(STDERR_FILENO) == 1 ? microgpt::Progress::Mode::live : microgpt::Progress::Mode::periodic;
-      }
+      // A live status line on stderr when it is a terminal, plain lines every few seconds
+      // otherwise. When stdout is the same terminal, its per-step lines would scroll the
+      // status away, so only the last step's line is printed there (microgpt.py's
+      // print(..., end='\r') also leaves one line on screen).
+      const bool err_tty = ::isatty(STDERR_FILENO) == 1;
+      o.interactive = err_tty && ::isatty(STDOUT_FILENO) == 1;
+      o.progress = &std::cerr;
+      o.progress_mode = err_tty ? microgpt::Progress::Mode::live : microgpt::Progress::Mode::periodic;
       const int64_t params = 12 * o.model.n_layer * o.model.n_embd * o.model.n_embd;
       if (o.engine.name == "fast" && o.engine.threads > 1 && (o.train.batch_size > 1 || params >= 65536 || o.resume_path)) {
         prefer_passive_openmp(argv);

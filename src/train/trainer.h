@@ -35,10 +35,9 @@ struct TrainOptions {
   std::optional<std::string> resume_path;
   bool threads_given = false;
   std::optional<std::string> plot_loss_path;
-  // How progress is shown. `interactive` (stdout is a terminal): no line per step, only
-  // the live status (give progress = stdout, mode live) and the last step's line, as
-  // microgpt.py's print(..., end='\r') shows one line. Otherwise a line per step, and
-  // `progress` (stderr) gets a live status line or periodic lines.
+  // How progress is shown: `progress` (stderr) gets a live status line or periodic
+  // lines. With `interactive` (stdout and stderr are one terminal) stdout gets no line
+  // per step, only the last step's, since the live status shows the rest.
   bool interactive = false;
   std::ostream* progress = nullptr;
   Progress::Mode progress_mode = Progress::Mode::off;

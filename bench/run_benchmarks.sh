@@ -5,10 +5,12 @@
 #   3. ms/step, tokens/s, GFLOP/s and peak memory of the fast engine for the
 #      makemore-sized and large configurations, on 1 and 2 threads;
 #   4. with --torch, the same configurations in PyTorch (../shared/bench/torch_microgpt.py,
-#      which needs Debian's python3-torch and libopenblas0-openmp; never a dependency).
+#      which needs Debian's python3-torch and libopenblas0-openmp; never a dependency);
+#   5. with --quality, the quality preset on names.txt: validation loss, wall time and
+#      peak memory of one whole run (about two minutes).
 # This machine is shared: every figure is a median of repeated runs; compare ratios
 # measured in the same window.
-#   bench/run_benchmarks.sh [--torch] [--quick]
+#   bench/run_benchmarks.sh [--torch] [--quick] [--quality]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/.."
@@ -17,6 +19,7 @@ bench="$root/build/microgpt_bench"
 data="$root/../shared/data/names.txt"
 torch_py="$root/../shared/bench/torch_microgpt.py"
 with_torch=0
+with_quality=0
 runs=30
 steps_mm=200
 steps_large=30
@@ -24,7 +27,8 @@ for a in "$@"; do
   case "$a" in
     --torch) with_torch=1 ;;
     --quick) runs=10; steps_mm=60; steps_large=10 ;;
-    *) echo "usage: $0 [--torch] [--quick]"; exit 2 ;;
+    --quality) with_quality=1 ;;
+    *) echo "usage: $0 [--torch] [--quick] [--quality]"; exit 2 ;;
   esac
 done
 if [ ! -f "$data" ]; then
@@ -76,3 +80,12 @@ for name in makemore large; do
       python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("%.4f ms/step | %.0f tokens/s (padded batches: %.0f tokens/s)" % (d["ms_per_step"], d["tokens_per_s"], d["padded_tokens_per_s"]))'
   fi
 done
+
+if [ "$with_quality" = 1 ]; then
+  echo "== quality preset: names.txt, --val-frac 0.1, whole process"
+  log=$(mktemp)
+  /usr/bin/time -f "wall %e s | peak memory %M KB" -o "$log.time" \
+    "$bin" train --data "$data" --preset quality --val-frac 0.1 --num-samples 0 --out "" > "$log" 2>/dev/null
+  printf '%s | %s\n' "$(grep 'val loss' "$log" | tail -1 | sed 's/.*| //')" "$(tail -1 "$log.time")"
+  rm -f "$log" "$log.time"
+fi

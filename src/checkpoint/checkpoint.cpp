@@ -31,13 +31,14 @@ struct TensorSpec {
 };
 
 // The tensors a checkpoint of this configuration holds, in file order.
-std::vector<TensorSpec> tensor_specs(const ModelConfig& model, bool f64) {
+std::vector<TensorSpec> tensor_specs(const ModelConfig& model, bool f64, bool averaged) {
   const std::string dt = f64 ? "F64" : "F32";
   std::vector<TensorSpec> specs;
   const ParamLayout layout(model);
   for (const ParamTensor& t : layout.tensors()) specs.push_back({t.name, dt, {t.rows, t.cols}});
   specs.push_back({"optimizer.adam_m", dt, {layout.total()}});
   specs.push_back({"optimizer.adam_v", dt, {layout.total()}});
+  if (averaged) specs.push_back({"optimizer.weights", dt, {layout.total()}});
   specs.push_back({"rng.mt", "U32", {PyRandom::kStateWords}});
   return specs;
 }
@@ -60,17 +61,20 @@ void save_checkpoint(const std::string& path, const CheckpointData& c) {
   const ParamLayout layout(c.model);
   const int64_t P = layout.total();
   if (static_cast<int64_t>(c.params.size()) != P || static_cast<int64_t>(c.adam_m.size()) != P ||
-      static_cast<int64_t>(c.adam_v.size()) != P) {
+      static_cast<int64_t>(c.adam_v.size()) != P ||
+      static_cast<int64_t>(c.trained_params.size()) != (c.train.ema > 0.0 ? P : 0)) {
     throw Error("checkpoint '" + path + "': parameter count does not match the configuration");
   }
   // Tensor bytes first, so the header can carry their checksum.
   std::string data;
-  const std::vector<TensorSpec> specs = tensor_specs(c.model, c.f64);
+  const std::vector<TensorSpec> specs = tensor_specs(c.model, c.f64, c.train.ema > 0.0);
   json header = json::object();
   for (const TensorSpec& s : specs) {
     const auto begin = static_cast<int64_t>(data.size());
-    if (s.name == "optimizer.adam_m" || s.name == "optimizer.adam_v") {
-      const double* v = s.name == "optimizer.adam_m" ? c.adam_m.data() : c.adam_v.data();
+    if (s.name.starts_with("optimizer.")) {
+      const double* v = s.name == "optimizer.adam_m"   ? c.adam_m.data()
+                        : s.name == "optimizer.adam_v" ? c.adam_v.data()
+                                                       : c.trained_params.data();
       c.f64 ? append_as<double>(data, v, P) : append_as<float>(data, v, P);
     } else if (s.name == "rng.mt") {
       const size_t at = data.size();
@@ -89,7 +93,8 @@ void save_checkpoint(const std::string& path, const CheckpointData& c) {
       {"steps", c.train.steps},             {"lr", c.train.lr},                 {"beta1", c.train.beta1},
       {"beta2", c.train.beta2},             {"eps", c.train.eps},               {"init_std", c.train.init_std},
       {"temperature", c.train.temperature}, {"num_samples", c.train.num_samples}, {"batch_size", c.train.batch_size},
-      {"val_frac", c.val_frac},             {"eval_every", c.eval_every},
+      {"val_frac", c.val_frac},             {"eval_every", c.eval_every},       {"dropout", c.train.dropout},
+      {"ema", c.train.ema},                 {"reshuffle", c.train.reshuffle},
   };
   json vocab = json::array();
   for (char32_t ch : c.vocab) vocab.push_back(encode_utf8(std::u32string(1, ch)));
@@ -211,6 +216,16 @@ CheckpointData load_checkpoint(const std::string& path) {
     c.train.batch_size = integer(config, "batch_size", 1, kMaxSize);
     c.val_frac = real(config, "val_frac", 0.0, 0.99, false);
     c.eval_every = integer(config, "eval_every", 0, kMaxCount);
+    // Absent from checkpoints written before these options existed.
+    c.train.dropout = config.contains("dropout") ? real(config, "dropout", 0.0, 0.95, false) : 0.0;
+    c.train.ema = config.contains("ema") ? real(config, "ema", 0.0, 0.99999, false) : 0.0;
+    if (c.engine == "reference" && (c.train.dropout > 0.0 || c.train.ema > 0.0)) {
+      throw bad("a reference-engine checkpoint with dropout or ema (only the fast engine has them)");
+    }
+    if (config.contains("reshuffle")) {
+      if (!config.at("reshuffle").is_boolean()) throw bad("'reshuffle' is " + config.at("reshuffle").dump() + ", expected true or false");
+      c.train.reshuffle = config.at("reshuffle").get<bool>();
+    }
     for (const json& ch : json::parse(meta_string("vocab"))) {
       const auto cps = decode_utf8(ch.get<std::string>());
       if (!cps || cps->size() != 1) throw bad("a vocabulary entry is not one character");
@@ -245,7 +260,8 @@ CheckpointData load_checkpoint(const std::string& path) {
     const double P = static_cast<double>(c.model.vocab_size) * 2 * C + static_cast<double>(c.model.block_size) * C +
                      static_cast<double>(c.model.n_layer) * 12 * C * C;
     const bool f64 = header.contains("wte") && header["wte"].is_object() && header["wte"].value("dtype", "") == "F64";
-    const double expected = 3 * P * (f64 ? 8 : 4) + 4.0 * PyRandom::kStateWords;
+    const double per_param = c.train.ema > 0.0 ? 4 : 3;  // weights, m, v (and the trained weights)
+    const double expected = per_param * P * (f64 ? 8 : 4) + 4.0 * PyRandom::kStateWords;
     char need[32];
     std::snprintf(need, sizeof need, expected < 1e18 ? "%.0f" : "%.3g", expected);
     if (expected > static_cast<double>(data.size())) {
@@ -263,12 +279,13 @@ CheckpointData load_checkpoint(const std::string& path) {
   }
   if (!dtype_expected) throw bad("tensor 'wte' is missing or is neither F32 nor F64");
   c.f64 = std::string(dtype_expected) == "F64";
-  const std::vector<TensorSpec> specs = tensor_specs(c.model, c.f64);
+  const std::vector<TensorSpec> specs = tensor_specs(c.model, c.f64, c.train.ema > 0.0);
   std::vector<std::pair<int64_t, int64_t>> extents;  // where each tensor's bytes lie
   const ParamLayout layout(c.model);
   c.params.resize(static_cast<size_t>(layout.total()));
   c.adam_m.resize(static_cast<size_t>(layout.total()));
   c.adam_v.resize(static_cast<size_t>(layout.total()));
+  if (c.train.ema > 0.0) c.trained_params.resize(static_cast<size_t>(layout.total()));
   for (const TensorSpec& s : specs) {
     if (!header.contains(s.name) || !header[s.name].is_object()) throw bad("tensor '" + s.name + "' is missing");
     const json& t = header[s.name];
@@ -311,6 +328,8 @@ CheckpointData load_checkpoint(const std::string& path) {
       read_values(c.adam_m.data(), layout.total());
     } else if (s.name == "optimizer.adam_v") {
       read_values(c.adam_v.data(), layout.total());
+    } else if (s.name == "optimizer.weights") {
+      read_values(c.trained_params.data(), layout.total());
     } else if (s.name == "rng.mt") {
       std::memcpy(c.rng.mt.data(), src, sizeof(uint32_t) * PyRandom::kStateWords);
     } else {

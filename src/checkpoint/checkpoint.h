@@ -3,7 +3,8 @@
 // tensor bytes. Tensors are named as microgpt's parameters (wte, wpe, lm_head,
 // layer0.attn_wq, ...) with shape [rows, cols]: F32 from the fast engine, F64 from the
 // reference engine. Adam's moments are the flat tensors optimizer.adam_m and
-// optimizer.adam_v ([num_params], the parameters' dtype, in layout order) and the random
+// optimizer.adam_v ([num_params], the parameters' dtype, in layout order; with --ema also
+// optimizer.weights, the weights Adam trains, the named tensors being their average) and the random
 // generator's 624 words are rng.mt (U32). __metadata__ (strings only, as the format
 // requires) holds the format name and version, the whole configuration, the vocabulary
 // in token order, the engine, the step reached and the steps planned, the data it was
@@ -42,6 +43,9 @@ struct CheckpointData {
   uint32_t data_crc = 0;
   bool f64 = false;  // tensor dtype: F64 (reference) or F32 (fast)
   std::vector<double> params, adam_m, adam_v;  // layout order; F32 values are exact
+  // With train.ema > 0, params is the running average (the model) and these are the
+  // weights Adam trains (tensor optimizer.weights); empty otherwise.
+  std::vector<double> trained_params;
   PyRandom::State rng;
 };
 

@@ -74,7 +74,7 @@ struct TrainFlags {
   microgpt::TrainOptions options;
   std::string preset;
   std::string out = "model.safetensors";
-  CLI::Option *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every;
+  CLI::Option *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every, *dropout, *ema, *reshuffle;
   CLI::Option *threads, *resume;
   // Flags that set the model or its training, which --resume takes from the checkpoint.
   std::vector<CLI::Option*> configuration;
@@ -121,6 +121,17 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
       ->type_name("N")->check(whole_number(1, kMaxCount))->capture_default_str());
   f.lr = config(cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
       ->type_name("X")->check(positive_real())->capture_default_str());
+  f.dropout = config(cmd->add_option("--dropout", o.train.dropout,
+                                "Fast engine: zero each output of an attention or MLP block with this probability "
+                                "while training (0: off, as microgpt.py)")
+      ->type_name("P")->check(real_in(0.0, 0.95, true, "a number from 0 to 0.95"))->capture_default_str());
+  f.ema = config(cmd->add_option("--ema", o.train.ema,
+                            "Fast engine: the model is the running average of the weights with this decay per "
+                            "step, e.g. 0.999 (0: off, the last weights, as microgpt.py)")
+      ->type_name("D")->check(real_in(0.0, 0.99999, true, "a number from 0 to 0.99999"))->capture_default_str());
+  f.reshuffle = config(cmd->add_flag("--reshuffle", o.train.reshuffle,
+                                    "Visit the training documents in a new order in every pass over them after the "
+                                    "first (microgpt.py keeps one order)"));
   f.threads = cmd->add_option("--threads", o.engine.threads, "Threads for the fast engine (default: all cores)")
       ->type_name("N")->check(whole_number(1, 4096));
   config(cmd->add_option("--val-frac", o.val_frac,
@@ -167,6 +178,9 @@ void apply_preset(TrainFlags& f) {
   set(f.steps, o.train.steps, p.steps);
   set(f.lr, o.train.lr, p.lr);
   set(f.eval_every, o.eval_every, p.eval_every);
+  set(f.dropout, o.train.dropout, p.dropout);
+  set(f.ema, o.train.ema, p.ema);
+  set(f.reshuffle, o.train.reshuffle, p.reshuffle);
 }
 
 void add_sample_flags(CLI::App* cmd, microgpt::SampleCommand& c) {

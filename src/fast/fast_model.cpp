@@ -82,6 +82,9 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
       v_(layout_.total()),
       batch_(std::make_unique<Batch>()) {
   config_.validate();
+  if (!(train_.dropout >= 0.0 && train_.dropout < 1.0)) throw usage_error("--dropout must be at least 0 and below 1");
+  if (!(train_.ema >= 0.0 && train_.ema < 1.0)) throw usage_error("--ema must be at least 0 and below 1");
+  if (train_.ema > 0.0) average_ = FloatBuffer(layout_.total());
   const int64_t C = config_.n_embd, V = config_.vocab_size, L = config_.n_layer, N = max_rows_;
   const int64_t att = N * config_.n_head * config_.block_size;  // >= NH * sum of T^2
   for (int64_t t = 0; t < threads_; t++) grads_.emplace_back(layout_.total());
@@ -116,7 +119,8 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
   logits_ = take(N * V);
   probs_ = take(N * V);
 
-  dacts_ = FloatBuffer(N * (C + C + 3 * C + C + 4 * C + 4 * C + V + C), false);
+  const int64_t dropped = train_.dropout > 0.0 ? N * C : 0;
+  dacts_ = FloatBuffer(N * (C + C + 3 * C + C + 4 * C + 4 * C + V + C) + dropped, false);
   p = dacts_.data();
   dx_ = take(N * C);
   dln_ = take(N * C);
@@ -126,6 +130,7 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
   dh_ = take(N * 4 * C);
   dlogits_ = take(N * V);
   demb_ = take(N * C);
+  ddrop_ = take(dropped);
 
   const int64_t scratch = std::max({4 * C * C, 3 * C * C, V * C, config_.block_size * C});
   for (int64_t t = 0; t < threads_; t++) scratch_.emplace_back(scratch, false);
@@ -136,6 +141,7 @@ FastModel::~FastModel() = default;
 void FastModel::init_params(PyRandom& rng) {
   float* p = params_.data();
   for (int64_t i = 0; i < layout_.total(); i++) p[i] = static_cast<float>(rng.gauss(0.0, train_.init_std));
+  if (averaging()) std::memcpy(average_.data(), p, static_cast<size_t>(layout_.total()) * sizeof(float));
 }
 
 void FastModel::prepare(std::span<const DocRef> docs, Batch& b) const {
@@ -173,11 +179,15 @@ FastModel::Range FastModel::docs_of_thread(const Batch& b, int64_t thread, int64
   return Range{boundary(thread), boundary(thread + 1)};
 }
 
-double FastModel::forward(const Batch& b, Range docs, Range rows, bool incremental, bool with_loss, int64_t thread) {
+double FastModel::forward(const Batch& b, Range docs, Range rows, Pass pass, int64_t thread) {
   const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
   const int64_t r0 = rows.begin, n = rows.end - rows.begin;
   if (n <= 0) return 0.0;
-  const float* P = params_.data();
+  const bool training = pass == Pass::kTrain, incremental = pass == Pass::kIncremental;
+  const bool drop = training && train_.dropout > 0.0;
+  const float p_drop = static_cast<float>(train_.dropout);
+  // Training updates params_; everything else runs the model, the average when there is one.
+  const float* P = training ? params_.data() : model_weights();
   float* scratch = scratch_[static_cast<size_t>(thread)].data();
   auto w = [&](const ParamTensor& t) { return P + t.offset; };
 
@@ -200,15 +210,17 @@ double FastModel::forward(const Batch& b, Range docs, Range rows, bool increment
                            NH, scratch);
     }
     k_.matmul_forward(a.xmid + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C, scratch);
+    if (drop) k_.dropout_forward(a.xmid + r0 * C, a.xmid + r0 * C, r0, n, C, p_drop, dropout_key(l, 0));
     k_.residual_forward(a.xmid + r0 * C, a.xmid + r0 * C, a.x + r0 * C, n * C);
     k_.rmsnorm_forward(a.ln2 + r0 * C, a.rstd2 + r0, a.xmid + r0 * C, n, C);
     k_.matmul_forward(a.h + r0 * 4 * C, a.ln2 + r0 * C, w(*lp.mlp_fc1), n, C, 4 * C, scratch);
     k_.relu_forward(a.hr + r0 * 4 * C, a.h + r0 * 4 * C, n * 4 * C);
     k_.matmul_forward(x_out + r0 * C, a.hr + r0 * 4 * C, w(*lp.mlp_fc2), n, 4 * C, C, scratch);
+    if (drop) k_.dropout_forward(x_out + r0 * C, x_out + r0 * C, r0, n, C, p_drop, dropout_key(l, 1));
     k_.residual_forward(x_out + r0 * C, x_out + r0 * C, a.xmid + r0 * C, n * C);
   }
   k_.matmul_forward(logits_ + r0 * V, x_final_ + r0 * C, w(layout_.lm_head()), n, C, V, scratch);
-  if (!with_loss) return 0.0;
+  if (pass == Pass::kLogits || incremental) return 0.0;
   return k_.crossentropy_forward(probs_ + r0 * V, logits_ + r0 * V, b.targets.data() + r0, n, V);
 }
 
@@ -221,6 +233,16 @@ void FastModel::backward(const Batch& b, Range docs, Range rows, float dloss, in
   float* scratch = scratch_[static_cast<size_t>(thread)].data();
   auto w = [&](const ParamTensor& t) { return P + t.offset; };
   auto g = [&](const ParamTensor& t) { return grad + t.offset; };
+  const bool drop = train_.dropout > 0.0;
+  const float p_drop = static_cast<float>(train_.dropout);
+  // The gradient reaching a block's output projection: dx itself, or dx through the
+  // block's dropout mask (the residual path keeps dx unmasked).
+  auto through_dropout = [&](int64_t l, int branch) -> const float* {
+    if (!drop) return dx_;
+    zero_rows(ddrop_ + r0 * C, n, C);
+    k_.dropout_backward(ddrop_ + r0 * C, dx_ + r0 * C, r0, n, C, p_drop, dropout_key(l, branch));
+    return ddrop_;
+  };
 
   zero_rows(dlogits_ + r0 * V, n, V);
   k_.crossentropy_backward(dlogits_ + r0 * V, probs_ + r0 * V, b.targets.data() + r0, dloss, n, V);
@@ -232,7 +254,8 @@ void FastModel::backward(const Batch& b, Range docs, Range rows, float dloss, in
     const LayerParams lp = layout_.layer(l);
     // x_out = xmid + fc2(relu(fc1(ln2))); dx holds d/dx_out
     zero_rows(dhr_ + r0 * 4 * C, n, 4 * C);
-    k_.matmul_backward(dhr_ + r0 * 4 * C, g(*lp.mlp_fc2), dx_ + r0 * C, a.hr + r0 * 4 * C, w(*lp.mlp_fc2), n, 4 * C, C);
+    const float* dmlp = through_dropout(l, 1);
+    k_.matmul_backward(dhr_ + r0 * 4 * C, g(*lp.mlp_fc2), dmlp + r0 * C, a.hr + r0 * 4 * C, w(*lp.mlp_fc2), n, 4 * C, C);
     zero_rows(dh_ + r0 * 4 * C, n, 4 * C);
     k_.relu_backward(dh_ + r0 * 4 * C, dhr_ + r0 * 4 * C, a.h + r0 * 4 * C, n * 4 * C);
     zero_rows(dln_ + r0 * C, n, C);
@@ -240,7 +263,8 @@ void FastModel::backward(const Batch& b, Range docs, Range rows, float dloss, in
     k_.rmsnorm_backward(dx_ + r0 * C, dln_ + r0 * C, a.xmid + r0 * C, a.rstd2 + r0, n, C);  // dx: d/dxmid
     // xmid = x + wo(attention(qkv(ln1)))
     zero_rows(datty_ + r0 * C, n, C);
-    k_.matmul_backward(datty_ + r0 * C, g(*lp.attn_wo), dx_ + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C);
+    const float* dattn = through_dropout(l, 0);
+    k_.matmul_backward(datty_ + r0 * C, g(*lp.attn_wo), dattn + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C);
     zero_rows(dqkv_ + r0 * 3 * C, n, 3 * C);
     for (int64_t d = docs.begin; d < docs.end; d++) {
       const int64_t s = b.doc_start[static_cast<size_t>(d)];
@@ -268,7 +292,7 @@ LossSum FastModel::forward_backward(std::span<const DocRef> batch) {
   auto work = [&](int64_t t) {
     const Range docs = docs_of_thread(b, t, nt);
     const Range rows{b.doc_start[static_cast<size_t>(docs.begin)], b.doc_start[static_cast<size_t>(docs.end)]};
-    losses[static_cast<size_t>(t)] = forward(b, docs, rows, false, true, t);
+    losses[static_cast<size_t>(t)] = forward(b, docs, rows, Pass::kTrain, t);
     backward(b, docs, rows, dloss, t);
   };
   run_parallel(nt, work);
@@ -286,6 +310,9 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
   // Slices of whole cache lines, one per thread; small models need no threads.
   const int64_t nt = P >= 65536 ? threads_ : 1;
   std::vector<int64_t> nonfinite(static_cast<size_t>(nt), 0);
+  // The average: the mean of all weights so far while that is fewer steps than the
+  // average's window (1 / (1 - ema)), then the exponential average.
+  const float decay = static_cast<float>(std::min(train_.ema, 1.0 - 1.0 / (static_cast<double>(step) + 2.0)));
   auto work = [&](int64_t t) {
     const int64_t a = (P * t / nt) / 16 * 16;
     const int64_t e = t + 1 == nt ? P : (P * (t + 1) / nt) / 16 * 16;
@@ -294,6 +321,7 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
     nonfinite[static_cast<size_t>(t)] = k_.adam_update(params_.data() + a, g.data(), static_cast<int64_t>(g.size()), m_.data() + a, v_.data() + a, e - a, lr,
                    static_cast<float>(train_.beta1), static_cast<float>(train_.beta2), static_cast<float>(train_.eps),
                    bias1, bias2);
+    if (averaging()) k_.average_update(average_.data() + a, params_.data() + a, e - a, decay);
   };
   run_parallel(nt, work);
   for (int64_t bad : nonfinite) {
@@ -302,7 +330,15 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
   return true;
 }
 
+uint64_t FastModel::dropout_key(int64_t layer, int branch) const {
+  // Distinct for every (seed, step, layer, branch); the kernel mixes in the position.
+  const uint64_t site = (static_cast<uint64_t>(dropout_step_) << 20) ^ (static_cast<uint64_t>(layer) << 1) ^
+                        static_cast<uint64_t>(branch);
+  return (train_.seed * 0xD1B54A32D192ED03ULL) ^ (site * 0x9E3779B97F4A7C15ULL);
+}
+
 double FastModel::train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch) {
+  dropout_step_ = step;
   const LossSum loss = forward_backward(batch);
   return adam_step(step, total_steps) ? loss.mean() : NAN;
 }
@@ -335,7 +371,7 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
     auto work = [&](int64_t t) {
       const Range d = docs_of_thread(b, t, nt);
       const Range r{b.doc_start[static_cast<size_t>(d.begin)], b.doc_start[static_cast<size_t>(d.end)]};
-      losses[static_cast<size_t>(t)] = forward(b, d, r, false, true, t);
+      losses[static_cast<size_t>(t)] = forward(b, d, r, Pass::kEvaluate, t);
     };
     run_parallel(nt, work);
     for (double l : losses) total.sum += l;
@@ -348,7 +384,7 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
 std::vector<std::vector<float>> FastModel::logits(DocRef doc) {
   Batch& b = *batch_;
   prepare(std::span<const DocRef>(&doc, 1), b);
-  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, b.rows()}, false, false, 0); });
+  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, b.rows()}, Pass::kLogits, 0); });
   std::vector<std::vector<float>> out;
   const int64_t V = config_.vocab_size;
   for (int64_t r = 0; r < b.rows(); r++) out.emplace_back(logits_ + r * V, logits_ + (r + 1) * V);
@@ -372,7 +408,7 @@ std::vector<double> FastModel::next(Token token, double temperature) {
   b.positions.push_back(static_cast<int32_t>(pos));
   b.doc_start = {0, pos + 1};
   b.att_start = {0, config_.n_head * (pos + 1) * (pos + 1)};
-  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, true, false, 0); });
+  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, Pass::kIncremental, 0); });
   const int64_t V = config_.vocab_size;
   const float* l = logits_ + pos * V;
   std::vector<double> out(l, l + V);

@@ -9,6 +9,12 @@
 // per pass; sums are always taken in thread order, so a run is repeatable for a given
 // thread count.
 //
+// Two training aids microgpt.py lacks, both off by default: dropout (train.dropout)
+// zeroes each output of an attention or MLP block with that probability during training
+// steps, with a mask that is a function of the seed, step, layer and position only; and
+// a running average of the weights (train.ema), which is then the model that evaluate,
+// logits and sampling run and that checkpoints store under the parameters' names.
+//
 // Not here: data order, logging, checkpoints (the driver in src/train does those).
 #pragma once
 
@@ -77,9 +83,19 @@ class FastModel {
   std::span<float> adam_v() { return v_.span(); }
   std::span<const float> adam_m() const { return m_.span(); }
   std::span<const float> adam_v() const { return v_.span(); }
+  // With --ema, the running average of the weights (what evaluate, logits and sampling
+  // use, and what a checkpoint calls the model); params() are then the weights Adam
+  // trains. Without it, both are the same buffer.
+  bool averaging() const { return average_.size() > 0; }
+  std::span<float> model_params() { return averaging() ? average_.span() : params_.span(); }
+  std::span<const float> model_params() const { return averaging() ? average_.span() : params_.span(); }
+  // The step whose dropout mask forward_backward uses (train_step sets it).
+  void set_dropout_step(int64_t step) { dropout_step_ = step; }
 
-  // Forward and backward over a batch; the gradient of the batch's mean loss per token
-  // is added to the gradient buffers. Returns the loss summed over the batch.
+  // Forward and backward over a batch with the trained weights (and the dropout mask of
+  // the step last given to set_dropout_step or train_step); the gradient of the batch's
+  // mean loss per token is added to the gradient buffers. Returns the loss summed over
+  // the batch.
   LossSum forward_backward(std::span<const DocRef> batch);
   // Adam at step `step` (from 0) of `total_steps` with the summed gradient, which is
   // then cleared. Returns false if a gradient was infinite or NaN (the parameters are
@@ -115,8 +131,16 @@ class FastModel {
   void prepare(std::span<const DocRef> docs, Batch& b) const;
   Range docs_of_thread(const Batch& b, int64_t thread, int64_t n_threads) const;
   // Runs the model on rows `rows` (whole documents `docs`, or one new row of a single
-  // document when incremental); returns the loss sum over those rows.
-  double forward(const Batch& b, Range docs, Range rows, bool incremental, bool with_loss, int64_t thread);
+  // document for kIncremental); returns the loss sum over those rows (kTrain, kEvaluate).
+  enum class Pass {
+    kTrain,        // the trained weights, dropout, loss
+    kEvaluate,     // the model's weights, loss
+    kLogits,       // the model's weights, logits only
+    kIncremental,  // the model's weights, one new row of a document (the rows before it cached)
+  };
+  double forward(const Batch& b, Range docs, Range rows, Pass pass, int64_t thread);
+  const float* model_weights() const { return model_params().data(); }
+  uint64_t dropout_key(int64_t layer, int branch) const;
   // Adds the gradient of dloss * (loss sum of those rows) into thread `thread`'s buffer.
   void backward(const Batch& b, Range docs, Range rows, float dloss, int64_t thread);
   int64_t threads_for(const Batch& b) const;
@@ -129,6 +153,8 @@ class FastModel {
   int64_t max_rows_;  // activations are sized for this many rows
 
   FloatBuffer params_, m_, v_;
+  FloatBuffer average_;        // empty without --ema
+  int64_t dropout_step_ = 0;
   std::vector<FloatBuffer> grads_;  // one per thread
 
   // Activations (rows x width), shared by the threads, each writing only its rows.
@@ -140,7 +166,7 @@ class FastModel {
   std::vector<LayerActs> layers_;
   // Gradients of activations, likewise shared by rows.
   FloatBuffer dacts_;
-  float *dx_, *dln_, *dqkv_, *datty_, *dhr_, *dh_, *dlogits_, *demb_;
+  float *dx_, *dln_, *dqkv_, *datty_, *dhr_, *dh_, *dlogits_, *demb_, *ddrop_;
   // Per-thread scratch: a transposed weight matrix and a row of attention.
   std::vector<FloatBuffer> scratch_;
   std::unique_ptr<Batch> batch_;

@@ -69,11 +69,21 @@ struct Kernels {
   void (*crossentropy_backward)(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,
                                 int64_t V);
 
+  // Dropout with a mask that is a pure function of (key, row, column): row r of these
+  // N rows is row row0 + r of the batch. out (N,C) = inp * keep / (1 - p), keep being 0
+  // with probability p. out may be inp. The backward pass, with the same key and rows:
+  // dinp (N,C) += dout * keep / (1 - p).
+  void (*dropout_forward)(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key);
+  void (*dropout_backward)(float* dinp, const float* dout, int64_t row0, int64_t N, int64_t C, float p,
+                           uint64_t key);
+
   // Adam on n parameters: g = sum of the n_grads gradient buffers (then zeroed),
   // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / bias1) / (sqrt(v / bias2) + eps).
   // Returns how many of the summed gradients were infinite or NaN (0 when all is well).
   int64_t (*adam_update)(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
                          float beta1, float beta2, float eps, float bias1, float bias2);
+  // avg (n) = decay * avg + (1 - decay) * params: the running average of the weights
+  void (*average_update)(float* avg, const float* params, int64_t n, float decay);
 };
 
 // The best CPU kernels this processor runs. MICROGPT_KERNELS=avx512|avx2|generic

@@ -518,6 +518,53 @@ void crossentropy_backward(float* dlogits, const float* probs, const int32_t* ta
   }
 }
 
+// The mask: murmur3's 64-bit finalizer of mix(key) + index * golden ratio, its top 24
+// bits compared with p * 2^24 (the key is mixed first so that keys differing by a multiple
+// of the golden ratio do not give shifted copies of one mask). Dropping is decided by position in the batch, not by a
+// generator's stream, so threads, resume and the backward pass all see the same mask.
+inline uint64_t mix64(uint64_t z) {
+  z ^= z >> 33;
+  z *= 0xff51afd7ed558ccdULL;
+  z ^= z >> 33;
+  z *= 0xc4ceb9fe1a85ec53ULL;
+  z ^= z >> 33;
+  return z;
+}
+
+template <bool kAccumulate>
+void dropout_apply(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 16777216.0);
+  const float scale = 1.0f / (1.0f - p);
+  const uint64_t mixed_key = mix64(key);
+  for (int64_t r = 0; r < N; r++) {
+    const uint64_t base = mixed_key + static_cast<uint64_t>((row0 + r) * C) * 0x9E3779B97F4A7C15ULL;
+    for (int64_t c = 0; c < C; c++) {
+      const bool keep = (mix64(base + static_cast<uint64_t>(c) * 0x9E3779B97F4A7C15ULL) >> 40) >= threshold;
+      const float x = keep ? inp[r * C + c] * scale : 0.0f;
+      if constexpr (kAccumulate) {
+        out[r * C + c] += x;
+      } else {
+        out[r * C + c] = x;
+      }
+    }
+  }
+}
+
+void dropout_forward(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  dropout_apply<false>(out, inp, row0, N, C, p, key);
+}
+
+void dropout_backward(float* dinp, const float* dout, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  dropout_apply<true>(dinp, dout, row0, N, C, p, key);
+}
+
+void average_update(float* avg, const float* params, int64_t n, float decay) {
+  const V d = set1(decay), e = set1(1.0f - decay);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) store(avg + i, fma(d, load(avg + i), mul(e, load(params + i))));
+  for (; i < n; i++) avg[i] = decay * avg[i] + (1.0f - decay) * params[i];
+}
+
 int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
                     float beta1, float beta2, float eps, float bias1, float bias2) {
   // p -= lr * m_hat / (sqrt(v_hat) + eps), written as (lr sqrt(bias2) / bias1) m /
@@ -587,7 +634,10 @@ const Kernels& kernels() {
       .relu_backward = relu_backward,
       .crossentropy_forward = crossentropy_forward,
       .crossentropy_backward = crossentropy_backward,
+      .dropout_forward = dropout_forward,
+      .dropout_backward = dropout_backward,
       .adam_update = adam_update,
+      .average_update = average_update,
   };
   return k;
 }

@@ -35,6 +35,14 @@ struct TrainConfig {
   double temperature = 0.5;
   int64_t num_samples = 20;
   int64_t batch_size = 1;  // documents per step
+  // Fast engine only (microgpt.py has neither): the probability of zeroing each output
+  // of an attention or MLP block while training, and the decay of the running average
+  // of the weights that becomes the model (0: off). See fast/fast_model.h.
+  double dropout = 0.0;
+  double ema = 0.0;
+  // Either engine: visit the training documents in a new order in every pass over them
+  // after the first (microgpt.py keeps one order). See train/trainer.h.
+  bool reshuffle = false;
 };
 
 struct ParamTensor {

@@ -23,7 +23,11 @@ void check_state_size(const CheckpointData& c, int64_t n) {
 
 class ReferenceEngine final : public Engine {
  public:
-  ReferenceEngine(const ModelConfig& model, const TrainConfig& train) : model_(model, train) {}
+  ReferenceEngine(const ModelConfig& model, const TrainConfig& train) : model_(model, train) {
+    if (train.dropout > 0.0 || train.ema > 0.0) {
+      throw usage_error("--dropout and --ema are options of the fast engine; the reference engine trains exactly as microgpt.py does");
+    }
+  }
   int64_t num_params() const override { return model_.num_params(); }
   void init_params(PyRandom& rng) override { model_.init_params(rng); }
   double train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch) override {
@@ -75,18 +79,25 @@ class FastEngine final : public Engine {
   void save_state(CheckpointData& c) const override {
     c.f64 = false;
     auto copy = [](std::span<const float> from) { return std::vector<double>(from.begin(), from.end()); };
-    c.params = copy(model_.params());
+    c.params = copy(model_.model_params());
     c.adam_m = copy(model_.adam_m());
     c.adam_v = copy(model_.adam_v());
+    c.trained_params = model_.averaging() ? copy(model_.params()) : std::vector<double>{};
   }
   void load_state(const CheckpointData& c) override {
     check_state_size(c, model_.num_params());
     auto copy = [](const std::vector<double>& from, std::span<float> to) {
       for (size_t i = 0; i < from.size(); i++) to[i] = static_cast<float>(from[i]);
     };
-    copy(c.params, model_.params());
     copy(c.adam_m, model_.adam_m());
     copy(c.adam_v, model_.adam_v());
+    if (model_.averaging()) {
+      if (c.trained_params.size() != c.params.size()) throw Error("the checkpoint lacks the trained weights of its average");
+      copy(c.params, model_.model_params());
+      copy(c.trained_params, model_.params());
+    } else {
+      copy(c.params, model_.params());
+    }
   }
 
  private:
@@ -108,12 +119,13 @@ double estimated_memory_bytes(const EngineOptions& options, const ModelConfig& m
     const double nodes = T * (L * (40 * C + 8 * NH * T) + 6 * V);
     return params * 8 * 4 + terms * 12 + nodes * 40;
   }
-  // floats: parameters, m, v, one gradient buffer per thread, a transposed weight per
-  // thread; activations of batch_size documents of block_size rows.
+  // floats: parameters, m, v (and their average), one gradient buffer per thread, a
+  // transposed weight per thread; activations of batch_size documents of block_size rows.
   const double rows = static_cast<double>(train.batch_size) * T;
-  const double per_row = L * (18 * C + NH * T + 2) + 4 * C + 3 * V + 16 * C;
+  const double per_row = L * (18 * C + NH * T + 2) + 4 * C + 3 * V + 16 * C + (train.dropout > 0.0 ? C : 0.0);
   const double threads = static_cast<double>(std::max<int64_t>(1, options.threads));
-  return 4 * (params * (3 + threads) + threads * std::max(4 * C * C, V * C) + rows * per_row);
+  const double copies = (train.ema > 0.0 ? 4 : 3) + threads;
+  return 4 * (params * copies + threads * std::max(4 * C * C, V * C) + rows * per_row);
 }
 
 double available_memory_bytes() {

@@ -15,6 +15,8 @@ struct Preset {
   int64_t batch_size, steps;
   double lr;
   int64_t eval_every;  // 0: validation only at the end
+  double dropout, ema;  // fast-engine training aids (0: off)
+  bool reshuffle;       // a new document order in every pass
 };
 
 const std::vector<Preset>& presets();

@@ -99,6 +99,21 @@ std::vector<DocRef> Corpus::documents(int64_t begin, int64_t end, TokenizedDocs&
   return refs;
 }
 
+EpochOrder::EpochOrder(int64_t n, uint64_t seed, bool reshuffle) : n_(n), seed_(seed), reshuffle_(reshuffle) {}
+
+int64_t EpochOrder::at(int64_t k) {
+  const int64_t epoch = k / n_, i = k % n_;
+  if (!reshuffle_ || epoch == 0) return i;
+  if (epoch != epoch_) {
+    perm_.resize(static_cast<size_t>(n_));
+    std::iota(perm_.begin(), perm_.end(), int64_t{0});
+    PyRandom rng(seed_ ^ (static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL));
+    rng.shuffle(perm_);
+    epoch_ = epoch;
+  }
+  return perm_[static_cast<size_t>(i)];
+}
+
 Corpus prepare_corpus(const std::optional<std::string>& data_path, PyRandom& rng, double val_frac) {
   Dataset data = data_path ? load_dataset(*data_path) : embedded_dataset();
   // random.shuffle(docs), as a permutation of document indices
@@ -138,6 +153,11 @@ void run_training(const TrainOptions& given, std::ostream& out) {
   if (options.engine.name == "reference" && options.train.batch_size != 1) {
     throw usage_error("--engine reference trains on one document per step, as microgpt.py does; use --batch-size 1 or --engine fast");
   }
+  if (options.engine.name == "reference" && (options.train.dropout > 0.0 || options.train.ema > 0.0)) {
+    throw usage_error("--dropout and --ema are options of the fast engine; the reference engine trains exactly as microgpt.py does");
+  }
+  if (!(options.train.dropout >= 0.0 && options.train.dropout < 1.0)) throw usage_error("--dropout: expected a number from 0 up to (not including) 1");
+  if (!(options.train.ema >= 0.0 && options.train.ema < 1.0)) throw usage_error("--ema: expected a number from 0 up to (not including) 1");
   const int64_t steps = options.train.steps;
   const int64_t first_step = resume ? resume->step : 0;
   if (options.stop_after < 0 || options.stop_after > steps || (options.stop_after > 0 && options.stop_after <= first_step)) {
@@ -223,12 +243,13 @@ void run_training(const TrainOptions& given, std::ostream& out) {
   };
 
   const int64_t B = options.train.batch_size;
+  EpochOrder epochs(n_train, options.train.seed, options.train.reshuffle);
   std::vector<int64_t> batch_docs(static_cast<size_t>(B));
   TokenizedDocs batch_tokens;
   std::vector<DocRef> batch;
   for (int64_t step = first_step; step < last_step; step++) {
     // step s trains on documents s*B .. s*B + B - 1 of the training share, wrapping
-    for (int64_t i = 0; i < B; i++) batch_docs[static_cast<size_t>(i)] = corpus.order[static_cast<size_t>((step * B + i) % n_train)];
+    for (int64_t i = 0; i < B; i++) batch_docs[static_cast<size_t>(i)] = corpus.order[static_cast<size_t>(epochs.at(step * B + i))];
     tokenize_documents(data, corpus.tokenizer, batch_docs, batch_tokens, config.block_size + 1);
     batch.clear();
     int64_t tokens = 0;

@@ -57,6 +57,24 @@ struct Corpus {
   // max_tokens tokens each, 0: all).
   std::vector<DocRef> documents(int64_t begin, int64_t end, TokenizedDocs& out, int64_t max_tokens = 0) const;
 };
+// Which training document (0..n-1, in the shuffled order) the k-th document a run
+// trains on is: k mod n, as microgpt.py does, in every pass over the data; with
+// reshuffle, pass e >= 1 instead follows random.shuffle(range(n)) with a generator seeded
+// by seed ^ (e * 0x9E3779B97F4A7C15), a function of (seed, e) only, so a resumed run
+// sees the same order. The first pass is unchanged either way.
+class EpochOrder {
+ public:
+  EpochOrder(int64_t n, uint64_t seed, bool reshuffle);
+  int64_t at(int64_t k);
+
+ private:
+  int64_t n_;
+  uint64_t seed_;
+  bool reshuffle_;
+  int64_t epoch_ = -1;
+  std::vector<int64_t> perm_;
+};
+
 // Reads the data (none: the embedded names), shuffles it with `rng` (which must be
 // freshly seeded, as microgpt.py's is) and splits it.
 Corpus prepare_corpus(const std::optional<std::string>& data_path, PyRandom& rng, double val_frac);

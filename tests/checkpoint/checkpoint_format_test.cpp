@@ -17,6 +17,7 @@
 #include "checkpoint/checkpoint_test_support.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "fast/fast_model.h"
 #include "train/commands.h"
 #include "train/trainer.h"
 
@@ -283,6 +284,9 @@ TEST(Checkpoint, EveryFieldOfSyntheticData) {
     c.train.temperature = 0.7;
     c.train.num_samples = 3;
     c.train.batch_size = 5;
+    c.train.dropout = f64 ? 0.0 : 0.1 + 0.2;  // the fast engine's aids: the model is then an average
+    c.train.ema = f64 ? 0.0 : 0.999;
+    c.train.reshuffle = true;
     c.val_frac = 0.15;
     c.eval_every = 9;
     c.step = 33;
@@ -298,6 +302,7 @@ TEST(Checkpoint, EveryFieldOfSyntheticData) {
       c.params.push_back(f64 ? x : static_cast<float>(x));
       c.adam_m.push_back(f64 ? x * 1e-3 : static_cast<float>(x * 1e-3));
       c.adam_v.push_back(f64 ? x * x : static_cast<float>(x * x));
+      if (!f64) c.trained_params.push_back(static_cast<float>(x * 0.5 - 0.125));
     }
     c.params[0] = -0.0;
     rng.gauss(0, 1);  // leaves a cached value
@@ -324,6 +329,9 @@ TEST(Checkpoint, EveryFieldOfSyntheticData) {
     EXPECT_EQ(d.train.temperature, 0.7);
     EXPECT_EQ(d.train.num_samples, 3);
     EXPECT_EQ(d.train.batch_size, 5);
+    EXPECT_EQ(d.train.dropout, c.train.dropout);
+    EXPECT_EQ(d.train.ema, c.train.ema);
+    EXPECT_TRUE(d.train.reshuffle);
     EXPECT_EQ(d.val_frac, 0.15);
     EXPECT_EQ(d.eval_every, 9);
     EXPECT_EQ(d.step, 33);
@@ -335,6 +343,7 @@ TEST(Checkpoint, EveryFieldOfSyntheticData) {
     expect_bits_equal(d.params, c.params, "params");
     expect_bits_equal(d.adam_m, c.adam_m, "adam_m");
     expect_bits_equal(d.adam_v, c.adam_v, "adam_v");
+    expect_bits_equal(d.trained_params, c.trained_params, "trained_params");
     expect_same_rng(d.rng, c.rng);
     save_checkpoint(dir.file("d.safetensors"), d);
     EXPECT_TRUE(read_file(dir.file("c.safetensors")) == read_file(dir.file("d.safetensors")));
@@ -423,6 +432,9 @@ TEST(Checkpoint, OutOfRangeSettingsAreRefused) {
       {"eps", -1e-8},        {"temperature", 0.0},  {"num_samples", -1},  {"num_samples", 9223372036854775807LL},
       {"steps", 1e300},      {"batch_size", 0},     {"seed", -1},         {"vocab_size", 1},
       {"val_frac", 1.5},     {"eval_every", -3},    {"n_layer", 2.5},     {"n_head", "4"},
+      {"dropout", 1.0},      {"dropout", -0.1},     {"ema", 1.0},         {"ema", -0.5},
+      {"reshuffle", "yes"},  {"reshuffle", 1},      {"dropout", "0.1"},   {"dropout", 0.96},
+      {"ema", 0.999999},     {"dropout", 0.1},  // the last: a reference checkpoint cannot have used dropout
   };
   for (const auto& [key, value] : bad) {
     json h = s.header;
@@ -438,6 +450,138 @@ TEST(Checkpoint, OutOfRangeSettingsAreRefused) {
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     }
   }
+}
+
+// With --ema the model is the running average: the parameters' tensors hold it and
+// optimizer.weights holds the weights Adam trains, both the engine's bit for bit (a run
+// replayed here on a FastModel), and both survive load and save and load_model.
+TEST(CheckpointEma, HoldsTheAverageAsTheModelAndTheTrainedWeights) {
+  TempDir dir;
+  TrainOptions o = small_run("fast", dir.file("a.safetensors"));
+  o.train.steps = 6;
+  o.train.batch_size = 2;
+  o.train.ema = 0.9;
+  o.train.dropout = 0.1;
+  o.train.reshuffle = true;  // 12 of the 8422 documents: the first pass, in order
+  std::ostringstream out;
+  run_training(o, out);
+
+  PyRandom rng(o.train.seed);
+  const Corpus corpus = prepare_corpus(o.data_path, rng, o.val_frac);
+  ModelConfig config = o.model;
+  config.vocab_size = corpus.tokenizer.vocab_size();
+  const int64_t B = o.train.batch_size;
+  FastModel model(config, o.train, 1, B);
+  model.init_params(rng);
+  for (int64_t step = 0; step < o.train.steps; step++) {
+    std::vector<int64_t> which;
+    for (int64_t i = 0; i < B; i++) which.push_back(corpus.order[static_cast<size_t>(step * B + i)]);
+    TokenizedDocs tokens;
+    tokenize_documents(corpus.data, corpus.tokenizer, which, tokens, config.block_size + 1);
+    std::vector<DocRef> batch;
+    for (int64_t i = 0; i < tokens.size(); i++) batch.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
+    model.train_step(step, o.train.steps, batch);
+  }
+  auto as_double = [](std::span<const float> v) { return std::vector<double>(v.begin(), v.end()); };
+  const std::vector<double> average = as_double(model.model_params()), weights = as_double(model.params());
+  ASSERT_NE(average, weights) << "vacuous: the average is the weights";
+  const ParamLayout layout(config);
+
+  const std::string bytes = read_file(dir.file("a.safetensors"));
+  const testing::Safetensors s = parse_safetensors(bytes);
+  ASSERT_TRUE(s.header.contains("optimizer.weights"));
+  EXPECT_EQ(s.header["optimizer.weights"].at("dtype"), "F32");
+  EXPECT_EQ(s.header["optimizer.weights"].at("shape").get<std::vector<int64_t>>(), std::vector<int64_t>{layout.total()});
+  for (const ParamTensor& t : layout.tensors()) {
+    expect_bits_equal(tensor_values(s, t.name),
+                      std::vector<double>(average.begin() + t.offset, average.begin() + t.offset + t.numel()),
+                      t.name.c_str());
+  }
+  expect_bits_equal(tensor_values(s, "optimizer.weights"), weights, "optimizer.weights");
+  expect_bits_equal(tensor_values(s, "optimizer.adam_m"), as_double(model.adam_m()), "optimizer.adam_m");
+  const json cfg = json::parse(s.header.at("__metadata__").at("config").get<std::string>());
+  EXPECT_EQ(cfg.at("dropout").get<double>(), 0.1);
+  EXPECT_EQ(cfg.at("ema").get<double>(), 0.9);
+  EXPECT_EQ(cfg.at("reshuffle"), true);
+
+  const CheckpointData c = load_checkpoint(dir.file("a.safetensors"));
+  EXPECT_EQ(c.train.dropout, 0.1);
+  EXPECT_EQ(c.train.ema, 0.9);
+  EXPECT_TRUE(c.train.reshuffle);
+  expect_bits_equal(c.params, average, "loaded params");
+  expect_bits_equal(c.trained_params, weights, "loaded trained_params");
+  save_checkpoint(dir.file("b.safetensors"), c);
+  EXPECT_TRUE(read_file(dir.file("b.safetensors")) == bytes) << "save(load(f)) differs from f";
+
+  // An engine loaded from the file holds both and evaluates the average.
+  LoadedModel m = load_model(dir.file("a.safetensors"), 1);
+  CheckpointData held;
+  m.engine->save_state(held);
+  expect_bits_equal(held.params, average, "loaded engine's average");
+  expect_bits_equal(held.trained_params, weights, "loaded engine's weights");
+  TokenizedDocs tokens;
+  const std::vector<DocRef> docs = corpus.documents(100, 120, tokens);
+  EXPECT_EQ(m.engine->evaluate(docs).sum, model.evaluate(docs).sum);
+
+  // Without the trained weights the file cannot resume: refused.
+  json h = s.header;
+  h.erase("optimizer.weights");
+  testing::write_file(dir.file("no-weights.safetensors"), testing::build_safetensors(h, s.data));
+  try {
+    load_checkpoint(dir.file("no-weights.safetensors"));
+    ADD_FAILURE() << "loaded without optimizer.weights";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.file("no-weights.safetensors")), std::string::npos) << e.what();
+  }
+}
+
+// Checkpoints written before --dropout, --ema and --reshuffle have none of their keys in
+// the config: they load with the options off, save as the files written now, and
+// resume as those do.
+TEST(CheckpointCompat, ConfigWithoutTheNewKeysLoadsWithThemOff) {
+  TempDir dir;
+  TrainOptions o = small_run("fast", dir.file("new.safetensors"));
+  o.train.steps = 6;
+  o.stop_after = 3;
+  std::ostringstream out;
+  run_training(o, out);
+  const std::string bytes = read_file(dir.file("new.safetensors"));
+  const testing::Safetensors s = parse_safetensors(bytes);
+  json h = s.header;
+  json config = json::parse(h["__metadata__"]["config"].get<std::string>());
+  for (const char* key : {"dropout", "ema", "reshuffle"}) {
+    ASSERT_TRUE(config.contains(key)) << key << " is written";
+    config.erase(key);
+  }
+  h["__metadata__"]["config"] = config.dump();
+  // The header is rewritten, shorter: build_safetensors sets the 8-byte length and pads
+  // it with spaces to a multiple of 8; the checksum covers the tensor bytes only.
+  const std::string old_bytes = testing::build_safetensors(h, s.data);
+  testing::write_file(dir.file("old.safetensors"), old_bytes);
+  const testing::Safetensors old = parse_safetensors(old_bytes);
+  ASSERT_EQ((8 + old.header_len) % 8, 0u);
+  ASSERT_LT(old.header_len, s.header_len);
+  ASSERT_EQ(old.data, s.data);
+
+  const CheckpointData c = load_checkpoint(dir.file("old.safetensors"));
+  EXPECT_EQ(c.train.dropout, 0.0);
+  EXPECT_EQ(c.train.ema, 0.0);
+  EXPECT_FALSE(c.train.reshuffle);
+  EXPECT_TRUE(c.trained_params.empty());
+  expect_bits_equal(c.params, load_checkpoint(dir.file("new.safetensors")).params, "params");
+  save_checkpoint(dir.file("again.safetensors"), c);
+  EXPECT_TRUE(read_file(dir.file("again.safetensors")) == bytes) << "saved again, it is the file written now";
+
+  auto resume = [&](const std::string& name) {
+    TrainOptions r;
+    r.resume_path = dir.file(name + ".safetensors");
+    r.out_path = dir.file(name + "-done.safetensors");
+    std::ostringstream o2;
+    run_training(r, o2);
+    return testing::result_lines(o2.str());
+  };
+  EXPECT_EQ(resume("old"), resume("new"));
+  EXPECT_TRUE(read_file(dir.file("old-done.safetensors")) == read_file(dir.file("new-done.safetensors")));
 }
 
 TEST(Checkpoint, NothingLeftBesideTheFile) {

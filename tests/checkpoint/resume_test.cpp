@@ -55,11 +55,16 @@ struct ResumeCase {
   std::string engine;
   int64_t batch_size, threads;
   bool threads_given_on_resume;
+  // the fast engine's training aids, and a new order per pass (54 training documents,
+  // 160 taken by 40 steps of 4: the stop at step 20 falls inside the second pass)
+  double dropout = 0.0, ema = 0.0;
+  bool reshuffle = false;
 };
 
 void PrintTo(const ResumeCase& c, std::ostream* os) {
   *os << c.engine << ", batch " << c.batch_size << ", threads " << c.threads
-      << (c.threads_given_on_resume ? ", given again on resume" : ", inherited on resume");
+      << (c.threads_given_on_resume ? ", given again on resume" : ", inherited on resume") << ", dropout "
+      << c.dropout << ", ema " << c.ema << (c.reshuffle ? ", reshuffled" : "");
 }
 
 class ExactResume : public ::testing::TestWithParam<ResumeCase> {};
@@ -72,6 +77,9 @@ TEST_P(ExactResume, StoppedAndResumedEqualsOneRun) {
   o.train.batch_size = p.batch_size;
   o.engine.threads = p.threads;
   o.threads_given = true;
+  o.train.dropout = p.dropout;
+  o.train.ema = p.ema;
+  o.train.reshuffle = p.reshuffle;
 
   TrainOptions whole = o;
   whole.out_path = dir.file("whole.safetensors");
@@ -109,15 +117,87 @@ TEST_P(ExactResume, StoppedAndResumedEqualsOneRun) {
       << "final checkpoints differ";
   EXPECT_EQ(testing::checkpoint_meta(dir.file("split.safetensors"), "step"), "40");
   EXPECT_EQ(testing::checkpoint_meta(dir.file("split.safetensors"), "threads"), std::to_string(p.threads));
+  // the options were the checkpoint's, and the resumed half ran with them
+  const CheckpointData c = load_checkpoint(dir.file("split.safetensors"));
+  EXPECT_EQ(c.train.dropout, p.dropout);
+  EXPECT_EQ(c.train.ema, p.ema);
+  EXPECT_EQ(c.train.reshuffle, p.reshuffle);
+  EXPECT_EQ(c.trained_params.empty(), p.ema == 0.0);
+}
+
+// The options change the run, each as documented (so the equality above is not that of
+// a plain run): dropout every training loss; the average none of them (training runs the
+// weights) but the validation losses and samples (the model is the average); reshuffling
+// nothing in the first pass (13 steps of 4 of the 54 documents), then the losses.
+TEST(ExactResumeOptions, DropoutEmaAndReshuffleChangeTheRun) {
+  TempDir dir;
+  testing::write_file(dir.file("names.txt"), testing::first_names(60));
+  TrainOptions o = small_run("fast", dir.file("names.txt"));
+  o.train.batch_size = 4;
+  // exact values from the log: training losses, then the other rows
+  auto run = [&](const TrainOptions& v, std::vector<double>& losses, std::vector<std::string>& rest) {
+    TrainOptions w = v;
+    w.log_path = dir.file("log.jsonl");
+    train(w);
+    for (const auto& row : testing::read_jsonl(dir.file("log.jsonl"))) {
+      if (row.contains("loss")) {
+        losses.push_back(row["loss"].get<double>());
+      } else {
+        rest.push_back(row.dump());
+      }
+    }
+  };
+  std::vector<double> plain;
+  std::vector<std::string> plain_rest;
+  run(o, plain, plain_rest);
+  ASSERT_EQ(plain.size(), 40u);
+  ASSERT_EQ(plain_rest.size(), 4u + 5u);  // validation losses, samples
+  for (int which = 0; which < 3; which++) {
+    SCOPED_TRACE(which == 0 ? "dropout" : which == 1 ? "ema" : "reshuffle");
+    TrainOptions v = o;
+    if (which == 0) v.train.dropout = 0.1;
+    if (which == 1) v.train.ema = 0.99;
+    if (which == 2) v.train.reshuffle = true;
+    std::vector<double> losses;
+    std::vector<std::string> rest;
+    run(v, losses, rest);
+    ASSERT_EQ(losses.size(), plain.size());
+    int differ = 0;
+    for (size_t s = 0; s < plain.size(); s++) {
+      if (which == 1 || (which == 2 && s < 13)) {
+        EXPECT_EQ(losses[s], plain[s]) << "step " << s + 1;
+      }
+      differ += losses[s] != plain[s];
+    }
+    if (which == 0) {
+      EXPECT_EQ(differ, 40);
+    } else if (which == 2) {
+      EXPECT_GE(differ, 20);
+    } else {
+      ASSERT_EQ(rest.size(), plain_rest.size());
+      int samples_differ = 0;
+      for (size_t i = 0; i < rest.size(); i++) {
+        if (rest[i].find("val_loss") != std::string::npos) {
+          EXPECT_NE(rest[i], plain_rest[i]);
+        } else {
+          samples_differ += rest[i] != plain_rest[i];
+        }
+      }
+      EXPECT_GT(samples_differ, 0);
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExactResume,
                          ::testing::Values(ResumeCase{"reference", 1, 1, false}, ResumeCase{"fast", 4, 2, true},
-                                           ResumeCase{"fast", 4, 2, false}),
+                                           ResumeCase{"fast", 4, 2, false},
+                                           ResumeCase{"fast", 4, 2, false, 0.1, 0.99, true}),
                          [](const ::testing::TestParamInfo<ResumeCase>& info) {
                            return info.param.engine + "_batch" + std::to_string(info.param.batch_size) + "_threads" +
                                   std::to_string(info.param.threads) +
-                                  (info.param.threads_given_on_resume ? "_given" : "_inherited");
+                                  (info.param.threads_given_on_resume ? "_given" : "_inherited") +
+                                  (info.param.dropout > 0 ? "_dropout" : "") + (info.param.ema > 0 ? "_ema" : "") +
+                                  (info.param.reshuffle ? "_reshuffle" : "");
                          });
 
 // An output stream that hands each complete line to a callback as it is written.

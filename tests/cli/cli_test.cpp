@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "checkpoint/checkpoint_test_support.h"
+#include "cli/command_line.h"
+#include "train/presets.h"
 #include "model/config.h"
 #include "test_support.h"
 
@@ -33,7 +35,7 @@ TEST(Cli, HelpListsEveryTrainFlag) {
   EXPECT_EQ(r.exit_code, 0);
   for (const char* flag : {"--data", "--engine", "--seed", "--n-layer", "--n-embd", "--n-head", "--block-size",
                            "--steps", "--lr", "--temperature", "--num-samples", "--log", "--preset", "--batch-size",
-                           "--threads", "--val-frac", "--eval-every"}) {
+                           "--threads", "--val-frac", "--eval-every", "--dropout", "--ema", "--reshuffle"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   }
   const auto top = run_microgpt("--help");
@@ -194,6 +196,102 @@ TEST(Cli, PresetGivesWidthExplicitFlagsWin) {
   EXPECT_EQ(r.out.find("step    3"), std::string::npos) << r.out;
 }
 
+// ---- The training aids: --dropout, --ema (fast engine), --reshuffle ----------------------
+
+CommandLine parse(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  CommandLine c = parse_command_line(args, out, err);
+  EXPECT_EQ(err.str(), "");
+  EXPECT_EQ(c.command, CommandLine::Command::train);
+  return c;
+}
+
+TEST(CliTrainingAids, RangesAreUsageErrors) {
+  expect_usage_error("train --dropout 1", "--dropout");
+  expect_usage_error("train --dropout -0.1", "--dropout");
+  expect_usage_error("train --dropout 0.96", "--dropout");
+  expect_usage_error("train --dropout x", "--dropout");
+  expect_usage_error("train --ema 1", "--ema");
+  expect_usage_error("train --ema -0.5", "--ema");
+  expect_usage_error("train --ema nan", "--ema");
+  // the largest accepted values parse
+  const CommandLine c = parse({"train", "--dropout", "0.95", "--ema", "0.99999"});
+  EXPECT_EQ(c.train.train.dropout, 0.95);
+  EXPECT_EQ(c.train.train.ema, 0.99999);
+}
+
+TEST(CliTrainingAids, ReferenceEngineRefusesDropoutAndEma) {
+  // refused before any work or output, naming the option
+  expect_usage_error("train --engine reference --dropout 0.1 --steps 2 --num-samples 0", "--dropout");
+  expect_usage_error("train --engine reference --ema 0.9 --steps 2 --num-samples 0", "--ema");
+  // zero is microgpt.py's training, which the reference engine does; so is --reshuffle's order
+  EXPECT_EQ(run_microgpt("train --engine reference --dropout 0 --ema 0 --reshuffle --steps 2 --num-samples 0 --out ''")
+                .exit_code,
+            0);
+}
+
+TEST(CliTrainingAids, DefaultsAreOff) {
+  const CommandLine c = parse({"train"});
+  EXPECT_EQ(c.train.train.dropout, 0.0);
+  EXPECT_EQ(c.train.train.ema, 0.0);
+  EXPECT_FALSE(c.train.train.reshuffle);
+  EXPECT_TRUE(parse({"train", "--reshuffle"}).train.train.reshuffle);
+}
+
+// Every preset fills in every field it has, the training aids included; flags given
+// explicitly win over them.
+TEST(CliTrainingAids, PresetsSetThemExplicitFlagsWin) {
+  for (const Preset& p : presets()) {
+    SCOPED_TRACE(p.name);
+    const CommandLine c = parse({"train", "--preset", p.name});
+    EXPECT_EQ(c.train.model.n_layer, p.n_layer);
+    EXPECT_EQ(c.train.model.n_embd, p.n_embd);
+    EXPECT_EQ(c.train.model.n_head, p.n_head);
+    EXPECT_EQ(c.train.model.block_size, p.block_size);
+    EXPECT_EQ(c.train.train.batch_size, p.batch_size);
+    EXPECT_EQ(c.train.train.steps, p.steps);
+    EXPECT_EQ(c.train.train.lr, p.lr);
+    EXPECT_EQ(c.train.eval_every, p.eval_every);
+    EXPECT_EQ(c.train.train.dropout, p.dropout);
+    EXPECT_EQ(c.train.train.ema, p.ema);
+    EXPECT_EQ(c.train.train.reshuffle, p.reshuffle);
+    // explicit values win, whatever the preset's
+    const CommandLine e = parse({"train", "--preset", p.name, "--dropout", "0.3", "--ema", "0.5"});
+    EXPECT_EQ(e.train.train.dropout, 0.3);
+    EXPECT_EQ(e.train.train.ema, 0.5);
+    const CommandLine z = parse({"train", "--preset", p.name, "--dropout", "0", "--ema", "0"});
+    EXPECT_EQ(z.train.train.dropout, 0.0);
+    EXPECT_EQ(z.train.train.ema, 0.0);
+    EXPECT_EQ(z.train.train.reshuffle, p.reshuffle) << "the other aids stay the preset's";
+  }
+  // quality, as the README's table has it: the average and reshuffling on
+  const Preset& q = *find_preset("quality");
+  EXPECT_EQ(q.ema, 0.9998);
+  EXPECT_TRUE(q.reshuffle);
+  EXPECT_EQ(q.batch_size, 32);
+  EXPECT_EQ(q.steps, 11000);
+  EXPECT_EQ(q.lr, 1.5e-3);
+  for (const char* name : {"microgpt", "makemore", "large"}) {
+    const Preset& p = *find_preset(name);
+    EXPECT_EQ(p.dropout, 0.0) << name;
+    EXPECT_EQ(p.ema, 0.0) << name;
+    EXPECT_FALSE(p.reshuffle) << name;
+  }
+
+  // and the binary trains with them: the checkpoint's configuration says so
+  TempDir dir;
+  const auto r = run_microgpt("train --preset quality --n-layer 1 --n-embd 8 --n-head 2 --batch-size 2 --steps 2 "
+                              "--num-samples 0 --threads 1 --dropout 0.3",
+                              dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json config =
+      nlohmann::json::parse(testing::checkpoint_meta(dir.file("model.safetensors"), "config"));
+  EXPECT_EQ(config.at("dropout").get<double>(), 0.3);
+  EXPECT_EQ(config.at("ema").get<double>(), 0.9998);
+  EXPECT_EQ(config.at("reshuffle"), true);
+  EXPECT_EQ(config.at("lr").get<double>(), 1.5e-3);
+}
+
 // ---- Checkpoints, resume, sample, eval, embed and progress through the command line ----
 
 // A small model's flags, shared by the runs below.
@@ -293,7 +391,8 @@ TEST(CliResumeFlags, Errors) {
   // Every flag of the model or its training is the checkpoint's.
   for (const char* flag : {"--engine fast", "--preset microgpt", "--seed 42", "--n-layer 1", "--n-embd 8", "--n-head 2",
                            "--block-size 8", "--batch-size 1", "--steps 10", "--lr 0.01", "--val-frac 0.1",
-                           "--eval-every 5", "--temperature 0.5", "--num-samples 3"}) {
+                           "--eval-every 5", "--temperature 0.5", "--num-samples 3", "--dropout 0.1", "--dropout 0",
+                           "--ema 0.9", "--reshuffle"}) {
     const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
     expect_one_line_error(in_dir("train --resume a.safetensors --data a.txt " + std::string(flag)), 2,
                           {name, "--resume"}, flag);
@@ -330,6 +429,25 @@ TEST_P(CliSample, PrintsWhatTrainPrinted) {
 
 INSTANTIATE_TEST_SUITE_P(Engines, CliSample, ::testing::Values("reference", "fast"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+// A model trained with the aids: sample and eval run the average, as train did.
+TEST(CliTrainingAids, SampleAndEvalRunWhatTrainRan) {
+  TempDir dir;
+  const auto t = run_ok("train --dropout 0.2 --ema 0.9 --reshuffle --batch-size 2 --steps 30 --val-frac 0.1 "
+                        "--num-samples 6 --threads 1" + kSmall,
+                        dir);
+  const auto s = run_ok("sample --model model.safetensors", dir);
+  EXPECT_EQ(testing::sample_names(s.out), testing::sample_names(t.out));
+  EXPECT_EQ(testing::sample_names(s.out).size(), 6u);
+  const std::vector<std::string> lines = testing::result_lines(t.out);
+  std::string val;
+  for (const std::string& l : lines) {
+    if (l.find("val loss ") != std::string::npos) val = l.substr(l.find("val loss ") + 9);
+  }
+  ASSERT_FALSE(val.empty()) << t.out;
+  const auto e = run_ok("eval --model model.safetensors --threads 2", dir);
+  EXPECT_EQ(testing::lines_of(e.out).at(1).rfind("loss per token " + val + " | perplexity ", 0), 0u) << e.out;
+}
 
 TEST(CliSampleErrors, OneLineAndExitCode) {
   TempDir dir;

@@ -703,6 +703,189 @@ Check check_adam(const Kernels& k) {
   return r;
 }
 
+// Dropout: a mask that is a pure function of (key, row of the batch, column), the kept
+// elements scaled by 1 / (1 - p), backward through the same mask; and the running
+// average of the weights. Each check returns what failed, as the ones above do.
+
+// Values at least 0.1 away from zero, so that a zero in dropout's output is a drop.
+std::vector<float> nonzero_grid(TestRng& rng, int64_t n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = (rng.below(2) ? 1.0f : -1.0f) * rng.grid(0.1, 1.5);
+  return v;
+}
+
+constexpr uint64_t kDropKey = 0x243F6A8885A308D3ULL;
+
+// out (N,C) = dropout_forward(inp) at rows row0.., written out of place (inp checked unchanged).
+std::vector<double> dropout_out(const Kernels& k, const std::vector<float>& inp, int64_t row0, int64_t N, int64_t C,
+                                float p, uint64_t key) {
+  Buf in(inp), out(N * C);
+  k.dropout_forward(out.data(), in.data(), row0, N, C, p, key);
+  in.check_equals(inp, "dropout_forward inp");
+  return out.values("dropout_forward out");
+}
+
+// How many elements two outputs disagree on being dropped.
+int64_t mask_differences(const std::vector<double>& a, const std::vector<double>& b) {
+  int64_t d = 0;
+  for (size_t i = 0; i < a.size(); i++) d += (a[i] == 0.0) != (b[i] == 0.0);
+  return d;
+}
+
+// |count - n q| within 5 standard deviations of a binomial(n, q).
+bool binomial_plausible(int64_t count, int64_t n, double q) {
+  const double mean = static_cast<double>(n) * q, sd = std::sqrt(static_cast<double>(n) * q * (1.0 - q));
+  return std::abs(static_cast<double>(count) - mean) <= 5.0 * sd;
+}
+
+Check check_dropout(const Kernels& k) {
+  Check r;
+  try {
+    const int64_t N = 64, C = 64, n = N * C;
+    TestRng rng(404);
+    const std::vector<float> inp = nonzero_grid(rng, n);
+    for (const float p : {0.1f, 0.25f, 0.5f}) {
+      const std::string at = "p=" + std::to_string(p) + ": ";
+      const std::vector<double> out = dropout_out(k, inp, 0, N, C, p, kDropKey);
+      int64_t zeros = 0;
+      bool scaled = true;
+      for (int64_t i = 0; i < n; i++) {
+        if (out[i] == 0.0) {
+          zeros++;
+          continue;
+        }
+        // kept: inp / (1 - p), to the rounding of the float scale and product (p = 0.5: exactly 2 inp)
+        const double want = static_cast<double>(inp[i]) / (1.0 - static_cast<double>(p));
+        const double tol = p == 0.5f ? 0.0 : 0x1p-22 * std::abs(want);
+        scaled = scaled && std::abs(out[i] - want) <= tol;
+      }
+      if (!scaled) r.fail(at + "kept elements are not scaled by 1 / (1 - p)");
+      if (!binomial_plausible(zeros, n, p)) {
+        r.fail(at + std::to_string(zeros) + " of " + std::to_string(n) + " dropped, expected about " +
+               std::to_string(static_cast<double>(p) * n));
+      }
+      // neither a row nor a column is all dropped or all kept (a mask of the row or column only)
+      if (p == 0.25f) {
+        for (int64_t a = 0; a < N; a++) {
+          int64_t row_zeros = 0, col_zeros = 0;
+          for (int64_t b = 0; b < C; b++) {
+            row_zeros += out[a * C + b] == 0.0;
+            col_zeros += out[b * C + a] == 0.0;
+          }
+          if (row_zeros == 0 || row_zeros == C || col_zeros == 0 || col_zeros == N) {
+            r.fail(at + "row or column " + std::to_string(a) + " is dropped as one");
+            break;
+          }
+        }
+      }
+      // the same key and rows: the same mask, to the bit
+      if (dropout_out(k, inp, 0, N, C, p, kDropKey) != out) r.fail(at + "the same key gave another output");
+      // other keys: masks about as different as independent draws would be
+      const double q = 2.0 * p * (1.0 - p);
+      for (const uint64_t other : {kDropKey ^ 1, kDropKey + 1, kDropKey ^ (uint64_t{1} << 40), ~kDropKey}) {
+        const int64_t d = mask_differences(dropout_out(k, inp, 0, N, C, p, other), out);
+        if (!binomial_plausible(d, n, q)) {
+          r.fail(at + "key " + std::to_string(other) + " drops " + std::to_string(d) +
+                 " elements differently from key " + std::to_string(kDropKey) + ", expected about " +
+                 std::to_string(q * n));
+        }
+      }
+    }
+
+    // Rows of the batch: a chunk at row0 has the rows of the whole, not a mask of its own.
+    const float p = 0.25f;
+    const std::vector<double> whole = dropout_out(k, inp, 0, N, C, p, kDropKey);
+    for (const int64_t split : {int64_t{1}, int64_t{23}, N - 1}) {
+      const std::vector<float> head(inp.begin(), inp.begin() + split * C), tail(inp.begin() + split * C, inp.end());
+      const std::vector<double> h = dropout_out(k, head, 0, split, C, p, kDropKey);
+      const std::vector<double> t = dropout_out(k, tail, split, N - split, C, p, kDropKey);
+      if (h != std::vector<double>(whole.begin(), whole.begin() + split * C) ||
+          t != std::vector<double>(whole.begin() + split * C, whole.end())) {
+        r.fail("rows computed from row " + std::to_string(split) + " differ from the same rows of one call");
+      }
+      const std::vector<double> t0 = dropout_out(k, tail, 0, N - split, C, p, kDropKey);
+      const std::vector<double> want_t(whole.begin() + split * C, whole.end());
+      if (mask_differences(t0, want_t) == 0) r.fail("the mask does not depend on row0");
+    }
+
+    // Backward: dinp += dout * keep / (1 - p), keep from the forward mask of the same
+    // key and rows (here the forward runs in place, as the model runs it). Odd sizes: the
+    // guards see a write past the end.
+    for (const float pb : {0.0f, 0.3f}) {
+      const int64_t Nb = 7, Cb = 13, row0 = 5, nb = Nb * Cb;
+      const std::string at = "backward p=" + std::to_string(pb) + ": ";
+      const std::vector<float> x = nonzero_grid(rng, nb), dout = nonzero_grid(rng, nb);
+      Buf fwd(x);
+      k.dropout_forward(fwd.data(), fwd.data(), row0, Nb, Cb, pb, kDropKey);
+      const std::vector<double> in_place = fwd.values("dropout_forward in place");
+      if (in_place != dropout_out(k, x, row0, Nb, Cb, pb, kDropKey)) r.fail(at + "in place differs from out of place");
+      if (pb == 0.0f) {
+        for (int64_t i = 0; i < nb; i++) {
+          if (in_place[i] != static_cast<double>(x[i])) {
+            r.fail(at + "p = 0 is not the identity");
+            break;
+          }
+        }
+      }
+      Buf d(dout);
+      GradBuf dinp(nb, 9);
+      k.dropout_backward(dinp.data(), d.data(), row0, Nb, Cb, pb, kDropKey);
+      d.check_equals(dout, "dropout_backward dout");
+      const std::vector<double> added = dinp.added("dropout_backward dinp");
+      const auto dropped = std::count(in_place.begin(), in_place.end(), 0.0);
+      for (int64_t i = 0; i < nb; i++) {
+        const bool kept = in_place[i] != 0.0;
+        const double want = kept ? static_cast<double>(dout[i]) / (1.0 - static_cast<double>(pb)) : 0.0;
+        // the sum with the prior gradient rounds: a float ulp of values below 2
+        if (!(std::abs(added[i] - want) <= (kept ? 0x1p-21 : 0.0))) {
+          r.fail(at + "element " + std::to_string(i) + " added " + std::to_string(added[i]) + ", expected " +
+                 std::to_string(want) + (kept ? " (kept)" : " (dropped)"));
+          break;
+        }
+      }
+      if (pb > 0.0f && dropped == 0) r.fail(at + "vacuous: nothing dropped");
+    }
+  } catch (const std::exception& e) {
+    r.fail(std::string("dropout: ") + e.what());
+  }
+  return r;
+}
+
+// avg = decay avg + (1 - decay) params, for sizes that leave a tail after the vectors,
+// against double arithmetic on the same floats (each call measured on its own).
+Check check_average(const Kernels& k) {
+  Check r;
+  try {
+    TestRng rng(505);
+    for (const int64_t n : {1, 7, 37, 67}) {
+      for (const float decay : {0.0f, 0.5f, 0.9f, 0.9998f}) {
+        const std::string at = "average n=" + std::to_string(n) + " decay=" + std::to_string(decay) + ": ";
+        Buf avg(random_grid(rng, n, -1, 1));
+        for (int call = 0; call < 3; call++) {
+          const std::vector<float> params = random_grid(rng, n, -1, 1);
+          const std::vector<double> before = avg.values("avg");
+          Buf p(params);
+          k.average_update(avg.data(), p.data(), n, decay);
+          p.check_equals(params, "average_update params");
+          const std::vector<double> got = avg.values("average_update avg");
+          for (int64_t i = 0; i < n; i++) {
+            const double a = static_cast<double>(decay) * before[i];
+            const double b = (1.0 - static_cast<double>(decay)) * params[i];
+            if (!(std::abs(got[i] - (a + b)) <= 4 * 0x1p-24 * (std::abs(a) + std::abs(b)))) {
+              r.fail(at + "element " + std::to_string(i) + ": " + std::to_string(got[i]) + " vs " +
+                     std::to_string(a + b));
+              break;
+            }
+          }
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    r.fail(std::string("average: ") + e.what());
+  }
+  return r;
+}
+
 // ---------------------------------------------------------------------------------
 // The tests, once per instruction set
 
@@ -780,6 +963,42 @@ TEST_P(KernelIsa, AttentionKvCacheRowsMatchFullComputation) {
 
 TEST_P(KernelIsa, AdamMatchesDoublePrecisionAdam) {
   const Check r = check_adam(k());
+  EXPECT_TRUE(r.ok()) << r.failures;
+}
+
+TEST_P(KernelIsa, Dropout) {
+  const Check r = check_dropout(k());
+  EXPECT_TRUE(r.ok()) << r.failures;
+}
+
+// The mask is the same on every instruction set: a checkpoint resumes on another machine.
+TEST_P(KernelIsa, DropoutMaskIsTheGenericOne) {
+  TestRng rng(606);
+  const std::vector<float> inp = nonzero_grid(rng, 9 * 40);
+  EXPECT_EQ(dropout_out(k(), inp, 3, 9, 40, 0.2f, kDropKey), dropout_out(generic(), inp, 3, 9, 40, 0.2f, kDropKey));
+}
+
+// Keys that differ by a multiple of the golden ratio (as the model's keys for its layers
+// and branches may) must not give shifted copies of one mask: at p = 0.5, the mask of key
+// K + j * golden shifted back by j positions should agree with K's about half the time.
+TEST_P(KernelIsa, DropoutKeysOneGoldenStepApartAreUnrelated) {
+  const int64_t N = 16, C = 64;
+  const std::vector<float> ones(static_cast<size_t>(N * C), 1.0f);
+  const uint64_t golden = 0x9E3779B97F4A7C15ULL;
+  for (uint64_t base : {uint64_t{0}, kDropKey}) {
+    const auto a = dropout_out(k(), ones, 0, N, C, 0.5f, base);
+    for (uint64_t j = 1; j <= 3; j++) {
+      const auto b = dropout_out(k(), ones, 0, N, C, 0.5f, base + j * golden);
+      int64_t same = 0, n = 0;
+      for (size_t i = 0; i + j < a.size(); i++, n++) same += (a[i + j] == 0.0f) == (b[i] == 0.0f);
+      // Independent masks: mean n/2, standard deviation sqrt(n)/2 = 16; allow 6 of them.
+      EXPECT_NEAR(static_cast<double>(same), static_cast<double>(n) / 2, 96.0) << "key " << base << " + " << j << " golden";
+    }
+  }
+}
+
+TEST_P(KernelIsa, AverageUpdate) {
+  const Check r = check_average(k());
   EXPECT_TRUE(r.ok()) << r.failures;
 }
 
@@ -974,6 +1193,65 @@ TEST(KernelChecks, CatchWrongAdam) {
     Kernels k = real();
     k.adam_update = wrong;
     EXPECT_FALSE(check_adam(k).ok());
+  }
+}
+
+// Plausible mistakes in dropout and the average, each of which the checks must see.
+void dropout_backward_without_mask(float* dinp, const float* dout, int64_t, int64_t N, int64_t C, float p, uint64_t) {
+  for (int64_t i = 0; i < N * C; i++) dinp[i] += dout[i] / (1.0f - p);
+}
+void dropout_backward_ignores_row0(float* dinp, const float* dout, int64_t, int64_t N, int64_t C, float p,
+                                   uint64_t key) {
+  real().dropout_backward(dinp, dout, 0, N, C, p, key);
+}
+void dropout_backward_other_key(float* dinp, const float* dout, int64_t row0, int64_t N, int64_t C, float p,
+                                uint64_t key) {
+  real().dropout_backward(dinp, dout, row0, N, C, p, key + 1);
+}
+void dropout_forward_unscaled(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  real().dropout_forward(out, inp, row0, N, C, p, key);
+  for (int64_t i = 0; i < N * C; i++) out[i] *= 1.0f - p;
+}
+void dropout_forward_keeps_p(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  real().dropout_forward(out, inp, row0, N, C, 1.0f - p, key);
+  for (int64_t i = 0; i < N * C; i++) out[i] *= (1.0f - (1.0f - p)) / (1.0f - p);  // scaled as for p
+}
+void dropout_forward_by_row(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  for (int64_t r = 0; r < N; r++) {
+    float first = 1.0f;
+    real().dropout_forward(&first, &first, row0 + r, 1, 1, p, key);
+    for (int64_t c = 0; c < C; c++) out[r * C + c] = inp[r * C + c] * first;
+  }
+}
+void average_decay_swapped(float* avg, const float* params, int64_t n, float decay) {
+  real().average_update(avg, params, n, 1.0f - decay);
+}
+void average_skips_tail(float* avg, const float* params, int64_t n, float decay) {
+  real().average_update(avg, params, n / 8 * 8, decay);
+}
+
+TEST(KernelChecks, CatchWrongDropoutAndAverage) {
+  ASSERT_TRUE(check_dropout(real()).ok());
+  ASSERT_TRUE(check_average(real()).ok());
+  const std::pair<const char*, std::function<void(Kernels&)>> mutants[] = {
+      {"dropout backward without the mask", [](Kernels& k) { k.dropout_backward = dropout_backward_without_mask; }},
+      {"dropout backward ignoring row0", [](Kernels& k) { k.dropout_backward = dropout_backward_ignores_row0; }},
+      {"dropout backward with another key", [](Kernels& k) { k.dropout_backward = dropout_backward_other_key; }},
+      {"dropout forward without 1 / (1 - p)", [](Kernels& k) { k.dropout_forward = dropout_forward_unscaled; }},
+      {"dropout forward keeping with probability p", [](Kernels& k) { k.dropout_forward = dropout_forward_keeps_p; }},
+      {"dropout forward dropping whole rows", [](Kernels& k) { k.dropout_forward = dropout_forward_by_row; }},
+  };
+  for (const auto& [what, apply] : mutants) {
+    Kernels k = real();
+    apply(k);
+    const Check r = check_dropout(k);
+    EXPECT_FALSE(r.ok()) << "not caught: " << what;
+    if (verbose()) std::printf("%s:\n%s", what, r.failures.c_str());
+  }
+  for (auto* wrong : {average_decay_swapped, average_skips_tail}) {
+    Kernels k = real();
+    k.average_update = wrong;
+    EXPECT_FALSE(check_average(k).ok());
   }
 }
 

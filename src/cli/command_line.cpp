@@ -183,8 +183,17 @@ void apply_preset(TrainFlags& f) {
   set(f.reshuffle, o.train.reshuffle, p.reshuffle);
 }
 
+// The options sample, eval and embed share.
+void add_model_option(CLI::App* cmd, std::string& path) {
+  cmd->add_option("--model", path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+}
+void add_threads_option(CLI::App* cmd, int64_t& threads) {
+  cmd->add_option("--threads", threads, "Threads for the fast engine")->type_name("N")->check(whole_number(1, 4096))
+      ->capture_default_str();
+}
+
 void add_sample_flags(CLI::App* cmd, microgpt::SampleCommand& c) {
-  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  add_model_option(cmd, c.model_path);
   cmd->add_option("--num-samples", c.num_samples, "Names to draw (default: as many as train drew)")
       ->type_name("N")->check(whole_number(0, kMaxCount));
   cmd->add_option("--temperature", c.temperature, "Sampling temperature (default: the training run's); 0 takes the most likely character")
@@ -203,21 +212,19 @@ void add_sample_flags(CLI::App* cmd, microgpt::SampleCommand& c) {
   cmd->add_option("--data", c.data_path, "The training data, for --novel (default: the file the model was trained on)")
       ->type_name("PATH");
   cmd->add_option("--log", c.log_path, "Write JSON lines {\"sample\", \"text\"}")->type_name("PATH");
-  cmd->add_option("--threads", c.threads, "Threads for the fast engine")->type_name("N")->check(whole_number(1, 4096))
-      ->capture_default_str();
+  add_threads_option(cmd, c.threads);
 }
 
 void add_eval_flags(CLI::App* cmd, microgpt::EvalCommand& c) {
-  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  add_model_option(cmd, c.model_path);
   cmd->add_option("--data", c.data_path, "Text file to evaluate, one document per line (default: the documents the "
                                          "training run held out with --val-frac)")
       ->type_name("PATH");
-  cmd->add_option("--threads", c.threads, "Threads for the fast engine")->type_name("N")->check(whole_number(1, 4096))
-      ->capture_default_str();
+  add_threads_option(cmd, c.threads);
 }
 
 void add_embed_flags(CLI::App* cmd, microgpt::EmbedCommand& c) {
-  cmd->add_option("--model", c.model_path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
+  add_model_option(cmd, c.model_path);
   cmd->add_option("--neighbors", c.neighbors, "Nearest tokens by cosine similarity for these characters, e.g. a,e,k "
                                               "(default: every token)")
       ->type_name("CHARS");

@@ -40,14 +40,8 @@ TEST(Crc32, KnownValues) {
 }
 
 TrainOptions small_run(const std::string& engine, const std::string& out_path) {
-  TrainOptions o;
-  o.engine.name = engine;
-  o.engine.threads = 1;
-  o.model.n_embd = 8;
-  o.model.n_head = 2;
-  o.model.block_size = 8;
+  TrainOptions o = testing::tiny_run(engine);
   o.train.steps = 5;
-  o.train.num_samples = 0;
   o.out_path = out_path;
   return o;
 }

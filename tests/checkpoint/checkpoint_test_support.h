@@ -15,12 +15,50 @@
 #include <string_view>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "core/error.h"
 #include "core/text.h"
 #include "data/dataset.h"
+#include "train/trainer.h"
 #include "test_support.h"
 #include "xml_check.h"
 
 namespace microgpt::testing {
+
+// ---- Running the trainer ------------------------------------------------------------------
+
+// What run_training prints for `o`.
+inline std::string train(const TrainOptions& o) {
+  std::ostringstream out;
+  run_training(o, out);
+  return out.str();
+}
+
+// The Error that fn() throws; a test failure if it throws none.
+template <class Fn>
+Error error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error";
+  return Error("");
+}
+
+// A run small enough for any test: 1 layer 8 wide with 2 heads, block 8, one thread, the
+// default steps, no samples, no checkpoint; tests set what they need on top.
+inline TrainOptions tiny_run(const std::string& engine) {
+  TrainOptions o;
+  o.engine.name = engine;
+  o.engine.threads = 1;
+  o.model.n_embd = 8;
+  o.model.n_head = 2;
+  o.model.block_size = 8;
+  o.train.num_samples = 0;
+  return o;
+}
 
 // ---- CRC-32 -----------------------------------------------------------------------------
 

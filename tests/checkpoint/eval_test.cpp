@@ -18,11 +18,7 @@ namespace {
 
 using testing::TempDir;
 
-std::string train(const TrainOptions& o) {
-  std::ostringstream out;
-  run_training(o, out);
-  return out.str();
-}
+using testing::train;
 
 std::string eval(const std::string& model, const std::optional<std::string>& data) {
   EvalCommand c;
@@ -35,25 +31,10 @@ std::string eval(const std::string& model, const std::optional<std::string>& dat
 }
 
 Error eval_error(const std::string& model, const std::optional<std::string>& data) {
-  try {
-    eval(model, data);
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no error";
-  return Error("");
+  return testing::error_of([&] { eval(model, data); });
 }
 
-TrainOptions small_run(const std::string& engine) {
-  TrainOptions o;
-  o.engine.name = engine;
-  o.engine.threads = 1;
-  o.model.n_embd = 8;
-  o.model.n_head = 2;
-  o.model.block_size = 8;
-  o.train.num_samples = 0;
-  return o;
-}
+TrainOptions small_run(const std::string& engine) { return testing::tiny_run(engine); }
 
 // "loss per token 2.3456 | perplexity 10.443 | 1 documents, 5 tokens" as eval prints it.
 std::string eval_line(double loss, int64_t docs, int64_t tokens) {

@@ -114,11 +114,7 @@ std::vector<double> logged_losses(const std::string& log) {
   return out;
 }
 
-std::string train(const TrainOptions& o) {
-  std::ostringstream out;
-  run_training(o, out);
-  return out.str();
-}
+using testing::train;
 
 // The losses of `o` replayed here: document k of the training share is k mod n in the
 // first pass and documented_pass(e)[k mod n] in pass e.

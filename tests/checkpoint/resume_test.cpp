@@ -19,31 +19,16 @@ using testing::read_file;
 using testing::result_lines;
 using testing::TempDir;
 
-std::string train(const TrainOptions& o) {
-  std::ostringstream out;
-  run_training(o, out);
-  return out.str();
-}
+using testing::train;
 
 // Runs `o` and returns the Error it throws (or fails the test).
 Error train_error(const TrainOptions& o) {
-  try {
-    train(o);
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no error";
-  return Error("");
+  return testing::error_of([&] { train(o); });
 }
 
 TrainOptions small_run(const std::string& engine, const std::string& data) {
-  TrainOptions o;
+  TrainOptions o = testing::tiny_run(engine);
   o.data_path = data;
-  o.engine.name = engine;
-  o.engine.threads = 1;
-  o.model.n_embd = 8;
-  o.model.n_head = 2;
-  o.model.block_size = 8;
   o.train.steps = 40;
   o.train.num_samples = 5;
   o.val_frac = 0.1;

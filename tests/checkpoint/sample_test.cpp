@@ -22,17 +22,12 @@ using testing::TempDir;
 // Trains a small model on the embedded names into `path`; returns what training printed.
 std::string train_model(const std::string& engine, const std::string& path, int64_t steps = 200,
                         int64_t num_samples = 8) {
-  TrainOptions o;
-  o.engine.name = engine;
-  o.engine.threads = 1;
-  o.model.n_embd = 8;
-  o.model.n_head = 2;
+  TrainOptions o = testing::tiny_run(engine);
+  o.model.block_size = 16;  // names of up to 16 characters
   o.train.steps = steps;
   o.train.num_samples = num_samples;
   o.out_path = path;
-  std::ostringstream out;
-  run_training(o, out);
-  return out.str();
+  return testing::train(o);
 }
 
 std::string sample(SampleCommand c) {
@@ -43,13 +38,7 @@ std::string sample(SampleCommand c) {
 }
 
 Error sample_error(const SampleCommand& c) {
-  try {
-    sample(c);
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no error";
-  return Error("");
+  return testing::error_of([&] { sample(c); });
 }
 
 std::u32string u32(const std::string& s) { return decode_utf8(s).value(); }

@@ -8,6 +8,11 @@
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
+# More CMake settings for the build, e.g. CMAKE_FLAGS=-DMICROGPT_SHARED_DIR=/data/shared
+CMAKE_FLAGS ?=
+# names.txt for `make bench`: by default the one in the shared data folder (the CMake cache
+# variable MICROGPT_SHARED_DIR).
+NAMES ?=
 # Debian 12 packages the build and the tests need.
 DEB_PACKAGES ?= cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev
 
@@ -51,7 +56,7 @@ deps:
 	fi
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -62,7 +67,10 @@ test: build
 
 bench: build
 	@command -v hyperfine > /dev/null || DEB_PACKAGES=hyperfine $(MAKE) --no-print-directory deps
-	bench/run_benchmarks.sh
+	@names="$(NAMES)"; \
+	[ -n "$$names" ] || names="$$(sed -n 's/^MICROGPT_SHARED_DIR:PATH=//p' $(BUILD)/CMakeCache.txt)/data/names.txt"; \
+	if [ -f "$$names" ]; then bench/run_benchmarks.sh --data "$$names"; \
+	else echo "skipped: $$names not found (give NAMES=path/to/names.txt)"; fi
 
 deps-sanitize:
 	@DEB_PACKAGES="$(DEB_PACKAGES) $(SANITIZE_PACKAGES)" $(MAKE) --no-print-directory deps
@@ -71,13 +79,13 @@ test-sanitize: test-asan test-tsan
 
 # The whole suite (and the microgpt runs it makes) with ASan and UBSan, built by GCC.
 test-asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=$(ASAN_FLAGS)"
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=$(ASAN_FLAGS)" $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS)
 
 # The threaded tests and a threaded training run with TSan, built by clang on LLVM's OpenMP.
 test-tsan: deps-sanitize
-	cmake -S . -B $(TSAN_BUILD) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=$(TSAN_FLAGS)" \
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=$(TSAN_FLAGS)" $(CMAKE_FLAGS) \
 	  -DOpenMP_CXX_FLAGS=-fopenmp=libomp -DOpenMP_CXX_LIB_NAMES=omp -DOpenMP_omp_LIBRARY=$(LLVM_LIB)/libomp.so
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TARGETS)
 	@ldd $(TSAN_BUILD)/microgpt | grep -q 'libomp\.so' && ! ldd $(TSAN_BUILD)/microgpt | grep -q libgomp || \

@@ -1,8 +1,8 @@
 // Speed of the fast engine's training step: ms/step, tokens/s, achieved GFLOP/s and peak
 // memory for one configuration, on names.txt batches as `microgpt train` makes them.
 //
-//   build/microgpt_bench --preset makemore --steps 200
-//   build/microgpt_bench --n-layer 6 --n-embd 192 --n-head 6 --batch-size 64 --threads 2
+//   build/microgpt_bench --data names.txt --preset makemore --steps 200
+//   build/microgpt_bench --data names.txt --n-layer 6 --n-embd 192 --n-head 6 --batch-size 64 --threads 2
 //
 // Steps run in chunks; the figure is the median chunk (this machine is shared, so
 // single timings wander). Prints one line for people and one JSON line.
@@ -21,17 +21,17 @@
 #include "data/dataset.h"
 #include "fast/fast_model.h"
 #include "train/presets.h"
-#include "train/trainer.h"
+#include "train/data_source.h"
 
 using namespace microgpt;
 
 int main(int argc, char** argv) {
   CLI::App app{"microgpt fast-engine benchmark"};
-  std::string data_path = "../shared/data/names.txt", preset;
+  std::string data_path, preset;
   ModelConfig model;
   TrainConfig train;
   int64_t steps = 200, warmup = 20, chunk = 20, threads = omp_get_num_procs();
-  app.add_option("--data", data_path);
+  app.add_option("--data", data_path, "text file, one document per line (names.txt)")->required();
   app.add_option("--preset", preset);
   auto* o_layer = app.add_option("--n-layer", model.n_layer);
   auto* o_embd = app.add_option("--n-embd", model.n_embd);
@@ -58,13 +58,9 @@ int main(int argc, char** argv) {
     if (!o_lr->count()) train.lr = p->lr;
   }
   try {
-    const Dataset data = load_dataset(data_path);
     PyRandom rng(train.seed);
-    std::vector<int64_t> order(static_cast<size_t>(data.size()));
-    std::iota(order.begin(), order.end(), int64_t{0});
-    rng.shuffle(order);
-    const Tokenizer tok(data.chars);
-    model.vocab_size = tok.vocab_size();
+    DocumentSource source(load_dataset(data_path), rng, train, model.block_size);  // the batches train makes
+    model.vocab_size = source.tokenizer().vocab_size();
     FastModel m(model, train, threads, train.batch_size);
     m.init_params(rng);
     const int64_t total = warmup + steps, B = train.batch_size;
@@ -73,17 +69,12 @@ int main(int argc, char** argv) {
     double flops = 0;
     const double C = static_cast<double>(model.n_embd);
     const double linear = static_cast<double>(model.n_layer) * 12 * C * C + C * static_cast<double>(model.vocab_size);
-    TokenizedDocs batch_tokens;
-    std::vector<int64_t> which(static_cast<size_t>(B));
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 0; s < total; s++) {
-      for (int64_t i = 0; i < B; i++) which[static_cast<size_t>(i)] = order[static_cast<size_t>((s * B + i) % data.size())];
-      tokenize_documents(data, tok, which, batch_tokens);
-      std::vector<DocRef> refs;
-      for (int64_t i = 0; i < batch_tokens.size(); i++) refs.emplace_back(batch_tokens.begin(i), static_cast<size_t>(batch_tokens.length(i)));
-      m.train_step(s, total, refs);
+      const Batch& batch = source.batch(s);
+      m.train_step(s, total, batch.docs);
       if (s >= warmup) {
-        for (const DocRef& d : refs) {
+        for (const DocRef& d : batch.docs) {
           const double T = static_cast<double>(std::min<int64_t>(model.block_size, static_cast<int64_t>(d.size()) - 1));
           tokens += static_cast<int64_t>(T);
           // forward: 2 flops per multiply-add; attention q.k and a.v over T(T+1)/2 pairs per layer

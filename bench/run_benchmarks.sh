@@ -4,36 +4,41 @@
 #   2. the same run with the reference engine (CPU seconds);
 #   3. ms/step, tokens/s, GFLOP/s and peak memory of the fast engine for the
 #      makemore-sized and large configurations, on 1 and 2 threads;
-#   4. with --torch, the same configurations in PyTorch (../shared/bench/torch_microgpt.py,
-#      which needs Debian's python3-torch and libopenblas0-openmp; never a dependency);
+#   4. with --torch SCRIPT, the same configurations in PyTorch (a script such as
+#      torch_microgpt.py that takes the same flags, which needs Debian's python3-torch and
+#      libopenblas0-openmp; never a dependency);
 #   5. with --quality, the quality preset on names.txt: validation loss, wall time and
 #      peak memory of one whole run (about two minutes).
 # This machine is shared: every figure is a median of repeated runs; compare ratios
 # measured in the same window.
-#   bench/run_benchmarks.sh [--torch] [--quick] [--quality]
+#   bench/run_benchmarks.sh --data names.txt [--torch SCRIPT] [--quick] [--quality]
+# names.txt is makemore's list of 32,033 names (see the README); `make bench` passes the
+# copy in the shared data folder when there is one.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/.."
 bin="$root/build/microgpt"
 bench="$root/build/microgpt_bench"
-data="$root/../shared/data/names.txt"
-torch_py="$root/../shared/bench/torch_microgpt.py"
+data=""
+torch_py=""
 with_torch=0
 with_quality=0
 runs=30
 steps_mm=200
 steps_large=30
-for a in "$@"; do
-  case "$a" in
-    --torch) with_torch=1 ;;
+usage="usage: $0 --data names.txt [--torch SCRIPT] [--quick] [--quality]"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) data="${2:?$usage}"; shift ;;
+    --torch) torch_py="${2:?$usage}"; with_torch=1; shift ;;
     --quick) runs=10; steps_mm=60; steps_large=10 ;;
     --quality) with_quality=1 ;;
-    *) echo "usage: $0 [--torch] [--quick] [--quality]"; exit 2 ;;
+    *) echo "$usage"; exit 2 ;;
   esac
+  shift
 done
-if [ ! -f "$data" ]; then
-  echo "skipped: $data not found (../shared is not beside this checkout)"; exit 0
-fi
+if [ -z "$data" ]; then echo "$usage"; exit 2; fi
+if [ ! -f "$data" ]; then echo "$0: data file '$data' not found"; exit 1; fi
 export OMP_WAIT_POLICY=PASSIVE
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }

@@ -49,8 +49,8 @@ bool same(const microgpt::CheckpointData& a, const microgpt::CheckpointData& b) 
          ma.n_layer == mb.n_layer && ma.block_size == mb.block_size && ta.seed == tb.seed && ta.steps == tb.steps &&
          same_bits(ta.lr, tb.lr) && same_bits(ta.beta1, tb.beta1) && same_bits(ta.beta2, tb.beta2) &&
          same_bits(ta.eps, tb.eps) && same_bits(ta.init_std, tb.init_std) && same_bits(ta.temperature, tb.temperature) &&
-         ta.num_samples == tb.num_samples && ta.batch_size == tb.batch_size && same_bits(a.val_frac, b.val_frac) &&
-         a.eval_every == b.eval_every && a.vocab == b.vocab && a.step == b.step && a.threads == b.threads &&
+         ta.num_samples == tb.num_samples && ta.batch_size == tb.batch_size && same_bits(ta.val_frac, tb.val_frac) &&
+         ta.eval_every == tb.eval_every && a.vocab == b.vocab && a.step == b.step && a.threads == b.threads &&
          a.data_source == b.data_source && a.data_docs == b.data_docs && a.data_crc == b.data_crc && a.f64 == b.f64 &&
          same_bits(a.params, b.params) && same_bits(a.adam_m, b.adam_m) && same_bits(a.adam_v, b.adam_v) &&
          a.rng.mt == b.rng.mt && a.rng.index == b.rng.index && a.rng.gauss_next.has_value() == b.rng.gauss_next.has_value() &&

@@ -1,6 +1,7 @@
-// Helpers shared by the tests: where the shared material and test data live, skipping
-// (or failing, under CI) when ../shared is absent, running the built binary, reading
-// JSON-lines logs.
+// Helpers shared by the tests: where the optional shared data (names.txt; the CMake cache
+// variable MICROGPT_SHARED_DIR, ../shared by default) and the test data live, skipping
+// (or failing, under CI) when the shared data is absent, running the built binary,
+// reading JSON-lines logs.
 #pragma once
 
 #include <sys/wait.h>
@@ -21,13 +22,13 @@ namespace microgpt::testing {
 inline std::string shared_dir() { return MICROGPT_SHARED_DIR; }
 inline std::string test_data(const std::string& name) { return std::string(MICROGPT_TEST_DATA) + "/" + name; }
 
-// Use as: REQUIRE_SHARED_FILE(path); skips with a reason when ../shared is absent,
-// but fails when CI is set, where the shared material must be there.
+// Use as: REQUIRE_SHARED_FILE(path); skips with a reason when the shared data is absent,
+// but fails when CI is set, where it must be there.
 #define REQUIRE_SHARED_FILE(path)                                                         \
   do {                                                                                    \
     if (!std::filesystem::exists(path)) {                                                 \
       if (std::getenv("CI")) FAIL() << "CI is set but " << (path) << " is missing";      \
-      GTEST_SKIP() << "skipped: " << (path) << " not found (../shared is not beside this checkout)"; \
+      GTEST_SKIP() << "skipped: " << (path) << " not found (no shared data; see MICROGPT_SHARED_DIR in the README)"; \
     }                                                                                     \
   } while (0)
 

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/text.h"
+#include "model/limits.h"
 
 namespace microgpt {
 
@@ -93,7 +94,7 @@ void save_checkpoint(const std::string& path, const CheckpointData& c) {
       {"steps", c.train.steps},             {"lr", c.train.lr},                 {"beta1", c.train.beta1},
       {"beta2", c.train.beta2},             {"eps", c.train.eps},               {"init_std", c.train.init_std},
       {"temperature", c.train.temperature}, {"num_samples", c.train.num_samples}, {"batch_size", c.train.batch_size},
-      {"val_frac", c.val_frac},             {"eval_every", c.eval_every},       {"dropout", c.train.dropout},
+      {"val_frac", c.train.val_frac},       {"eval_every", c.train.eval_every}, {"dropout", c.train.dropout},
       {"ema", c.train.ema},                 {"reshuffle", c.train.reshuffle},
   };
   json vocab = json::array();
@@ -159,69 +160,59 @@ CheckpointData load_checkpoint(const std::string& path) {
   CheckpointData c;
   // Every number is checked for its type and range before it is converted: a file can
   // say anything (1e300 for a count, a negative learning rate).
-  auto integer = [&](const json& obj, const char* key, int64_t min, int64_t max) -> int64_t {
+  auto integer = [&](const json& obj, const char* key, const WholeRange& range) -> int64_t {
     const json& v = obj.at(key);
     // JSON parsers keep non-negative whole numbers as unsigned: compare in that type then.
     const bool fits = v.is_number_unsigned()
-                          ? v.get<uint64_t>() <= static_cast<uint64_t>(max) &&
-                                (min <= 0 || v.get<uint64_t>() >= static_cast<uint64_t>(min))
-                          : v.is_number_integer() && v.get<int64_t>() >= min && v.get<int64_t>() <= max;
-    if (!fits) {
-      throw bad(std::string("'") + key + "' is " + v.dump() + ", expected a whole number from " + std::to_string(min) +
-                " to " + std::to_string(max));
-    }
+                          ? v.get<uint64_t>() <= static_cast<uint64_t>(range.max) &&
+                                (range.min <= 0 || v.get<uint64_t>() >= static_cast<uint64_t>(range.min))
+                          : v.is_number_integer() && range.contains(v.get<int64_t>());
+    if (!fits) throw bad(std::string("'") + key + "' is " + v.dump() + ", expected " + range.expected());
     return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
   };
-  auto real = [&](const json& obj, const char* key, double min, double max, bool min_open) -> double {
+  auto real = [&](const json& obj, const char* key, const RealRange& range) -> double {
     const json& v = obj.at(key);
     const double x = v.is_number() ? v.get<double>() : NAN;
-    if (!std::isfinite(x) || x > max || (min_open ? x <= min : x < min)) {
-      throw bad(std::string("'") + key + "' is " + v.dump() + ", out of range");
-    }
+    if (!range.contains(x)) throw bad(std::string("'") + key + "' is " + v.dump() + ", expected " + std::string(range.expected));
     return x;
   };
-  auto whole_string = [&](const char* key, int64_t min, int64_t max) -> int64_t {
+  auto whole_string = [&](const char* key, const WholeRange& range) -> int64_t {
     const std::string text = meta_string(key);
     int64_t v = 0;
     const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || p != text.data() + text.size() || v < min || v > max) {
-      throw bad(std::string("metadata '") + key + "' is '" + text + "', expected a whole number");
+    if (ec != std::errc() || p != text.data() + text.size() || !range.contains(v)) {
+      throw bad(std::string("metadata '") + key + "' is '" + text + "', expected " + range.expected());
     }
     return v;
   };
-  constexpr int64_t kMaxSize = int64_t{1} << 24, kMaxCount = int64_t{1} << 40;
   try {
     c.engine = meta_string("engine");
     if (c.engine != "fast" && c.engine != "reference") throw bad("unknown engine '" + c.engine + "'");
     const json config = json::parse(meta_string("config"));
-    c.model.n_layer = integer(config, "n_layer", 1, kMaxSize);
-    c.model.n_embd = integer(config, "n_embd", 1, kMaxSize);
-    c.model.n_head = integer(config, "n_head", 1, kMaxSize);
-    c.model.block_size = integer(config, "block_size", 1, kMaxSize);
-    c.model.vocab_size = integer(config, "vocab_size", 2, 0x110001);
+    c.model.n_layer = integer(config, "n_layer", limits::n_layer);
+    c.model.n_embd = integer(config, "n_embd", limits::n_embd);
+    c.model.n_head = integer(config, "n_head", limits::n_head);
+    c.model.block_size = integer(config, "block_size", limits::block_size);
+    c.model.vocab_size = integer(config, "vocab_size", limits::vocab_size);
     const json& seed = config.at("seed");
     if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0)) {
       throw bad("'seed' is " + seed.dump() + ", expected a whole number from 0 to 2^64-1");
     }
     c.train.seed = seed.get<uint64_t>();
-    c.train.steps = integer(config, "steps", 1, kMaxCount);
-    c.train.lr = real(config, "lr", 0.0, 1e300, true);
-    c.train.beta1 = real(config, "beta1", 0.0, 1.0, false);
-    c.train.beta2 = real(config, "beta2", 0.0, 1.0, false);
-    if (c.train.beta1 >= 1.0 || c.train.beta2 >= 1.0) throw bad("Adam's betas must be below 1");
-    c.train.eps = real(config, "eps", 0.0, 1.0, true);
-    c.train.init_std = real(config, "init_std", 0.0, 1e300, false);
-    c.train.temperature = real(config, "temperature", 0.0, 1e300, true);
-    c.train.num_samples = integer(config, "num_samples", 0, kMaxCount);
-    c.train.batch_size = integer(config, "batch_size", 1, kMaxSize);
-    c.val_frac = real(config, "val_frac", 0.0, 0.99, false);
-    c.eval_every = integer(config, "eval_every", 0, kMaxCount);
+    c.train.steps = integer(config, "steps", limits::steps);
+    c.train.lr = real(config, "lr", limits::lr);
+    c.train.beta1 = real(config, "beta1", limits::beta);
+    c.train.beta2 = real(config, "beta2", limits::beta);
+    c.train.eps = real(config, "eps", limits::eps);
+    c.train.init_std = real(config, "init_std", limits::init_std);
+    c.train.temperature = real(config, "temperature", limits::temperature);
+    c.train.num_samples = integer(config, "num_samples", limits::num_samples);
+    c.train.batch_size = integer(config, "batch_size", limits::batch_size);
+    c.train.val_frac = real(config, "val_frac", limits::val_frac);
+    c.train.eval_every = integer(config, "eval_every", limits::eval_every);
     // Absent from checkpoints written before these options existed.
-    c.train.dropout = config.contains("dropout") ? real(config, "dropout", 0.0, 0.95, false) : 0.0;
-    c.train.ema = config.contains("ema") ? real(config, "ema", 0.0, 0.99999, false) : 0.0;
-    if (c.engine == "reference" && (c.train.dropout > 0.0 || c.train.ema > 0.0)) {
-      throw bad("a reference-engine checkpoint with dropout or ema (only the fast engine has them)");
-    }
+    c.train.dropout = config.contains("dropout") ? real(config, "dropout", limits::dropout) : 0.0;
+    c.train.ema = config.contains("ema") ? real(config, "ema", limits::ema) : 0.0;
     if (config.contains("reshuffle")) {
       if (!config.at("reshuffle").is_boolean()) throw bad("'reshuffle' is " + config.at("reshuffle").dump() + ", expected true or false");
       c.train.reshuffle = config.at("reshuffle").get<bool>();
@@ -231,22 +222,28 @@ CheckpointData load_checkpoint(const std::string& path) {
       if (!cps || cps->size() != 1) throw bad("a vocabulary entry is not one character");
       c.vocab.push_back((*cps)[0]);
     }
-    c.step = whole_string("step", 0, c.train.steps);
-    c.threads = whole_string("threads", 1, 4096);
-    if (whole_string("steps", 1, kMaxCount) != c.train.steps) throw bad("steps in metadata and config disagree");
+    c.step = whole_string("step", WholeRange{"step", 0, c.train.steps});
+    c.threads = whole_string("threads", limits::threads);
+    if (whole_string("steps", limits::steps) != c.train.steps) throw bad("steps in metadata and config disagree");
     const json data = json::parse(meta_string("data"));
     c.data_source = data.at("source").get<std::string>();
-    c.data_docs = integer(data, "docs", 1, std::numeric_limits<int64_t>::max());
-    c.data_crc = static_cast<uint32_t>(integer(data, "crc32", 0, 0xFFFFFFFF));
+    c.data_docs = integer(data, "docs", WholeRange{"docs", 1, std::numeric_limits<int64_t>::max()});
+    c.data_crc = static_cast<uint32_t>(integer(data, "crc32", WholeRange{"crc32", 0, 0xFFFFFFFF}));
     const json rng = json::parse(meta_string("rng"));
-    c.rng.index = integer(rng, "index", 0, PyRandom::kStateWords);
+    c.rng.index = integer(rng, "index", WholeRange{"index", 0, PyRandom::kStateWords});
     if (!rng.at("gauss_next").is_null()) c.rng.gauss_next = std::stod(rng.at("gauss_next").get<std::string>());
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
     throw bad(std::string("its metadata is damaged (") + e.what() + ")");
   }
-  if (c.model.n_embd % c.model.n_head != 0) throw bad("n_embd is not a multiple of n_head");
+  // The whole configuration as a training run would check it: n_embd a multiple of
+  // n_head, only what its engine can do (no dropout or average in the reference's).
+  try {
+    validate_configuration(c.engine, c.model, c.train);
+  } catch (const Error& e) {
+    throw bad(std::string("its configuration is impossible: ") + e.what());
+  }
   if (static_cast<int64_t>(c.vocab.size()) + 1 != c.model.vocab_size) {
     throw bad("its vocabulary has " + std::to_string(c.vocab.size()) + " characters but vocab_size is " +
               std::to_string(c.model.vocab_size));
@@ -256,9 +253,7 @@ CheckpointData load_checkpoint(const std::string& path) {
   // must be the size of the data, before anything that big is allocated.
   const std::string_view data = std::string_view(bytes).substr(8 + n);
   {
-    const double C = static_cast<double>(c.model.n_embd);
-    const double P = static_cast<double>(c.model.vocab_size) * 2 * C + static_cast<double>(c.model.block_size) * C +
-                     static_cast<double>(c.model.n_layer) * 12 * C * C;
+    const double P = ParamLayout::count(c.model);
     const bool f64 = header.contains("wte") && header["wte"].is_object() && header["wte"].value("dtype", "") == "F64";
     const double per_param = c.train.ema > 0.0 ? 4 : 3;  // weights, m, v (and the trained weights)
     const double expected = per_param * P * (f64 ? 8 : 4) + 4.0 * PyRandom::kStateWords;

@@ -31,8 +31,6 @@ struct CheckpointData {
   std::string engine;  // "fast" or "reference"
   ModelConfig model;
   TrainConfig train;
-  double val_frac = 0.0;
-  int64_t eval_every = 0;
   std::u32string vocab;  // the characters in token order; BOS is vocab.size()
   int64_t step = 0;      // steps done (the plan is train.steps)
   int64_t threads = 1;   // the fast engine's sums depend on it

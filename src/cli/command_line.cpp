@@ -17,21 +17,23 @@
 #include "core/error.h"
 #include "train/commands.h"
 #include "train/presets.h"
-#include "train/trainer.h"
+#include "model/limits.h"
+#include "train/run.h"
 
 namespace microgpt {
 
 namespace {
 
-// Validators that say what they accept. CLI11 runs them on the text before converting.
-CLI::Validator whole_number(int64_t min, int64_t max) {
+// Validators built from the one table of limits (model/limits.h), so a flag says what
+// it accepts in the same words everywhere. CLI11 runs them on the text before
+// converting it and puts the flag's name in front of the message.
+CLI::Validator whole_number(const WholeRange& range) {
   return CLI::Validator(
-      [min, max](std::string& s) -> std::string {
+      [range](std::string& s) -> std::string {
         int64_t v = 0;
         auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec != std::errc() || p != s.data() + s.size() || v < min || v > max) {
-          return "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max) +
-                 ", got '" + s + "'";
+        if (ec != std::errc() || p != s.data() + s.size() || !range.contains(v)) {
+          return "expected " + range.expected() + ", got '" + s + "'";
         }
         return {};
       },
@@ -51,23 +53,18 @@ CLI::Validator seed_number() {
       "", "seed");
 }
 
-CLI::Validator real_in(double min, double max, bool min_inclusive, const std::string& what) {
+CLI::Validator real_number(const RealRange& range) {
   return CLI::Validator(
-      [=](std::string& s) -> std::string {
+      [range](std::string& s) -> std::string {
         double v = 0;
         auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v) || v > max ||
-            (min_inclusive ? v < min : v <= min)) {
-          return "expected " + what + ", got '" + s + "'";
+        if (ec != std::errc() || p != s.data() + s.size() || !range.contains(v)) {
+          return "expected " + std::string(range.expected) + ", got '" + s + "'";
         }
         return {};
       },
-      "", "real_in");
+      "", "real_number");
 }
-CLI::Validator positive_real() { return real_in(0.0, 1e300, false, "a number greater than 0"); }
-
-constexpr int64_t kMaxSize = int64_t{1} << 24;
-constexpr int64_t kMaxCount = int64_t{1} << 40;
 
 // What the train command parsed, with the options a preset may fill in.
 struct TrainFlags {
@@ -107,43 +104,43 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
   config(cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
       ->type_name("N")->check(seed_number())->capture_default_str());
   f.n_layer = config(cmd->add_option("--n-layer", o.model.n_layer, "Transformer blocks")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+      ->type_name("N")->check(whole_number(limits::n_layer))->capture_default_str());
   f.n_embd = config(cmd->add_option("--n-embd", o.model.n_embd, "Embedding width")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+      ->type_name("N")->check(whole_number(limits::n_embd))->capture_default_str());
   f.n_head = config(cmd->add_option("--n-head", o.model.n_head, "Attention heads (must divide --n-embd)")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+      ->type_name("N")->check(whole_number(limits::n_head))->capture_default_str());
   f.block_size = config(cmd->add_option("--block-size", o.model.block_size, "Context length in tokens")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+      ->type_name("N")->check(whole_number(limits::block_size))->capture_default_str());
   f.batch_size = config(cmd->add_option("--batch-size", o.train.batch_size,
                                  "Documents per step; the loss is the mean over all their predicted tokens")
-      ->type_name("N")->check(whole_number(1, kMaxSize))->capture_default_str());
+      ->type_name("N")->check(whole_number(limits::batch_size))->capture_default_str());
   f.steps = config(cmd->add_option("--steps", o.train.steps, "Training steps")
-      ->type_name("N")->check(whole_number(1, kMaxCount))->capture_default_str());
+      ->type_name("N")->check(whole_number(limits::steps))->capture_default_str());
   f.lr = config(cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
-      ->type_name("X")->check(positive_real())->capture_default_str());
+      ->type_name("X")->check(real_number(limits::lr))->capture_default_str());
   f.dropout = config(cmd->add_option("--dropout", o.train.dropout,
                                 "Fast engine: zero each output of an attention or MLP block with this probability "
                                 "while training (0: off, as microgpt.py)")
-      ->type_name("P")->check(real_in(0.0, 0.95, true, "a number from 0 to 0.95"))->capture_default_str());
+      ->type_name("P")->check(real_number(limits::dropout))->capture_default_str());
   f.ema = config(cmd->add_option("--ema", o.train.ema,
                             "Fast engine: the model is the running average of the weights with this decay per "
                             "step, e.g. 0.999 (0: off, the last weights, as microgpt.py)")
-      ->type_name("D")->check(real_in(0.0, 0.99999, true, "a number from 0 to 0.99999"))->capture_default_str());
+      ->type_name("D")->check(real_number(limits::ema))->capture_default_str());
   f.reshuffle = config(cmd->add_flag("--reshuffle", o.train.reshuffle,
                                     "Visit the training documents in a new order in every pass over them after the "
                                     "first (microgpt.py keeps one order)"));
   f.threads = cmd->add_option("--threads", o.engine.threads, "Threads for the fast engine (default: all cores)")
-      ->type_name("N")->check(whole_number(1, 4096));
-  config(cmd->add_option("--val-frac", o.val_frac,
+      ->type_name("N")->check(whole_number(limits::threads));
+  config(cmd->add_option("--val-frac", o.train.val_frac,
                   "Hold out this last share of the shuffled documents and report the validation loss")
-      ->type_name("F")->check(real_in(0.0, 0.99, true, "a number from 0 to 0.99"))->capture_default_str());
-  f.eval_every = config(cmd->add_option("--eval-every", o.eval_every,
+      ->type_name("F")->check(real_number(limits::val_frac))->capture_default_str());
+  f.eval_every = config(cmd->add_option("--eval-every", o.train.eval_every,
                                  "Validation loss every N steps as well as at the end (0: only at the end)")
-      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str());
+      ->type_name("N")->check(whole_number(limits::eval_every))->capture_default_str());
   config(cmd->add_option("--temperature", o.train.temperature, "Sampling temperature (lower: safer names)")
-      ->type_name("X")->check(positive_real())->capture_default_str());
+      ->type_name("X")->check(real_number(limits::temperature))->capture_default_str());
   config(cmd->add_option("--num-samples", o.train.num_samples, "Names to sample after training")
-      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str());
+      ->type_name("N")->check(whole_number(limits::num_samples))->capture_default_str());
   cmd->add_option("--log", o.log_path,
                   "Write JSON lines: {\"step\", \"loss\"} per step, {\"step\", \"val_loss\"}, {\"sample\", \"text\"} "
                   "(appended to when resuming)")
@@ -151,9 +148,9 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--out", f.out, "Checkpoint file (safetensors), written at the end; \"\" for none")
       ->type_name("PATH")->capture_default_str();
   cmd->add_option("--checkpoint-every", o.checkpoint_every, "Also write the checkpoint every N steps (0: only at the end)")
-      ->type_name("N")->check(whole_number(0, kMaxCount))->capture_default_str();
+      ->type_name("N")->check(whole_number(limits::checkpoint_every))->capture_default_str();
   cmd->add_option("--stop-after", o.stop_after, "End after step N of the planned --steps, writing the checkpoint (resume later)")
-      ->type_name("N")->check(whole_number(1, kMaxCount));
+      ->type_name("N")->check(whole_number(limits::stop_after));
   f.resume = cmd->add_option("--resume", o.resume_path,
                              "Continue the run saved in this checkpoint, with its configuration (give --data again "
                              "unless it trained on the embedded names)")
@@ -177,7 +174,7 @@ void apply_preset(TrainFlags& f) {
   set(f.batch_size, o.train.batch_size, p.batch_size);
   set(f.steps, o.train.steps, p.steps);
   set(f.lr, o.train.lr, p.lr);
-  set(f.eval_every, o.eval_every, p.eval_every);
+  set(f.eval_every, o.train.eval_every, p.eval_every);
   set(f.dropout, o.train.dropout, p.dropout);
   set(f.ema, o.train.ema, p.ema);
   set(f.reshuffle, o.train.reshuffle, p.reshuffle);
@@ -188,26 +185,26 @@ void add_model_option(CLI::App* cmd, std::string& path) {
   cmd->add_option("--model", path, "Checkpoint written by microgpt train")->type_name("PATH")->required();
 }
 void add_threads_option(CLI::App* cmd, int64_t& threads) {
-  cmd->add_option("--threads", threads, "Threads for the fast engine")->type_name("N")->check(whole_number(1, 4096))
+  cmd->add_option("--threads", threads, "Threads for the fast engine")->type_name("N")->check(whole_number(limits::threads))
       ->capture_default_str();
 }
 
 void add_sample_flags(CLI::App* cmd, microgpt::SampleCommand& c) {
   add_model_option(cmd, c.model_path);
   cmd->add_option("--num-samples", c.num_samples, "Names to draw (default: as many as train drew)")
-      ->type_name("N")->check(whole_number(0, kMaxCount));
+      ->type_name("N")->check(whole_number(limits::num_samples));
   cmd->add_option("--temperature", c.temperature, "Sampling temperature (default: the training run's); 0 takes the most likely character")
-      ->type_name("X")->check(real_in(0.0, 1e300, true, "a number >= 0"));
+      ->type_name("X")->check(real_number(limits::sample_temperature));
   cmd->add_option("--top-k", c.top_k, "Draw only among the K most likely characters (0: all)")
-      ->type_name("K")->check(whole_number(0, kMaxSize))->capture_default_str();
+      ->type_name("K")->check(whole_number(limits::top_k))->capture_default_str();
   cmd->add_option("--top-p", c.top_p, "Draw only among the most likely characters whose probabilities add up to P")
-      ->type_name("P")->check(real_in(0.0, 1.0, false, "a number in (0, 1]"))->capture_default_str();
+      ->type_name("P")->check(real_number(limits::top_p))->capture_default_str();
   cmd->add_option("--prefix", c.prefix, "Every name starts with this text")->type_name("TEXT");
   cmd->add_option("--seed", c.seed, "Seed a fresh generator (default: continue the one saved with the model, so the names "
                                     "train printed come out again)")
       ->type_name("N")->check(seed_number());
   cmd->add_option("--max-len", c.max_len, "At most this many characters (0: the block size)")
-      ->type_name("N")->check(whole_number(0, kMaxSize))->capture_default_str();
+      ->type_name("N")->check(whole_number(limits::max_len))->capture_default_str();
   cmd->add_flag("--novel", c.novel, "Only names that are not in the training data");
   cmd->add_option("--data", c.data_path, "The training data, for --novel (default: the file the model was trained on)")
       ->type_name("PATH");
@@ -228,7 +225,7 @@ void add_embed_flags(CLI::App* cmd, microgpt::EmbedCommand& c) {
   cmd->add_option("--neighbors", c.neighbors, "Nearest tokens by cosine similarity for these characters, e.g. a,e,k "
                                               "(default: every token)")
       ->type_name("CHARS");
-  cmd->add_option("--top", c.top, "How many neighbours to list")->type_name("N")->check(whole_number(1, kMaxSize))
+  cmd->add_option("--top", c.top, "How many neighbours to list")->type_name("N")->check(whole_number(limits::top))
       ->capture_default_str();
   cmd->add_option("--plot", c.plot_path, "2-D PCA of the token embeddings beside the position embeddings, as SVG")
       ->type_name("PATH.svg");

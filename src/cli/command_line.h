@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "train/commands.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace microgpt {
 

@@ -12,7 +12,7 @@
 #include "cli/command_line.h"
 #include "core/error.h"
 #include "train/commands.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace {
 

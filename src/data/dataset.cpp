@@ -182,13 +182,6 @@ std::string Tokenizer::decode(const std::vector<Token>& ids) const {
   return out;
 }
 
-std::string Tokenizer::label(Token id) const {
-  if (id == bos()) return "<BOS>";
-  std::string out;
-  if (id >= 0 && id < bos()) append_utf8(out, chars_[static_cast<size_t>(id)]);
-  return out;
-}
-
 void tokenize_documents(const Dataset& data, const Tokenizer& tokenizer, std::span<const int64_t> which,
                         TokenizedDocs& out, int64_t max_tokens) {
   out.tokens.clear();

@@ -1,9 +1,9 @@
-// The documents microgpt trains on, and the character tokenizer (spec section 2).
+// The documents microgpt trains on, and the character tokenizer (docs/algorithm.md §2).
 // A file is read as UTF-8 with universal newlines; white space is Python's; blank
 // lines are dropped. Documents are stored back to back in one buffer (a million
 // names are a few allocations, not a million). The embedded default list
 // (data/names-cc0.txt) is compiled in.
-// Not here: shuffling and batching (the driver does them with the run's generator).
+// Not here: shuffling, splitting and batching (train/data_source.h).
 #pragma once
 
 #include <cstdint>
@@ -65,13 +65,23 @@ class Tokenizer {
   std::vector<Token> encode_document(std::u32string_view doc) const;
   // UTF-8 text of token ids (BOS is skipped).
   std::string decode(const std::vector<Token>& ids) const;
-  // How a token prints: the character, or <BOS>.
-  std::string label(Token id) const;
 
  private:
   Tokenizer() = default;
   std::u32string chars_;
   std::vector<Token> latin1_ids_;  // id_of for code points below 256, -1 if absent
+};
+
+// A document as a model reads it: [BOS] + ids + [BOS], or its first block_size + 1
+// tokens (all a model of that context reads).
+using DocRef = std::span<const Token>;
+
+// The documents of one training step, or a set to evaluate, and how many positions they
+// predict (the sum of min(block_size, length - 1)): the loss of a step is the mean over
+// those positions.
+struct Batch {
+  std::vector<DocRef> docs;
+  int64_t tokens = 0;
 };
 
 // Documents as token sequences ([BOS] + ids + [BOS]), back to back.

@@ -10,7 +10,8 @@
 #include <new>
 
 #include "core/error.h"
-#include "model/sample_loop.h"
+#include "model/activations.h"
+#include "model/limits.h"
 
 namespace microgpt {
 
@@ -24,7 +25,7 @@ FloatBuffer::FloatBuffer(int64_t n, bool zeroed) : size_(n) {
   data_.reset(static_cast<float*>(p));
 }
 
-struct FastModel::Batch {
+struct FastModel::Packed {
   std::vector<int32_t> inputs, targets, positions;  // (N)
   std::vector<int64_t> doc_start;                   // (n_docs + 1) rows
   std::vector<int64_t> att_start;                   // (n_docs + 1) floats into a layer's att
@@ -80,60 +81,76 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
       params_(layout_.total()),
       m_(layout_.total()),
       v_(layout_.total()),
-      batch_(std::make_unique<Batch>()) {
-  config_.validate();
-  if (!(train_.dropout >= 0.0 && train_.dropout < 1.0)) throw usage_error("--dropout must be at least 0 and below 1");
-  if (!(train_.ema >= 0.0 && train_.ema < 1.0)) throw usage_error("--ema must be at least 0 and below 1");
+      batch_(std::make_unique<Packed>()) {
+  validate_configuration("fast", config_, train_);
   if (train_.ema > 0.0) average_ = FloatBuffer(layout_.total());
-  const int64_t C = config_.n_embd, V = config_.vocab_size, L = config_.n_layer, N = max_rows_;
-  const int64_t att = N * config_.n_head * config_.block_size;  // >= NH * sum of T^2
   for (int64_t t = 0; t < threads_; t++) grads_.emplace_back(layout_.total());
 
-  // Activations, in one buffer.
-  const int64_t per_layer = N * (C + C + 1 + 3 * C + C + C + C + 1 + 4 * C + 4 * C) + att;
-  acts_ = FloatBuffer(N * (C + 1 + C + 2 * V) + L * per_layer, false);
-  float* p = acts_.data();
+  // Activations in one buffer and their gradients in another, carved in the order
+  // model/activations.h lists them; each must come out exactly full.
+  const ActivationSizes s(config_, train_.dropout > 0.0);
+  const int64_t N = max_rows_;
+  float* p = nullptr;
   auto take = [&p](int64_t n) {
     float* r = p;
     p += n;
     return r;
   };
-  emb_ = take(N * C);
-  rstd0_ = take(N);
-  for (int64_t l = 0; l < L; l++) {
+  auto expect_full = [&p](const FloatBuffer& b) {
+    if (p != b.data() + b.size()) throw Error("fast engine: activation buffers do not add up to their allocation");
+  };
+  acts_ = FloatBuffer(N * static_cast<int64_t>(s.forward_per_row()), false);
+  p = acts_.data();
+  emb_ = take(N * s.emb);
+  rstd0_ = take(N * s.rstd0);
+  for (int64_t l = 0; l < config_.n_layer; l++) {
     LayerActs a{};
-    a.x = take(N * C);
-    a.ln1 = take(N * C);
-    a.rstd1 = take(N);
-    a.qkv = take(N * 3 * C);
-    a.att = take(att);
-    a.atty = take(N * C);
-    a.xmid = take(N * C);
-    a.ln2 = take(N * C);
-    a.rstd2 = take(N);
-    a.h = take(N * 4 * C);
-    a.hr = take(N * 4 * C);
+    a.x = take(N * s.layer.x);
+    a.ln1 = take(N * s.layer.ln1);
+    a.rstd1 = take(N * s.layer.rstd1);
+    a.qkv = take(N * s.layer.qkv);
+    a.att = take(N * s.layer.att);
+    a.atty = take(N * s.layer.atty);
+    a.xmid = take(N * s.layer.xmid);
+    a.ln2 = take(N * s.layer.ln2);
+    a.rstd2 = take(N * s.layer.rstd2);
+    a.h = take(N * s.layer.h);
+    a.hr = take(N * s.layer.hr);
     layers_.push_back(a);
   }
-  x_final_ = take(N * C);
-  logits_ = take(N * V);
-  probs_ = take(N * V);
+  x_final_ = take(N * s.x_final);
+  logits_ = take(N * s.logits);
+  probs_ = take(N * s.probs);
+  expect_full(acts_);
 
-  const int64_t dropped = train_.dropout > 0.0 ? N * C : 0;
-  dacts_ = FloatBuffer(N * (C + C + 3 * C + C + 4 * C + 4 * C + V + C) + dropped, false);
+  dacts_ = FloatBuffer(N * static_cast<int64_t>(s.backward_per_row()), false);
   p = dacts_.data();
-  dx_ = take(N * C);
-  dln_ = take(N * C);
-  dqkv_ = take(N * 3 * C);
-  datty_ = take(N * C);
-  dhr_ = take(N * 4 * C);
-  dh_ = take(N * 4 * C);
-  dlogits_ = take(N * V);
-  demb_ = take(N * C);
-  ddrop_ = take(dropped);
+  dx_ = take(N * s.dx);
+  dln_ = take(N * s.dln);
+  dqkv_ = take(N * s.dqkv);
+  datty_ = take(N * s.datty);
+  dhr_ = take(N * s.dhr);
+  dh_ = take(N * s.dh);
+  dlogits_ = take(N * s.dlogits);
+  demb_ = take(N * s.demb);
+  ddrop_ = take(N * s.ddrop);
+  expect_full(dacts_);
 
-  const int64_t scratch = std::max({4 * C * C, 3 * C * C, V * C, config_.block_size * C});
-  for (int64_t t = 0; t < threads_; t++) scratch_.emplace_back(scratch, false);
+  for (int64_t t = 0; t < threads_; t++) scratch_.emplace_back(s.scratch, false);
+}
+
+double FastModel::memory_bytes(const ModelConfig& model, const TrainConfig& train, int64_t threads,
+                               int64_t max_batch_docs) {
+  const ActivationSizes s(model, train.dropout > 0.0);
+  const double params = ParamLayout::count(model);
+  const double n_threads = static_cast<double>(std::max<int64_t>(1, threads));
+  const double rows = static_cast<double>(std::max<int64_t>(1, max_batch_docs)) * static_cast<double>(model.block_size);
+  // The weights, Adam's m and v (and the average); per thread a gradient buffer and
+  // scratch; the activations and their gradients.
+  const double copies = train.ema > 0.0 ? 4.0 : 3.0;
+  const double floats = params * copies + n_threads * (params + static_cast<double>(s.scratch)) +
+                        rows * (s.forward_per_row() + s.backward_per_row());
+  return floats * sizeof(float);
 }
 
 FastModel::~FastModel() = default;
@@ -144,7 +161,7 @@ void FastModel::init_params(PyRandom& rng) {
   if (averaging()) std::memcpy(average_.data(), p, static_cast<size_t>(layout_.total()) * sizeof(float));
 }
 
-void FastModel::prepare(std::span<const DocRef> docs, Batch& b) const {
+void FastModel::prepare(std::span<const DocRef> docs, Packed& b) const {
   b.inputs.clear();
   b.targets.clear();
   b.positions.clear();
@@ -165,9 +182,9 @@ void FastModel::prepare(std::span<const DocRef> docs, Batch& b) const {
   if (b.rows() > max_rows_) throw Error("batch larger than the model was sized for");
 }
 
-int64_t FastModel::threads_for(const Batch& b) const { return std::min(threads_, b.docs()); }
+int64_t FastModel::threads_for(const Packed& b) const { return std::min(threads_, b.docs()); }
 
-FastModel::Range FastModel::docs_of_thread(const Batch& b, int64_t thread, int64_t n_threads) const {
+FastModel::Range FastModel::docs_of_thread(const Packed& b, int64_t thread, int64_t n_threads) const {
   // Contiguous documents, split where the rows are closest to equal shares.
   auto boundary = [&](int64_t t) -> int64_t {
     if (t == 0) return 0;
@@ -179,7 +196,7 @@ FastModel::Range FastModel::docs_of_thread(const Batch& b, int64_t thread, int64
   return Range{boundary(thread), boundary(thread + 1)};
 }
 
-double FastModel::forward(const Batch& b, Range docs, Range rows, Pass pass, int64_t thread) {
+double FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread) {
   const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
   const int64_t r0 = rows.begin, n = rows.end - rows.begin;
   if (n <= 0) return 0.0;
@@ -224,7 +241,7 @@ double FastModel::forward(const Batch& b, Range docs, Range rows, Pass pass, int
   return k_.crossentropy_forward(probs_ + r0 * V, logits_ + r0 * V, b.targets.data() + r0, n, V);
 }
 
-void FastModel::backward(const Batch& b, Range docs, Range rows, float dloss, int64_t thread) {
+void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, int64_t thread) {
   const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
   const int64_t r0 = rows.begin, n = rows.end - rows.begin;
   if (n <= 0) return;
@@ -283,11 +300,11 @@ void FastModel::backward(const Batch& b, Range docs, Range rows, float dloss, in
                       b.positions.data() + r0, n, C);
 }
 
-LossSum FastModel::forward_backward(std::span<const DocRef> batch) {
-  Batch& b = *batch_;
+LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_tokens) {
+  Packed& b = *batch_;
   prepare(batch, b);
   const int64_t nt = threads_for(b);
-  const float dloss = 1.0f / static_cast<float>(b.rows());
+  const float dloss = 1.0f / static_cast<float>(loss_tokens > 0 ? loss_tokens : b.rows());
   std::vector<double> losses(static_cast<size_t>(nt), 0.0);
   auto work = [&](int64_t t) {
     const Range docs = docs_of_thread(b, t, nt);
@@ -353,7 +370,7 @@ std::vector<float> FastModel::gradient() const {
 
 LossSum FastModel::evaluate(std::span<const DocRef> docs) {
   LossSum total;
-  Batch& b = *batch_;
+  Packed& b = *batch_;
   size_t i = 0;
   while (i < docs.size()) {
     // As many documents as the activations hold.
@@ -382,7 +399,7 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
 }
 
 std::vector<std::vector<float>> FastModel::logits(DocRef doc) {
-  Batch& b = *batch_;
+  Packed& b = *batch_;
   prepare(std::span<const DocRef>(&doc, 1), b);
   run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, b.rows()}, Pass::kLogits, 0); });
   std::vector<std::vector<float>> out;
@@ -392,14 +409,14 @@ std::vector<std::vector<float>> FastModel::logits(DocRef doc) {
 }
 
 void FastModel::start_sequence() {
-  Batch& b = *batch_;
+  Packed& b = *batch_;
   b.inputs.clear();
   b.targets.clear();
   b.positions.clear();
 }
 
 std::vector<double> FastModel::next(Token token, double temperature) {
-  Batch& b = *batch_;
+  Packed& b = *batch_;
   const int64_t pos = static_cast<int64_t>(b.inputs.size());
   if (pos >= config_.block_size) throw Error("decoding past block_size");
   // The document grows by one row; the rows before it are the KV cache.
@@ -422,10 +439,6 @@ std::vector<double> FastModel::next(Token token, double temperature) {
   }
   for (double& x : out) x /= sum;
   return out;
-}
-
-std::vector<Token> FastModel::sample(PyRandom& rng, double temperature) {
-  return sample_loop(*this, rng, temperature, static_cast<Token>(config_.vocab_size - 1), config_.block_size);
 }
 
 }  // namespace microgpt

@@ -30,9 +30,6 @@
 
 namespace microgpt {
 
-// A document as the model sees it: [BOS] + ids + [BOS].
-using DocRef = std::span<const Token>;
-
 struct LossSum {
   double sum = 0.0;    // of -log p(target) over every predicted position
   int64_t tokens = 0;  // how many positions
@@ -62,9 +59,16 @@ class FloatBuffer {
 
 class FastModel {
  public:
-  // max_batch_docs: the most documents one call to forward_backward receives.
+  // max_batch_docs: the most documents one call to forward_backward receives. Refuses
+  // (usage error) a configuration outside model/limits.h.
   FastModel(const ModelConfig& model, const TrainConfig& train, int64_t threads, int64_t max_batch_docs,
             const Kernels& kernels = cpu_kernels());
+  // The bytes such a model allocates: weights, Adam's moments, the average, a gradient
+  // buffer and scratch per thread, activations and their gradients for max_batch_docs
+  // documents of block_size rows (model/activations.h), the same sums the constructor
+  // allocates. In double: absurd sizes are measured, not overflowed.
+  static double memory_bytes(const ModelConfig& model, const TrainConfig& train, int64_t threads,
+                             int64_t max_batch_docs);
   ~FastModel();
   FastModel(const FastModel&) = delete;
   FastModel& operator=(const FastModel&) = delete;
@@ -93,10 +97,11 @@ class FastModel {
   void set_dropout_step(int64_t step) { dropout_step_ = step; }
 
   // Forward and backward over a batch with the trained weights (and the dropout mask of
-  // the step last given to set_dropout_step or train_step); the gradient of the batch's
-  // mean loss per token is added to the gradient buffers. Returns the loss summed over
-  // the batch.
-  LossSum forward_backward(std::span<const DocRef> batch);
+  // the step last given to set_dropout_step or train_step); the gradient of the loss
+  // summed over the batch, divided by loss_tokens (0: the batch's own predicted tokens,
+  // which makes it the batch's mean loss per token), is added to the gradient buffers.
+  // Returns the loss summed over the batch.
+  LossSum forward_backward(std::span<const DocRef> batch, int64_t loss_tokens = 0);
   // Adam at step `step` (from 0) of `total_steps` with the summed gradient, which is
   // then cleared. Returns false if a gradient was infinite or NaN (the parameters are
   // then no longer usable).
@@ -112,24 +117,21 @@ class FastModel {
   // Logits of every predicted position of one document (for tests and tools).
   std::vector<std::vector<float>> logits(DocRef doc);
 
-  // One sample: from BOS, draw tokens at `temperature` until BOS or block_size tokens,
-  // with a KV cache (each new position runs the model on one row).
-  std::vector<Token> sample(PyRandom& rng, double temperature);
-
-  // Incremental decoding of one sequence, as sample() does it: start_sequence() empties
-  // the KV cache; next() runs the model on `token` at the next position (at most
-  // block_size of them) and returns the next token's probabilities at `temperature` > 0
-  // (softmax of logits / temperature, in double), or the logits when temperature is 0.
+  // Incremental decoding of one sequence with a KV cache (each new position runs the
+  // model on one row): start_sequence() empties the cache; next() runs the model on
+  // `token` at the next position (at most block_size of them) and returns the next
+  // token's probabilities at `temperature` > 0 (softmax of logits / temperature, in
+  // double), or the logits when temperature is 0. train/sampler.h draws from them.
   void start_sequence();
   std::vector<double> next(Token token, double temperature);
 
  private:
-  struct Batch;  // a batch laid out for the kernels
+  struct Packed;  // a batch laid out for the kernels
   struct Range {
     int64_t begin = 0, end = 0;
   };
-  void prepare(std::span<const DocRef> docs, Batch& b) const;
-  Range docs_of_thread(const Batch& b, int64_t thread, int64_t n_threads) const;
+  void prepare(std::span<const DocRef> docs, Packed& b) const;
+  Range docs_of_thread(const Packed& b, int64_t thread, int64_t n_threads) const;
   // Runs the model on rows `rows` (whole documents `docs`, or one new row of a single
   // document for kIncremental); returns the loss sum over those rows (kTrain, kEvaluate).
   enum class Pass {
@@ -138,12 +140,12 @@ class FastModel {
     kLogits,       // the model's weights, logits only
     kIncremental,  // the model's weights, one new row of a document (the rows before it cached)
   };
-  double forward(const Batch& b, Range docs, Range rows, Pass pass, int64_t thread);
+  double forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread);
   const float* model_weights() const { return model_params().data(); }
   uint64_t dropout_key(int64_t layer, int branch) const;
   // Adds the gradient of dloss * (loss sum of those rows) into thread `thread`'s buffer.
-  void backward(const Batch& b, Range docs, Range rows, float dloss, int64_t thread);
-  int64_t threads_for(const Batch& b) const;
+  void backward(const Packed& b, Range docs, Range rows, float dloss, int64_t thread);
+  int64_t threads_for(const Packed& b) const;
 
   ModelConfig config_;
   TrainConfig train_;
@@ -169,7 +171,7 @@ class FastModel {
   float *dx_, *dln_, *dqkv_, *datty_, *dhr_, *dh_, *dlogits_, *demb_, *ddrop_;
   // Per-thread scratch: a transposed weight matrix and a row of attention.
   std::vector<FloatBuffer> scratch_;
-  std::unique_ptr<Batch> batch_;
+  std::unique_ptr<Packed> batch_;
 };
 
 }  // namespace microgpt

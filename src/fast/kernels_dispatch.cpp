@@ -25,8 +25,12 @@ const Kernels* cpu_kernels_named(const std::string& isa) {
 const Kernels& cpu_kernels() {
   static const Kernels* chosen = [] {
     if (const char* forced = std::getenv("MICROGPT_KERNELS")) {
-      const Kernels* k = cpu_kernels_named(forced);
-      if (!k) throw Error(std::string("MICROGPT_KERNELS=") + forced + ": not available on this CPU (accepted: avx512, avx2, generic)");
+      const std::string name = forced;
+      if (name != "avx512" && name != "avx2" && name != "generic") {
+        throw Error("MICROGPT_KERNELS=" + name + ": unknown kernels (accepted: avx512, avx2, generic)");
+      }
+      const Kernels* k = cpu_kernels_named(name);
+      if (!k) throw Error("MICROGPT_KERNELS=" + name + ": this CPU lacks the instructions they need (try avx2 or generic)");
       return k;
     }
     for (const char* isa : {"avx512", "avx2"}) {

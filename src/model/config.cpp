@@ -1,40 +1,48 @@
 #include "model/config.h"
 
-#include "core/error.h"
+#include <string_view>
 
 namespace microgpt {
 
-void ModelConfig::validate() const {
-  auto positive = [](int64_t v, const char* flag) {
-    if (v < 1) throw usage_error(std::string(flag) + ": must be a whole number >= 1, got " + std::to_string(v));
-  };
-  positive(n_embd, "--n-embd");
-  positive(n_head, "--n-head");
-  positive(n_layer, "--n-layer");
-  positive(block_size, "--block-size");
-  if (n_embd % n_head != 0) {
-    throw usage_error("--n-embd " + std::to_string(n_embd) + " is not divisible by --n-head " +
-                      std::to_string(n_head) + " (each head gets n_embd / n_head dimensions)");
-  }
+namespace {
+
+// The parameters in creation order: fn(name, rows, cols) for the tensors every model
+// has, then, for each layer, the same six (their names get the prefix "layerN.").
+template <class Fn>
+void model_tensors(const ModelConfig& c, Fn&& fn) {
+  fn("wte", c.vocab_size, c.n_embd);
+  fn("wpe", c.block_size, c.n_embd);
+  fn("lm_head", c.vocab_size, c.n_embd);
 }
+template <class Fn>
+void layer_tensors(const ModelConfig& c, Fn&& fn) {
+  fn("attn_wq", c.n_embd, c.n_embd);
+  fn("attn_wk", c.n_embd, c.n_embd);
+  fn("attn_wv", c.n_embd, c.n_embd);
+  fn("attn_wo", c.n_embd, c.n_embd);
+  fn("mlp_fc1", c.mlp_hidden(), c.n_embd);
+  fn("mlp_fc2", c.n_embd, c.mlp_hidden());
+}
+
+}  // namespace
 
 ParamLayout::ParamLayout(const ModelConfig& c) {
   auto add = [&](std::string name, int64_t rows, int64_t cols) {
     tensors_.push_back(ParamTensor{std::move(name), rows, cols, total_});
     total_ += rows * cols;
   };
-  add("wte", c.vocab_size, c.n_embd);
-  add("wpe", c.block_size, c.n_embd);
-  add("lm_head", c.vocab_size, c.n_embd);
+  model_tensors(c, [&](std::string_view name, int64_t rows, int64_t cols) { add(std::string(name), rows, cols); });
   for (int64_t i = 0; i < c.n_layer; i++) {
-    const std::string p = "layer" + std::to_string(i) + ".";
-    add(p + "attn_wq", c.n_embd, c.n_embd);
-    add(p + "attn_wk", c.n_embd, c.n_embd);
-    add(p + "attn_wv", c.n_embd, c.n_embd);
-    add(p + "attn_wo", c.n_embd, c.n_embd);
-    add(p + "mlp_fc1", c.mlp_hidden(), c.n_embd);
-    add(p + "mlp_fc2", c.n_embd, c.mlp_hidden());
+    const std::string prefix = "layer" + std::to_string(i) + ".";
+    layer_tensors(c, [&](std::string_view name, int64_t rows, int64_t cols) { add(prefix + std::string(name), rows, cols); });
   }
+}
+
+double ParamLayout::count(const ModelConfig& c) {
+  double shared = 0.0, per_layer = 0.0;
+  model_tensors(c, [&](std::string_view, int64_t rows, int64_t cols) { shared += static_cast<double>(rows) * static_cast<double>(cols); });
+  layer_tensors(c, [&](std::string_view, int64_t rows, int64_t cols) { per_layer += static_cast<double>(rows) * static_cast<double>(cols); });
+  return shared + static_cast<double>(c.n_layer) * per_layer;
 }
 
 LayerParams ParamLayout::layer(int64_t i) const {

@@ -1,7 +1,11 @@
 // The model's configuration and the one description of its parameters: names as in
 // microgpt (wte, wpe, lm_head, layer0.attn_wq, ...), shapes and offsets into one flat
-// buffer, in creation order (spec section 3). Engines, checkpoints and inspection
-// tools all read this; nothing else decides where a parameter lives.
+// buffer, in creation order (docs/algorithm.md §3). Engines, checkpoints, the memory
+// estimate and the inspection tools all read this; nothing else decides where a
+// parameter lives or how many there are.
+//
+// Not here: the bounds on each value and the checks of a whole configuration
+// (model/limits.h), the activation sizes of an engine pass (model/activations.h).
 #pragma once
 
 #include <cstdint>
@@ -19,11 +23,10 @@ struct ModelConfig {
 
   int64_t head_dim() const { return n_embd / n_head; }
   int64_t mlp_hidden() const { return 4 * n_embd; }
-  // Throws a usage error naming the flag when a size is impossible.
-  void validate() const;
 };
 
-// Everything about training and sampling that is not the model's shape.
+// Everything about training and sampling that is not the model's shape; a checkpoint
+// stores all of it.
 struct TrainConfig {
   uint64_t seed = 42;
   int64_t steps = 1000;
@@ -35,13 +38,15 @@ struct TrainConfig {
   double temperature = 0.5;
   int64_t num_samples = 20;
   int64_t batch_size = 1;  // documents per step
+  double val_frac = 0.0;   // hold out the last share of the shuffled documents
+  int64_t eval_every = 0;  // validation loss every N steps (0: only at the end)
   // Fast engine only (microgpt.py has neither): the probability of zeroing each output
   // of an attention or MLP block while training, and the decay of the running average
   // of the weights that becomes the model (0: off). See fast/fast_model.h.
   double dropout = 0.0;
   double ema = 0.0;
   // Either engine: visit the training documents in a new order in every pass over them
-  // after the first (microgpt.py keeps one order). See train/trainer.h.
+  // after the first (microgpt.py keeps one order). See train/data_source.h.
   bool reshuffle = false;
 };
 
@@ -66,6 +71,11 @@ struct LayerParams {
 class ParamLayout {
  public:
   explicit ParamLayout(const ModelConfig& config);
+
+  // The parameter count of a configuration, from the same description, in double so
+  // that sizes too large to allocate can be measured (and refused) without overflow
+  // and without building a layout of millions of tensors.
+  static double count(const ModelConfig& config);
 
   const std::vector<ParamTensor>& tensors() const { return tensors_; }
   int64_t total() const { return total_; }

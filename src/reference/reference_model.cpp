@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "model/sample_loop.h"
 #include "core/pymath.h"
 
 namespace microgpt {
@@ -16,6 +15,18 @@ ReferenceModel::ReferenceModel(const ModelConfig& model, const TrainConfig& trai
       tape_(layout_.total()),
       m_(static_cast<size_t>(layout_.total()), 0.0),
       v_(static_cast<size_t>(layout_.total()), 0.0) {}
+
+double ReferenceModel::memory_bytes(const ModelConfig& model) {
+  const double C = static_cast<double>(model.n_embd), L = static_cast<double>(model.n_layer);
+  const double V = static_cast<double>(model.vocab_size), T = static_cast<double>(model.block_size);
+  const double NH = static_cast<double>(model.n_head);
+  // doubles: values and gradients of the parameters on the tape, Adam's m and v; per
+  // position of a document the tape holds about one 12-byte term per multiply-add and a
+  // few 40-byte nodes per channel, head and earlier position.
+  const double terms = T * (L * 12 * C * C + C * V + L * 2 * C * T);
+  const double nodes = T * (L * (40 * C + 8 * NH * T) + 6 * V);
+  return ParamLayout::count(model) * 8 * 4 + terms * 12 + nodes * 40;
+}
 
 void ReferenceModel::init_params(PyRandom& rng) {
   for (int64_t i = 0; i < layout_.total(); i++) set_param(i, rng.gauss(0.0, train_.init_std));
@@ -186,13 +197,6 @@ std::vector<double> ReferenceModel::next(Token token, double temperature) {
   for (Id& l : logits) l = tape_.mul(l, inv_temperature);
   const Vec probs = softmax(logits);
   for (size_t i = 0; i < probs.size(); i++) out[i] = tape_.value(probs[i]);
-  return out;
-}
-
-std::vector<Token> ReferenceModel::sample(PyRandom& rng, double temperature) {
-  std::vector<Token> out =
-      sample_loop(*this, rng, temperature, static_cast<Token>(config_.vocab_size - 1), config_.block_size);
-  tape_.reset();
   return out;
 }
 

@@ -1,6 +1,6 @@
 // The reference engine: microgpt.py's model, training step and sampler on the scalar
-// tape, reproducing the Python program's arithmetic to the last bit (spec sections
-// 4-5 and 7). It is written to be read beside the Python and is never optimised
+// tape, reproducing the Python program's arithmetic to the last bit (docs/algorithm.md
+// §4, §5 and §8). It is written to be read beside the Python and is never optimised
 // beyond what keeps it plain; the fast engine is where speed lives.
 #pragma once
 
@@ -20,6 +20,9 @@ class ReferenceModel {
   using Id = Tape::Id;
 
   ReferenceModel(const ModelConfig& model, const TrainConfig& train);
+  // About how many bytes training such a model takes: a rough model of the tape of one
+  // document, which is far larger than the parameters.
+  static double memory_bytes(const ModelConfig& model);
 
   const ModelConfig& config() const { return config_; }
   const ParamLayout& layout() const { return layout_; }
@@ -40,10 +43,7 @@ class ReferenceModel {
   // One whole training step: forward_backward then adam_step.
   double train_step(int64_t step, int64_t total_steps, std::span<const Token> tokens);
 
-  // One sample: from BOS, draw tokens at `temperature` until BOS or block_size tokens.
-  std::vector<Token> sample(PyRandom& rng, double temperature);
-
-  // Incremental decoding of one sequence, as sample() does it: start_sequence() empties
+  // Incremental decoding of one sequence, as microgpt.py samples: start_sequence() empties
   // the KV cache; next() runs the model on `token` at the next position (at most
   // block_size of them) and returns the next token's probabilities at `temperature` > 0,
   // softmax(logits / temperature) computed exactly as microgpt.py does, or the logits

@@ -2,7 +2,7 @@
 //
 // Every scalar is a node in one arena (arrays reused across steps), addressed by a
 // 32-bit index: its value, its gradient, and up to two children with the local
-// derivative with respect to each, computed when the node is made (spec section 7).
+// derivative with respect to each, computed when the node is made (docs/algorithm.md §8).
 // The first nodes are the leaves (the model's parameters); everything after them is
 // the graph of one step and is dropped by reset().
 //

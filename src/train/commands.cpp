@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <ostream>
 #include <unordered_set>
 
@@ -11,8 +10,10 @@
 #include "core/files.h"
 #include "core/text.h"
 #include "inspect/embed.h"
+#include "model/limits.h"
+#include "train/data_source.h"
+#include "train/reporters.h"
 #include "train/sampler.h"
-#include "train/trainer.h"
 
 namespace microgpt {
 
@@ -54,8 +55,6 @@ Dataset training_data(const CheckpointData& c, const std::optional<std::string>&
                     "', which is not there as it was; give it with --data");
 }
 
-std::string utf8_of(const Tokenizer& tokenizer, const std::vector<Token>& ids) { return tokenizer.decode(ids); }
-
 }  // namespace
 
 LoadedModel load_model(const std::string& path, int64_t threads) {
@@ -71,9 +70,12 @@ LoadedModel load_model(const std::string& path, int64_t threads) {
 }
 
 void run_sample(const SampleCommand& cmd, std::ostream& out) {
-  if (cmd.temperature && *cmd.temperature < 0) throw usage_error("--temperature: expected a number >= 0");
-  if (cmd.top_k < 0) throw usage_error("--top-k: expected a whole number >= 0");
-  if (!(cmd.top_p > 0.0 && cmd.top_p <= 1.0)) throw usage_error("--top-p: expected a number in (0, 1]");
+  if (cmd.num_samples) check(limits::num_samples, *cmd.num_samples);
+  if (cmd.temperature) check(limits::sample_temperature, *cmd.temperature);
+  check(limits::top_k, cmd.top_k);
+  check(limits::top_p, cmd.top_p);
+  check(limits::max_len, cmd.max_len);
+  check(limits::threads, cmd.threads);
   const auto prefix_text = decode_utf8(cmd.prefix);
   if (!prefix_text) throw usage_error("--prefix is not valid UTF-8");
   if (cmd.log_path) check_writable(*cmd.log_path, "log file");
@@ -89,10 +91,7 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
     throw usage_error("--max-len " + std::to_string(o.max_len) + " leaves no room after the " +
                       std::to_string(o.prefix.size()) + " characters of --prefix");
   }
-  if (static_cast<int64_t>(o.prefix.size()) >= c.model.block_size) {
-    throw usage_error("--prefix has " + std::to_string(o.prefix.size()) + " characters; the model's block size (" +
-                      std::to_string(c.model.block_size) + ") leaves no room to add any");
-  }
+  check_prefix_fits(o, c.model.block_size);
   std::unordered_set<std::u32string> known;
   if (cmd.novel) {
     const Dataset d = training_data(c, cmd.data_path, cmd.model_path, "--novel");
@@ -101,11 +100,8 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
   PyRandom rng(cmd.seed.value_or(0));
   if (!cmd.seed) rng.set_state(c.rng);  // where training left it: the names train printed
   const int64_t wanted = cmd.num_samples.value_or(c.train.num_samples);
-  std::ofstream log;
-  if (cmd.log_path) {
-    log.open(*cmd.log_path, std::ios::binary | std::ios::trunc);
-    if (!log) throw Error("cannot write log file '" + *cmd.log_path + "'");
-  }
+  std::optional<JsonLines> log;
+  if (cmd.log_path) log.emplace(*cmd.log_path, false);
   const int64_t max_attempts = wanted > (int64_t{1} << 40) ? wanted : 100 * wanted + 1000;  // no overflow
   int64_t printed = 0;
   for (int64_t attempt = 0; printed < wanted; attempt++) {
@@ -113,27 +109,25 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
       throw Error("found only " + std::to_string(printed) + " names that are not in the training data in " +
                   std::to_string(max_attempts) + " tries (raise --temperature?)");
     }
-    const std::vector<Token> ids = sample_sequence(*m.engine, rng, o, m.tokenizer.bos(), c.model.block_size);
     std::u32string text;
-    for (Token t : ids) text.push_back(m.tokenizer.chars()[static_cast<size_t>(t)]);
+    for (Token t : sample_sequence(*m.engine, rng, o, m.tokenizer.bos(), c.model.block_size)) {
+      text.push_back(m.tokenizer.chars()[static_cast<size_t>(t)]);
+    }
     if (cmd.novel && known.contains(text)) continue;
     printed++;
-    char head[32];
-    std::snprintf(head, sizeof head, "sample %2lld: ", static_cast<long long>(printed));
-    out << head << utf8_of(m.tokenizer, ids) << "\n";
-    if (log.is_open()) log << "{\"sample\": " << printed << ", \"text\": " << json_quote(text) << "}\n";
+    out << sample_line(printed, text) << "\n";
+    if (log) log->sample(printed, text);
   }
-  if (log.is_open()) {
-    log.close();
-    if (!log) throw Error("cannot write log file '" + *cmd.log_path + "': write failed");
-  }
+  if (log) log->close();
 }
 
 void run_eval(const EvalCommand& cmd, std::ostream& out) {
+  check(limits::threads, cmd.threads);
   LoadedModel m = load_model(cmd.model_path, cmd.threads);
   const CheckpointData& c = m.checkpoint;
   TokenizedDocs tokens;
   std::vector<DocRef> docs;
+  std::optional<DocumentSource> held_out;
   std::string what;
   if (cmd.data_path) {
     const Dataset d = load_dataset(*cmd.data_path);
@@ -141,27 +135,24 @@ void run_eval(const EvalCommand& cmd, std::ostream& out) {
     for (int64_t i = 0; i < d.size(); i++) all[static_cast<size_t>(i)] = i;
     tokens_of(m.tokenizer, d.chars, "data file '" + *cmd.data_path + "'", Error::Kind::runtime);  // all known
     tokenize_documents(d, m.tokenizer, all, tokens, c.model.block_size + 1);
+    for (int64_t i = 0; i < tokens.size(); i++) docs.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
     what = "'" + *cmd.data_path + "'";
   } else {
-    if (!(c.val_frac > 0.0)) {
+    if (!(c.train.val_frac > 0.0)) {
       throw usage_error("model '" + cmd.model_path +
                         "' was trained without --val-frac, so it has no held-out documents; give a file with --data");
     }
-    // The held-out share exactly as training drew it: same data, same shuffle, same split.
-    const Dataset d = training_data(c, std::nullopt, cmd.model_path, "eval of the held-out documents");
+    // The held-out share exactly as training drew it: the same data, shuffled by the
+    // same seed, split the same way.
+    Dataset d = training_data(c, std::nullopt, cmd.model_path, "eval of the held-out documents");
     if (d.size() != c.data_docs || dataset_crc(d) != c.data_crc) {
       throw Error("the data is not what model '" + cmd.model_path + "' was trained on");
     }
     PyRandom rng(c.train.seed);
-    std::vector<int64_t> order(static_cast<size_t>(d.size()));
-    for (int64_t i = 0; i < d.size(); i++) order[static_cast<size_t>(i)] = i;
-    rng.shuffle(order);
-    const int64_t n_val = validation_count(d.size(), c.val_frac);
-    tokenize_documents(d, m.tokenizer, std::span(order).subspan(static_cast<size_t>(d.size() - n_val)), tokens,
-                       c.model.block_size + 1);
-    what = "the " + std::to_string(n_val) + " held-out documents of '" + c.data_source + "'";
+    held_out.emplace(std::move(d), rng, c.train, c.model.block_size);
+    docs = held_out->validation().docs;
+    what = "the " + std::to_string(held_out->validation_size()) + " held-out documents of '" + c.data_source + "'";
   }
-  for (int64_t i = 0; i < tokens.size(); i++) docs.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
   const LossSum loss = m.engine->evaluate(docs);
   char line[256];
   std::snprintf(line, sizeof line, "loss per token %.4f | perplexity %.3f | %lld documents, %lld tokens", loss.mean(),
@@ -169,11 +160,8 @@ void run_eval(const EvalCommand& cmd, std::ostream& out) {
   out << "evaluating " << what << "\n" << line << "\n";
 }
 
-}  // namespace microgpt
-
-namespace microgpt {
-
 void run_embed(const EmbedCommand& cmd, std::ostream& out) {
+  check(limits::top, cmd.top);
   if (cmd.plot_path) check_writable(*cmd.plot_path, "plot");
   if (cmd.heatmap_path) check_writable(*cmd.heatmap_path, "heatmap");
   if (cmd.export_prefix) check_writable(*cmd.export_prefix + "_vectors.tsv", "export");

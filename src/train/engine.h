@@ -1,7 +1,10 @@
-// What the drivers need from an engine, and the two engines behind it: "reference"
-// (double precision, bit-exact with microgpt.py, one document per step) and "fast"
-// (float32 batches on the CPU kernels). train, sample, eval and embed all go through
-// this interface, so every command works with either engine.
+// What a training run and the commands need from an engine, and the two engines behind
+// it: "reference" (double precision, bit-exact with microgpt.py, one document per step)
+// and "fast" (float32 batches on the CPU kernels). train, sample, eval and embed all go
+// through this interface, so every command works with either engine.
+//
+// A training step comes in two halves, forward_backward and update, so that a run can
+// combine the gradients of several processes between them (train/run.h).
 #pragma once
 
 #include <cstdint>
@@ -23,8 +26,15 @@ class Engine {
   virtual ~Engine() = default;
   virtual int64_t num_params() const = 0;
   virtual void init_params(PyRandom& rng) = 0;
-  // One optimizer step on a batch; returns the batch's mean loss per predicted token.
-  virtual double train_step(int64_t step, int64_t total_steps, std::span<const DocRef> batch) = 0;
+  // Forward and backward over training step `step`'s batch: the gradient of the mean
+  // loss over batch.tokens positions is left for update(). Returns the batch's mean
+  // loss per predicted token.
+  virtual double forward_backward(int64_t step, const Batch& batch) = 0;
+  // Adam at step `step` (from 0) of `total_steps` with that gradient, which is then
+  // cleared. Returns false if a gradient was infinite or NaN.
+  virtual bool update(int64_t step, int64_t total_steps) = 0;
+  // Both halves; the mean loss, or NaN if a gradient was not finite.
+  double train_step(int64_t step, int64_t total_steps, const Batch& batch);
   // Loss over documents, without training.
   virtual LossSum evaluate(std::span<const DocRef> docs) = 0;
   // Incremental decoding of one sequence: start_sequence() empties the KV cache; next()
@@ -42,13 +52,15 @@ struct EngineOptions {
   int64_t threads = 1;
 };
 
-// Builds the engine; first refuses, with the memory it would need, a model that does
-// not fit in this machine's memory (a usage error).
+// Builds the engine; first refuses a configuration outside model/limits.h, and then,
+// with the memory it would need, a model that does not fit in this machine's memory
+// (both usage errors).
 std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train);
 
-// About how many bytes an engine of this shape needs while training (parameters,
-// gradients, optimizer state, activations or the scalar tape), computed in double so
-// that absurd sizes do not overflow.
+// About how many bytes training such a model takes: the engine's own (its parameters,
+// gradients, optimizer state and activations, or the reference's scalar tape) and the
+// checkpoint's copies while it is written. In double, so that absurd sizes do not
+// overflow.
 double estimated_memory_bytes(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train);
 // The memory this process may still use: MemAvailable, or the cgroup's limit if lower.
 double available_memory_bytes();

@@ -25,6 +25,17 @@ Progress::Progress(std::ostream* stream, Mode mode, int64_t first_step, int64_t 
   start_ = last_draw_ = Clock::now();
 }
 
+void Progress::on_start(const RunStarted& e) {
+  first_step_ = e.first_step;
+  total_steps_ = e.steps;
+  start_ = last_draw_ = Clock::now();
+}
+
+void Progress::on_step(const StepFinished& e) {
+  step(e.step, e.loss, e.tokens);
+  if (e.last) finish();
+}
+
 void Progress::step(int64_t step, double loss, int64_t tokens) {
   step_ = step;
   loss_ = loss;
@@ -61,6 +72,7 @@ std::string Progress::status() const {
 
 void Progress::clear() {
   if (mode_ == Mode::live && drawn_) *stream_ << "\r\033[K" << std::flush;
+  drawn_ = false;  // nothing of ours on the line now
 }
 
 void Progress::finish() { clear(); }

@@ -1,7 +1,8 @@
 // Progress of a training run as a person watches it. On a terminal: one live status
 // line (step, smoothed loss, tokens/s, time left), redrawn at most ten times a second.
 // Not on a terminal: a plain line every few seconds, so logs of long runs show life
-// without drowning in it. The per-step lines on stdout are the trainer's business.
+// without drowning in it. It watches a run as an Observer (train/observer.h); the
+// per-step lines on stdout are the console report's business (train/reporters.h).
 #pragma once
 
 #include <chrono>
@@ -9,9 +10,11 @@
 #include <iosfwd>
 #include <string>
 
+#include "train/observer.h"
+
 namespace microgpt {
 
-class Progress {
+class Progress final : public Observer {
  public:
   enum class Mode {
     off,       // nothing
@@ -19,6 +22,13 @@ class Progress {
     periodic,  // a plain line every few seconds
   };
   Progress(std::ostream* stream, Mode mode, int64_t first_step, int64_t total_steps);
+  // As an observer: the steps come with the run's start.
+  Progress(std::ostream* stream, Mode mode) : Progress(stream, mode, 0, 0) {}
+
+  void on_start(const RunStarted& e) override;
+  void on_step(const StepFinished& e) override;  // the run's last step also finishes the line
+  void on_validation(const Validated&) override { clear(); }
+  void on_diverged(const RunDiverged&) override { finish(); }
 
   // After step `step` (1-based) with its loss and the tokens it trained on.
   void step(int64_t step, double loss, int64_t tokens);

@@ -37,31 +37,12 @@ int64_t pick_token(std::vector<double> w, PyRandom& rng, const SampleOptions& o)
   return rng.choices(w);
 }
 
-std::vector<Token> sample_sequence(Engine& engine, PyRandom& rng, const SampleOptions& o, Token bos,
-                                   int64_t block_size) {
-  const int64_t max_len = o.max_len > 0 ? std::min(o.max_len, block_size) : block_size;
+void check_prefix_fits(const SampleOptions& o, int64_t block_size) {
   const auto n_prefix = static_cast<int64_t>(o.prefix.size());
   if (n_prefix >= block_size) {
     throw usage_error("--prefix has " + std::to_string(n_prefix) + " characters; the model's block size (" +
                       std::to_string(block_size) + ") leaves no room to add any");
   }
-  std::vector<Token> out = o.prefix;
-  engine.start_sequence();
-  Token token = bos;
-  // As microgpt.py: at each position feed the current token and draw the next one; the
-  // prefix's characters are fed instead of drawn.
-  for (int64_t pos = 0; pos < block_size; pos++) {
-    std::vector<double> w = engine.next(token, o.temperature);
-    if (pos < n_prefix) {
-      token = o.prefix[static_cast<size_t>(pos)];
-      continue;
-    }
-    token = static_cast<Token>(pick_token(std::move(w), rng, o));
-    if (token == bos) break;
-    out.push_back(token);
-    if (static_cast<int64_t>(out.size()) >= max_len) break;
-  }
-  return out;
 }
 
 }  // namespace microgpt

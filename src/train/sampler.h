@@ -5,12 +5,12 @@
 // the draws microgpt.py makes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "core/python_random.h"
 #include "data/dataset.h"
-#include "train/engine.h"
 
 namespace microgpt {
 
@@ -22,12 +22,38 @@ struct SampleOptions {
   int64_t max_len = 0;        // at most this many characters (0: block_size)
 };
 
-// One sample's characters (token ids, prefix included, BOS excluded).
-std::vector<Token> sample_sequence(Engine& engine, PyRandom& rng, const SampleOptions& options, Token bos,
-                                   int64_t block_size);
-
-// The index the controls pick from the engine's output (probabilities, or logits when
-// temperature is 0). Exposed for tests.
+// The index the controls pick from a model's output (probabilities, or logits when
+// temperature is 0).
 int64_t pick_token(std::vector<double> weights, PyRandom& rng, const SampleOptions& options);
+
+// Throws a usage error when the prefix leaves no room in a context of block_size.
+void check_prefix_fits(const SampleOptions& options, int64_t block_size);
+
+// One sample's characters (token ids, prefix included, BOS excluded). Model: an Engine
+// (train/engine.h), or a FastModel or ReferenceModel directly: start_sequence() and
+// std::vector<double> next(Token, double temperature).
+template <class Model>
+std::vector<Token> sample_sequence(Model& model, PyRandom& rng, const SampleOptions& o, Token bos, int64_t block_size) {
+  check_prefix_fits(o, block_size);
+  const int64_t max_len = o.max_len > 0 ? std::min(o.max_len, block_size) : block_size;
+  const auto n_prefix = static_cast<int64_t>(o.prefix.size());
+  std::vector<Token> out = o.prefix;
+  model.start_sequence();
+  Token token = bos;
+  // As microgpt.py: at each position feed the current token and draw the next one; the
+  // prefix's characters are fed instead of drawn.
+  for (int64_t pos = 0; pos < block_size; pos++) {
+    std::vector<double> w = model.next(token, o.temperature);
+    if (pos < n_prefix) {
+      token = o.prefix[static_cast<size_t>(pos)];
+      continue;
+    }
+    token = static_cast<Token>(pick_token(std::move(w), rng, o));
+    if (token == bos) break;
+    out.push_back(token);
+    if (static_cast<int64_t>(out.size()) >= max_len) break;
+  }
+  return out;
+}
 
 }  // namespace microgpt

@@ -19,7 +19,7 @@
 #include "core/files.h"
 #include "fast/fast_model.h"
 #include "train/commands.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace microgpt {
 namespace {
@@ -48,14 +48,14 @@ TrainOptions small_run(const std::string& engine, const std::string& out_path) {
 
 // The run of `o`, replayed step by step as the trainer is documented to run it.
 struct Replay {
-  Corpus corpus;
+  testing::Shuffled corpus;
   ModelConfig config;
   std::unique_ptr<Engine> engine;
   PyRandom rng{0};
 };
 Replay replay(const TrainOptions& o) {
   PyRandom rng(o.train.seed);
-  Corpus corpus = prepare_corpus(o.data_path, rng, o.val_frac);
+  testing::Shuffled corpus = testing::shuffled(o.data_path, rng, o.train.val_frac);
   ModelConfig config = o.model;
   config.vocab_size = corpus.tokenizer.vocab_size();
   std::unique_ptr<Engine> engine = make_engine(o.engine, config, o.train);
@@ -66,11 +66,7 @@ Replay replay(const TrainOptions& o) {
     for (int64_t i = 0; i < B; i++) which.push_back(corpus.order[static_cast<size_t>((step * B + i) % n_train)]);
     TokenizedDocs tokens;
     tokenize_documents(corpus.data, corpus.tokenizer, which, tokens);
-    std::vector<DocRef> batch;
-    for (int64_t i = 0; i < tokens.size(); i++) {
-      batch.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
-    }
-    engine->train_step(step, o.train.steps, batch);
+    engine->train_step(step, o.train.steps, testing::batch_of(tokens, config.block_size));
   }
   return Replay{std::move(corpus), config, std::move(engine), rng};
 }
@@ -249,7 +245,7 @@ TEST_P(CheckpointRoundTrip, HoldsTheEngineStateAndIsValidSafetensors) {
   expect_bits_equal(held.adam_m, want.adam_m, "loaded engine's adam_m");
   expect_bits_equal(held.adam_v, want.adam_v, "loaded engine's adam_v");
   TokenizedDocs tokens;
-  const std::vector<DocRef> docs = r.corpus.documents(0, 20, tokens);
+  const std::vector<DocRef> docs = r.corpus.documents(0, 20, tokens, r.config.block_size).docs;
   EXPECT_EQ(m.engine->evaluate(docs).sum, r.engine->evaluate(docs).sum);
 }
 
@@ -277,12 +273,12 @@ TEST(Checkpoint, EveryFieldOfSyntheticData) {
     c.train.init_std = 0.05;
     c.train.temperature = 0.7;
     c.train.num_samples = 3;
-    c.train.batch_size = 5;
+    c.train.batch_size = f64 ? 1 : 5;  // the reference engine takes one document per step
     c.train.dropout = f64 ? 0.0 : 0.1 + 0.2;  // the fast engine's aids: the model is then an average
     c.train.ema = f64 ? 0.0 : 0.999;
     c.train.reshuffle = true;
-    c.val_frac = 0.15;
-    c.eval_every = 9;
+    c.train.val_frac = 0.15;
+    c.train.eval_every = 9;
     c.step = 33;
     c.threads = 3;
     c.data_source = "dir/names ü.txt";
@@ -322,12 +318,12 @@ TEST(Checkpoint, EveryFieldOfSyntheticData) {
     EXPECT_EQ(d.train.init_std, 0.05);
     EXPECT_EQ(d.train.temperature, 0.7);
     EXPECT_EQ(d.train.num_samples, 3);
-    EXPECT_EQ(d.train.batch_size, 5);
+    EXPECT_EQ(d.train.batch_size, c.train.batch_size);
     EXPECT_EQ(d.train.dropout, c.train.dropout);
     EXPECT_EQ(d.train.ema, c.train.ema);
     EXPECT_TRUE(d.train.reshuffle);
-    EXPECT_EQ(d.val_frac, 0.15);
-    EXPECT_EQ(d.eval_every, 9);
+    EXPECT_EQ(d.train.val_frac, 0.15);
+    EXPECT_EQ(d.train.eval_every, 9);
     EXPECT_EQ(d.step, 33);
     EXPECT_EQ(d.threads, 3);
     EXPECT_EQ(d.data_source, c.data_source);
@@ -461,7 +457,7 @@ TEST(CheckpointEma, HoldsTheAverageAsTheModelAndTheTrainedWeights) {
   run_training(o, out);
 
   PyRandom rng(o.train.seed);
-  const Corpus corpus = prepare_corpus(o.data_path, rng, o.val_frac);
+  const testing::Shuffled corpus = testing::shuffled(o.data_path, rng, o.train.val_frac);
   ModelConfig config = o.model;
   config.vocab_size = corpus.tokenizer.vocab_size();
   const int64_t B = o.train.batch_size;
@@ -472,9 +468,7 @@ TEST(CheckpointEma, HoldsTheAverageAsTheModelAndTheTrainedWeights) {
     for (int64_t i = 0; i < B; i++) which.push_back(corpus.order[static_cast<size_t>(step * B + i)]);
     TokenizedDocs tokens;
     tokenize_documents(corpus.data, corpus.tokenizer, which, tokens, config.block_size + 1);
-    std::vector<DocRef> batch;
-    for (int64_t i = 0; i < tokens.size(); i++) batch.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
-    model.train_step(step, o.train.steps, batch);
+    model.train_step(step, o.train.steps, testing::batch_of(tokens, config.block_size).docs);
   }
   auto as_double = [](std::span<const float> v) { return std::vector<double>(v.begin(), v.end()); };
   const std::vector<double> average = as_double(model.model_params()), weights = as_double(model.params());
@@ -514,7 +508,7 @@ TEST(CheckpointEma, HoldsTheAverageAsTheModelAndTheTrainedWeights) {
   expect_bits_equal(held.params, average, "loaded engine's average");
   expect_bits_equal(held.trained_params, weights, "loaded engine's weights");
   TokenizedDocs tokens;
-  const std::vector<DocRef> docs = corpus.documents(100, 120, tokens);
+  const std::vector<DocRef> docs = corpus.documents(100, 120, tokens, config.block_size).docs;
   EXPECT_EQ(m.engine->evaluate(docs).sum, model.evaluate(docs).sum);
 
   // Without the trained weights the file cannot resume: refused.

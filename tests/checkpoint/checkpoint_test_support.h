@@ -5,11 +5,15 @@
 // Header-only, so that both test binaries can use it.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -20,7 +24,7 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "data/dataset.h"
-#include "train/trainer.h"
+#include "train/run.h"
 #include "test_support.h"
 #include "xml_check.h"
 
@@ -58,6 +62,49 @@ inline TrainOptions tiny_run(const std::string& engine) {
   o.model.block_size = 8;
   o.train.num_samples = 0;
   return o;
+}
+
+// ---- Data as a run sees it ------------------------------------------------------------------
+
+// Tokenized documents as a Batch for an engine, each predicting min(block_size, len - 1)
+// positions.
+inline Batch batch_of(const TokenizedDocs& tokens, int64_t block_size) {
+  Batch b;
+  for (int64_t i = 0; i < tokens.size(); i++) {
+    b.docs.emplace_back(tokens.begin(i), static_cast<size_t>(tokens.length(i)));
+    b.tokens += std::min(block_size, tokens.length(i) - 1);
+  }
+  return b;
+}
+
+// A data file (none: the embedded names) shuffled as docs/algorithm.md §2 says a run
+// shuffles it, written here apart from the run's DocumentSource so that tests can replay
+// a run independently.
+struct Shuffled {
+  Dataset data;
+  Tokenizer tokenizer = Tokenizer(U"");
+  std::vector<int64_t> order;
+  int64_t n_val = 0;
+  // Documents begin..end-1 of the shuffled list, tokenized into `tokens` (at most
+  // max_tokens each, 0: all).
+  Batch documents(int64_t begin, int64_t end, TokenizedDocs& tokens, int64_t block_size, int64_t max_tokens = 0) const {
+    tokenize_documents(data, tokenizer, std::span(order).subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)),
+                       tokens, max_tokens);
+    return batch_of(tokens, block_size);
+  }
+};
+inline Shuffled shuffled(const std::optional<std::string>& path, PyRandom& rng, double val_frac) {
+  Shuffled s;
+  s.data = path ? load_dataset(*path) : embedded_dataset();
+  s.tokenizer = Tokenizer(s.data.chars);
+  s.order.resize(static_cast<size_t>(s.data.size()));
+  for (int64_t i = 0; i < s.data.size(); i++) s.order[static_cast<size_t>(i)] = i;
+  rng.shuffle(s.order);
+  if (val_frac > 0) {
+    s.n_val = std::min<int64_t>(static_cast<int64_t>(std::nearbyint(static_cast<double>(s.data.size()) * val_frac)),
+                                s.data.size() - 1);
+  }
+  return s;
 }
 
 // ---- CRC-32 -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "reference/reference_model.h"
 #include "train/commands.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace microgpt {
 namespace {
@@ -110,7 +110,7 @@ TEST_P(EvalBothEngines, WithoutDataEvaluatesTheHeldOutDocuments) {
   TrainOptions o = small_run(GetParam());
   o.data_path = dir.file("names.txt");
   o.train.steps = 30;
-  o.val_frac = 0.1;
+  o.train.val_frac = 0.1;
   o.out_path = dir.file("m.safetensors");
   o.log_path = dir.file("log.jsonl");
   const std::string trained = train(o);

@@ -15,7 +15,7 @@
 #include "checkpoint/checkpoint_test_support.h"
 #include "core/python_random.h"
 #include "train/engine.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace microgpt {
 namespace {
@@ -120,7 +120,7 @@ using testing::train;
 // first pass and documented_pass(e)[k mod n] in pass e.
 std::vector<double> replayed_losses(const TrainOptions& o) {
   PyRandom rng(o.train.seed);
-  const Corpus corpus = prepare_corpus(o.data_path, rng, o.val_frac);
+  const testing::Shuffled corpus = testing::shuffled(o.data_path, rng, o.train.val_frac);
   ModelConfig config = o.model;
   config.vocab_size = corpus.tokenizer.vocab_size();
   std::unique_ptr<Engine> engine = make_engine(o.engine, config, o.train);
@@ -133,8 +133,7 @@ std::vector<double> replayed_losses(const TrainOptions& o) {
     const std::vector<int64_t> which = {corpus.order[static_cast<size_t>(k)]};
     TokenizedDocs tokens;
     tokenize_documents(corpus.data, corpus.tokenizer, which, tokens, config.block_size + 1);
-    const std::vector<DocRef> batch = {DocRef(tokens.begin(0), static_cast<size_t>(tokens.length(0)))};
-    losses.push_back(engine->train_step(step, o.train.steps, batch));
+    losses.push_back(engine->train_step(step, o.train.steps, testing::batch_of(tokens, config.block_size)));
   }
   return losses;
 }

@@ -10,7 +10,7 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_test_support.h"
 #include "core/error.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace microgpt {
 namespace {
@@ -31,8 +31,8 @@ TrainOptions small_run(const std::string& engine, const std::string& data) {
   o.data_path = data;
   o.train.steps = 40;
   o.train.num_samples = 5;
-  o.val_frac = 0.1;
-  o.eval_every = 10;
+  o.train.val_frac = 0.1;
+  o.train.eval_every = 10;
   return o;
 }
 
@@ -211,8 +211,8 @@ TEST(CheckpointEvery, WrittenAtEachMultipleThenAtTheStop) {
   TempDir dir;
   testing::write_file(dir.file("names.txt"), testing::first_names(30));
   TrainOptions o = small_run("fast", dir.file("names.txt"));
-  o.val_frac = 0;
-  o.eval_every = 0;
+  o.train.val_frac = 0;
+  o.train.eval_every = 0;
   o.out_path = dir.file("m.safetensors");
   o.checkpoint_every = 10;
   o.stop_after = 25;
@@ -282,8 +282,8 @@ TEST(ResumeErrors, DataWithTheSameCharactersCutDifferently) {
   testing::write_file(dir.file("a.txt"), "emma\nolivia\nava\nisabella\nsophia\n");
   testing::write_file(dir.file("b.txt"), "emmao\nlivia\nava\nisabella\nsophia\n");
   TrainOptions o = small_run("reference", dir.file("a.txt"));
-  o.val_frac = 0;
-  o.eval_every = 0;
+  o.train.val_frac = 0;
+  o.train.eval_every = 0;
   o.out_path = dir.file("m.safetensors");
   o.stop_after = 3;
   train(o);
@@ -318,7 +318,7 @@ TEST(ResumeErrors, FinishedCheckpoint) {
   o.data_path.reset();
   o.train.steps = 3;
   o.train.num_samples = 0;
-  o.val_frac = 0;
+  o.train.val_frac = 0;
   o.out_path = dir.file("m.safetensors");
   train(o);
   TrainOptions r;
@@ -335,7 +335,7 @@ TEST(ResumeErrors, StopAfterOutOfRange) {
   TrainOptions o = small_run("fast", dir.file("unused"));
   o.data_path.reset();
   o.train.steps = 10;
-  o.val_frac = 0;
+  o.train.val_frac = 0;
   o.out_path = dir.file("m.safetensors");
   o.stop_after = 11;  // beyond --steps
   Error e = train_error(o);

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "train/commands.h"
 #include "train/sampler.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace microgpt {
 namespace {

@@ -251,7 +251,7 @@ TEST(CliTrainingAids, PresetsSetThemExplicitFlagsWin) {
     EXPECT_EQ(c.train.train.batch_size, p.batch_size);
     EXPECT_EQ(c.train.train.steps, p.steps);
     EXPECT_EQ(c.train.train.lr, p.lr);
-    EXPECT_EQ(c.train.eval_every, p.eval_every);
+    EXPECT_EQ(c.train.train.eval_every, p.eval_every);
     EXPECT_EQ(c.train.train.dropout, p.dropout);
     EXPECT_EQ(c.train.train.ema, p.ema);
     EXPECT_EQ(c.train.train.reshuffle, p.reshuffle);
@@ -738,6 +738,21 @@ TEST(CliDamagedCheckpoint, OverlappingTensorsAreRefused) {
   for (const std::string command : {"sample --model overlap.safetensors", "train --resume overlap.safetensors"}) {
     expect_one_line_error(run_microgpt(command, dir.path()), 1, {"overlap.safetensors"}, command);
   }
+}
+
+// MICROGPT_KERNELS names the kernels to use; a name that is none of them says which
+// names exist (one line, exit 1), and a real one trains.
+TEST(Cli, KernelsVariableSaysWhichNamesExist) {
+  ::setenv("MICROGPT_KERNELS", "bogus", 1);
+  const auto r = testing::run_microgpt("--steps 1 --num-samples 0 --out ''");
+  ::setenv("MICROGPT_KERNELS", "generic", 1);
+  const auto ok = testing::run_microgpt("--steps 1 --num-samples 0 --out ''");
+  ::unsetenv("MICROGPT_KERNELS");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("MICROGPT_KERNELS=bogus: unknown kernels (accepted: avx512, avx2, generic)"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
 }
 
 }  // namespace

@@ -42,7 +42,6 @@ TEST(Tokenizer, SortedCodePointsThenBos) {
   EXPECT_EQ(tok.vocab_size(), 5);
   EXPECT_EQ(tok.encode_document(U"b\u00e9a"), (std::vector<Token>{4, 1, 2, 0, 4}));
   EXPECT_EQ(tok.decode({1, 2, 4, 3}), "b\xC3\xA9\xF0\x9F\xA6\x8A");
-  EXPECT_EQ(tok.label(4), "<BOS>");
   EXPECT_EQ(tok.id_of(U'z'), -1);
   EXPECT_THROW(tok.encode_document(U"z"), Error);
 }

@@ -12,6 +12,7 @@
 
 #include "core/python_random.h"
 #include "fast/fast_model.h"
+#include "train/sampler.h"
 #include "fast_test_util.h"
 
 namespace microgpt {
@@ -221,12 +222,12 @@ TEST(Batch, LeavesTheCallersFloatingPointModeAlone) {
     model->evaluate(refs(docs));
     model->logits(DocRef(docs[0]));
     PyRandom rng(1);
-    model->sample(rng, 1.0);
+    sample_sequence(*model, rng, SampleOptions{1.0}, static_cast<Token>(m.vocab_size - 1), m.block_size);
     EXPECT_TRUE(subnormals_work()) << threads << " threads";
   }
 }
 
-// The KV-cache path of sample() against the full forward pass: replaying the draws
+// The KV-cache path of sampling (next()) against the full forward pass: replaying the draws
 // with logits() of the prefix and a copy of the generator gives the same tokens.
 TEST(Sample, DrawsFromTheFullForwardLogits) {
   const ModelConfig m = small_config(6);
@@ -237,7 +238,7 @@ TEST(Sample, DrawsFromTheFullForwardLogits) {
   for (double temperature : {0.5, 1.0, 2.0}) {
     for (int i = 0; i < 30; i++) {
       PyRandom replay = rng;
-      const std::vector<Token> got = model->sample(rng, temperature);
+      const std::vector<Token> got = sample_sequence(*model, rng, SampleOptions{temperature}, bos, m.block_size);
       ASSERT_LE(static_cast<int64_t>(got.size()), m.block_size);
       std::vector<Token> prefix{bos}, want;
       while (static_cast<int64_t>(prefix.size()) <= m.block_size) {

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "test_support.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace microgpt {
 namespace {

@@ -1,7 +1,8 @@
 // The reference engine against the reference program: every loss as an exact double,
-// every sample as text, and the log byte for byte. Golden files come from
-// ../shared/oracle (microgpt.py itself) and from tests/tools/spec_microgpt.py, which
-// reproduces those files exactly (see tests/tools/README.md).
+// every sample as text, and the log byte for byte. The golden files in tests/data are
+// outputs of microgpt.py itself (embedded_default, names_default, names_l2_e32_h8) and of
+// tests/tools/spec_microgpt.py, which reproduces those exactly (tests/tools/README.md).
+// The runs on names.txt need that file from the shared data folder.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,7 +12,7 @@
 #include "data/dataset.h"
 #include "reference/reference_model.h"
 #include "test_support.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 namespace microgpt {
 namespace {
@@ -53,9 +54,8 @@ TEST(ReferenceParity, EmbeddedNamesDefaults) {
 
 TEST(ReferenceParity, NamesTxtDefaults) {
   const std::string data = testing::shared_dir() + "/data/names.txt";
-  const std::string oracle = testing::shared_dir() + "/oracle/default.jsonl";
+  const std::string oracle = testing::test_data("names_default.jsonl");
   REQUIRE_SHARED_FILE(data);
-  REQUIRE_SHARED_FILE(oracle);
   TempDir dir;
   TrainOptions o;
   o.data_path = data;
@@ -65,9 +65,8 @@ TEST(ReferenceParity, NamesTxtDefaults) {
 
 TEST(ReferenceParity, NamesTxtTwoLayersEightHeads) {
   const std::string data = testing::shared_dir() + "/data/names.txt";
-  const std::string oracle = testing::shared_dir() + "/oracle/l2_e32_h8.jsonl";
+  const std::string oracle = testing::test_data("names_l2_e32_h8.jsonl");
   REQUIRE_SHARED_FILE(data);
-  REQUIRE_SHARED_FILE(oracle);
   TempDir dir;
   TrainOptions o;
   o.data_path = data;

@@ -1,0 +1,69 @@
+#include "model/limits.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/text.h"
+
+namespace microgpt {
+
+std::string WholeRange::expected() const {
+  return "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+}
+
+bool RealRange::contains(double v) const {
+  if (!std::isfinite(v)) return false;
+  const bool above_min = min_open ? v > min : v >= min;
+  const bool below_max = max_open ? v < max : v <= max;
+  return above_min && below_max;
+}
+
+void check(const WholeRange& range, int64_t v) {
+  if (!range.contains(v)) {
+    throw usage_error(std::string(range.flag) + ": expected " + range.expected() + ", got " + std::to_string(v));
+  }
+}
+
+void check(const RealRange& range, double v) {
+  if (!range.contains(v)) {
+    throw usage_error(std::string(range.flag) + ": expected " + std::string(range.expected) + ", got " +
+                      python_float_repr(v));
+  }
+}
+
+void validate_configuration(std::string_view engine, const ModelConfig& model, const TrainConfig& train) {
+  check(limits::n_layer, model.n_layer);
+  check(limits::n_embd, model.n_embd);
+  check(limits::n_head, model.n_head);
+  check(limits::block_size, model.block_size);
+  if (model.n_embd % model.n_head != 0) {
+    throw usage_error("--n-embd " + std::to_string(model.n_embd) + " is not divisible by --n-head " +
+                      std::to_string(model.n_head) + " (each head gets n_embd / n_head dimensions)");
+  }
+  if (model.vocab_size != 0) check(limits::vocab_size, model.vocab_size);  // 0: not known yet (no data read)
+  check(limits::batch_size, train.batch_size);
+  check(limits::steps, train.steps);
+  check(limits::lr, train.lr);
+  check(limits::beta, train.beta1);
+  check(limits::beta, train.beta2);
+  check(limits::eps, train.eps);
+  check(limits::init_std, train.init_std);
+  check(limits::temperature, train.temperature);
+  check(limits::num_samples, train.num_samples);
+  check(limits::val_frac, train.val_frac);
+  check(limits::eval_every, train.eval_every);
+  check(limits::dropout, train.dropout);
+  check(limits::ema, train.ema);
+  if (engine == "reference") {
+    if (train.batch_size != 1) {
+      throw usage_error("--engine reference trains on one document per step, as microgpt.py does; use --batch-size 1 or --engine fast");
+    }
+    if (train.dropout > 0.0 || train.ema > 0.0) {
+      throw usage_error("--dropout and --ema are options of the fast engine; the reference engine trains exactly as microgpt.py does");
+    }
+  } else if (engine != "fast") {
+    throw usage_error("--engine: unknown engine '" + std::string(engine) + "' (accepted: fast, reference)");
+  }
+}
+
+}  // namespace microgpt

@@ -1,0 +1,80 @@
+// Every bound on a value that a user or a checkpoint can set, defined once. The command
+// line builds its flag checks and their messages from this table, a training run
+// validates its options with it, and the checkpoint loader checks what a file says
+// against it, so the three always agree.
+//
+// Not here: limits of the machine (the memory a model needs: train/engine.h) and of a
+// file format's own fields (checkpoint/checkpoint.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "model/config.h"
+
+namespace microgpt {
+
+inline constexpr int64_t kMaxSize = int64_t{1} << 24;   // a width, depth, length or batch
+inline constexpr int64_t kMaxCount = int64_t{1} << 40;  // steps, samples, intervals
+
+struct WholeRange {
+  std::string_view flag;  // as the command line spells it, e.g. "--n-layer"
+  int64_t min, max;
+  bool contains(int64_t v) const { return v >= min && v <= max; }
+  std::string expected() const;  // "a whole number from 1 to 16777216"
+};
+
+struct RealRange {
+  std::string_view flag;
+  double min, max;
+  bool min_open, max_open;    // whether the bound itself is excluded
+  std::string_view expected;  // "a number greater than 0"
+  bool contains(double v) const;  // never for NaN or infinity
+};
+
+namespace limits {
+// The model's shape.
+inline constexpr WholeRange n_layer{"--n-layer", 1, kMaxSize};
+inline constexpr WholeRange n_embd{"--n-embd", 1, kMaxSize};
+inline constexpr WholeRange n_head{"--n-head", 1, kMaxSize};
+inline constexpr WholeRange block_size{"--block-size", 1, kMaxSize};
+inline constexpr WholeRange vocab_size{"vocab size", 2, 0x110001};  // BOS and at least one character
+// Training.
+inline constexpr WholeRange batch_size{"--batch-size", 1, kMaxSize};
+inline constexpr WholeRange steps{"--steps", 1, kMaxCount};
+inline constexpr RealRange lr{"--lr", 0.0, 1e300, true, false, "a number greater than 0"};
+inline constexpr RealRange dropout{"--dropout", 0.0, 0.95, false, false, "a number from 0 to 0.95"};
+inline constexpr RealRange ema{"--ema", 0.0, 0.99999, false, false, "a number from 0 to 0.99999"};
+inline constexpr RealRange val_frac{"--val-frac", 0.0, 0.99, false, false, "a number from 0 to 0.99"};
+inline constexpr WholeRange eval_every{"--eval-every", 0, kMaxCount};
+inline constexpr WholeRange checkpoint_every{"--checkpoint-every", 0, kMaxCount};
+inline constexpr WholeRange stop_after{"--stop-after", 1, kMaxCount};
+inline constexpr WholeRange threads{"--threads", 1, 4096};
+// Settings microgpt.py fixes in its code; no flag sets them, but a checkpoint stores them.
+inline constexpr RealRange beta{"beta1 and beta2", 0.0, 1.0, false, true, "a number from 0 up to (not including) 1"};
+inline constexpr RealRange eps{"eps", 0.0, 1.0, true, false, "a number greater than 0, at most 1"};
+inline constexpr RealRange init_std{"init_std", 0.0, 1e300, false, false, "a number >= 0"};
+// Sampling.
+inline constexpr RealRange temperature{"--temperature", 0.0, 1e300, true, false, "a number greater than 0"};
+inline constexpr WholeRange num_samples{"--num-samples", 0, kMaxCount};
+// `microgpt sample` also takes temperature 0 (the most likely token every time).
+inline constexpr RealRange sample_temperature{"--temperature", 0.0, 1e300, false, false, "a number >= 0"};
+inline constexpr WholeRange top_k{"--top-k", 0, kMaxSize};
+inline constexpr RealRange top_p{"--top-p", 0.0, 1.0, true, false, "a number in (0, 1]"};
+inline constexpr WholeRange max_len{"--max-len", 0, kMaxSize};
+// `microgpt embed`.
+inline constexpr WholeRange top{"--top", 1, kMaxSize};
+}  // namespace limits
+
+// A usage error "FLAG: expected ..., got V" unless the range holds v.
+void check(const WholeRange& range, int64_t v);
+void check(const RealRange& range, double v);
+
+// A whole configuration: every value within its range, n_embd divisible by n_head, and
+// only what the engine ("fast" or "reference") can do: the reference engine trains as
+// microgpt.py does, one document per step, without dropout or an average. Throws a usage
+// error that names the flag and says what is accepted.
+void validate_configuration(std::string_view engine, const ModelConfig& model, const TrainConfig& train);
+
+}  // namespace microgpt

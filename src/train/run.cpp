@@ -1,0 +1,218 @@
+#include "train/run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ostream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "model/limits.h"
+#include "train/reporters.h"
+#include "train/sampler.h"
+
+namespace microgpt {
+
+TrainingRun::TrainingRun(const TrainOptions& given) : options_(given), rng_(given.train.seed) {
+  TrainOptions& o = options_;
+  // A resumed run takes its configuration from the checkpoint.
+  if (o.resume_path) {
+    resume_ = load_checkpoint(*o.resume_path);
+    const CheckpointData& c = *resume_;
+    o.model = c.model;
+    o.train = c.train;
+    o.engine.name = c.engine;
+    if (!o.threads_given) o.engine.threads = c.threads;
+    if (!o.data_path && c.data_source != kEmbeddedSource) {
+      throw usage_error("checkpoint '" + *o.resume_path + "' was trained on '" + c.data_source +
+                        "': give that file again with --data");
+    }
+    if (c.step >= c.train.steps) {
+      throw usage_error("checkpoint '" + *o.resume_path + "' has finished all " + std::to_string(c.train.steps) +
+                        " of its steps; there is nothing to resume");
+    }
+    step_ = c.step;
+  }
+  validate_configuration(o.engine.name, o.model, o.train);
+  check(limits::threads, o.engine.threads);
+  check(limits::checkpoint_every, o.checkpoint_every);
+  const int64_t steps = o.train.steps;
+  if (o.stop_after != 0 && (!limits::stop_after.contains(o.stop_after) || o.stop_after > steps || o.stop_after <= step_)) {
+    throw usage_error("--stop-after " + std::to_string(o.stop_after) + ": expected a step after " + std::to_string(step_) +
+                      " and at most --steps (" + std::to_string(steps) + ")");
+  }
+  if ((o.checkpoint_every > 0 || o.stop_after > 0) && !o.out_path) {
+    throw usage_error("--checkpoint-every and --stop-after need a checkpoint file (--out)");
+  }
+  if (o.out_path) check_writable(*o.out_path, "checkpoint");
+  if (o.log_path) check_writable(*o.log_path, "log file");
+  if (o.plot_loss_path) check_writable(*o.plot_loss_path, "plot");
+  first_step_ = step_;
+  last_step_ = o.stop_after > 0 ? o.stop_after : steps;
+  if (resume_ && o.out_path && *o.out_path == *o.resume_path) saved_step_ = step_;
+  rng_ = PyRandom(o.train.seed);
+}
+
+TrainingRun::~TrainingRun() = default;
+
+void TrainingRun::prepare() {
+  const TrainOptions& o = options_;
+  auto source = std::make_unique<DocumentSource>(load_documents(o.data_path), rng_, o.train, o.model.block_size);
+  const DataIdentity data = source->identity();
+  if (resume_ && (data.docs != resume_->data_docs || data.crc != resume_->data_crc)) {
+    throw Error("data file '" + data.source + "' is not the data checkpoint '" + *o.resume_path + "' was trained on (" +
+                std::to_string(resume_->data_docs) + " documents from '" + resume_->data_source + "')");
+  }
+  source_ = std::move(source);
+  config_ = o.model;
+  config_.vocab_size = source_->tokenizer().vocab_size();
+  engine_ = make_engine(o.engine, config_, o.train);  // refuses what cannot fit
+  if (resume_) {
+    engine_->load_state(*resume_);
+    rng_.set_state(resume_->rng);  // where the generator stood after the initial weights
+  } else {
+    engine_->init_params(rng_);
+  }
+  RunStarted e;
+  e.data_source = data.source;
+  e.docs = source_->size();
+  e.train_docs = source_->train_size();
+  e.held_out_docs = source_->validation_size();
+  e.validating = o.train.val_frac > 0.0;
+  e.vocab_size = config_.vocab_size;
+  e.num_params = engine_->num_params();
+  e.first_step = step_;
+  e.last_step = last_step_;
+  e.steps = o.train.steps;
+  if (resume_) e.resumed_from = *o.resume_path;
+  notify(&Observer::on_start, e);
+}
+
+void TrainingRun::step() {
+  const TrainOptions& o = options_;
+  const int64_t steps = o.train.steps;
+  const auto start = std::chrono::steady_clock::now();
+  const Batch& batch = source_->batch(step_);
+  double loss = engine_->forward_backward(step_, batch);
+  if (reducer_) reducer_->reduce(*engine_, batch, loss);
+  if (!engine_->update(step_, steps)) loss = NAN;
+  const int64_t done = ++step_;
+  StepFinished e;
+  e.step = done;
+  e.steps = steps;
+  e.loss = loss;
+  e.tokens = batch.tokens;
+  e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  e.last = done == last_step_;
+  notify(&Observer::on_step, e);
+  // A numeric fault: a loss or gradient that is infinite or NaN, or a loss so far above
+  // where training started (a thousand times) that the run has blown up even though
+  // float arithmetic still holds it (the fast engine's log-sum-exp keeps losses of
+  // 1e20 finite).
+  if (done == first_step_ + 1) first_loss_ = std::max(loss, std::log(static_cast<double>(config_.vocab_size)));
+  if (!std::isfinite(loss) || loss > 1000 * first_loss_) diverged(done, loss);
+  if (o.train.eval_every > 0 && done % o.train.eval_every == 0 && done < steps) validate(done);
+  if (o.checkpoint_every > 0 && done % o.checkpoint_every == 0 && done < last_step_) save(done);
+}
+
+void TrainingRun::finish() {
+  const TrainOptions& o = options_;
+  const int64_t steps = o.train.steps;
+  RunFinished e;
+  e.step = step_;
+  e.steps = steps;
+  e.stopped = step_ < steps;
+  e.checkpoint_path = o.out_path.value_or("");
+  e.data_source = source_->identity().source;
+  if (e.stopped) {
+    save(step_);
+    notify(&Observer::on_finish, e);
+    return;
+  }
+  validate(steps);
+  // The checkpoint holds the generator as it stands before sampling, so `microgpt sample`
+  // draws the same names as the ones printed below.
+  if (o.out_path) save(steps);
+  SampleOptions sampling;
+  sampling.temperature = o.train.temperature;
+  const Tokenizer& tokenizer = source_->tokenizer();
+  for (int64_t i = 0; i < o.train.num_samples; i++) {
+    SampleDrawn s;
+    s.index = i + 1;
+    s.count = o.train.num_samples;
+    for (Token t : sample_sequence(*engine_, rng_, sampling, tokenizer.bos(), config_.block_size)) {
+      s.text.push_back(tokenizer.chars()[static_cast<size_t>(t)]);
+    }
+    notify(&Observer::on_sample, s);
+  }
+  notify(&Observer::on_finish, e);
+}
+
+void TrainingRun::run() {
+  prepare();
+  while (steps_left()) step();
+  finish();
+}
+
+void TrainingRun::validate(int64_t step) {
+  const Batch& val = source_->validation();
+  if (val.docs.empty()) return;
+  notify(&Observer::on_validation, Validated{step, options_.train.steps, engine_->evaluate(val.docs).mean()});
+}
+
+void TrainingRun::save(int64_t step) {
+  const TrainOptions& o = options_;
+  const DataIdentity data = source_->identity();
+  CheckpointData c;
+  c.engine = o.engine.name;
+  c.model = config_;
+  c.train = o.train;
+  c.vocab = source_->tokenizer().chars();
+  c.step = step;
+  c.threads = o.engine.threads;
+  c.data_source = data.source;
+  c.data_docs = data.docs;
+  c.data_crc = data.crc;
+  engine_->save_state(c);
+  for (double p : c.params) {
+    if (!std::isfinite(p)) {
+      throw Error("training diverged by step " + std::to_string(step) +
+                  ": a parameter is not finite; the last good checkpoint is kept (try a lower --lr)");
+    }
+  }
+  c.rng = rng_.state();
+  save_checkpoint(*o.out_path, c);
+  saved_step_ = step;
+  notify(&Observer::on_checkpoint, CheckpointWritten{step, *o.out_path});
+}
+
+void TrainingRun::diverged(int64_t step, double loss) {
+  const std::string message =
+      "training diverged at step " + std::to_string(step) + ": " +
+      (std::isfinite(loss) ? "the loss is over a thousand times the first step's; "
+                           : "the loss or a gradient is not finite; ") +
+      (saved_step_ ? "the last good checkpoint, '" + *options_.out_path + "' at step " + std::to_string(*saved_step_) +
+                         ", is kept"
+                   : std::string("no checkpoint was written")) +
+      " (try a lower --lr)";
+  notify(&Observer::on_diverged, RunDiverged{step, message});
+  throw Error(message);
+}
+
+void run_training(const TrainOptions& options, std::ostream& out) {
+  TrainingRun run(options);
+  // The progress line is cleared before the console writes below it, and the log is
+  // opened before the console's first line, so a log that cannot be opened is reported
+  // before any output.
+  Progress progress(options.progress, options.progress_mode);
+  ConsoleReport console(out, options.interactive);
+  std::optional<JsonLog> log;
+  std::optional<LossPlot> plot;
+  run.add_observer(progress);
+  if (options.log_path) run.add_observer(log.emplace(*options.log_path));
+  run.add_observer(console);
+  if (options.plot_loss_path) run.add_observer(plot.emplace(*options.plot_loss_path));
+  run.run();
+}
+
+}  // namespace microgpt

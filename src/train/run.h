@@ -1,0 +1,118 @@
+// One training run, in stages: the options resolved once (a resumed run's configuration
+// comes from its checkpoint) and checked, before anything is read or written → the data
+// source (train/data_source.h) → the engine, initialised or loaded (train/engine.h) →
+// step() in a loop → validation → checkpoint → samples. Everything that reacts to
+// training is an Observer of its events (train/observer.h); between the two halves of
+// every step a GradientReducer may combine gradients across processes. `run_training`
+// is the whole of `microgpt train`: a run with the console report, the log, the
+// progress line and the plot attached.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "checkpoint/checkpoint.h"
+#include "core/python_random.h"
+#include "model/config.h"
+#include "train/data_source.h"
+#include "train/engine.h"
+#include "train/observer.h"
+#include "train/progress.h"
+
+namespace microgpt {
+
+struct TrainOptions {
+  std::optional<std::string> data_path;  // none: the embedded names
+  EngineOptions engine;
+  ModelConfig model;  // vocab_size is filled in from the data
+  TrainConfig train;
+  std::optional<std::string> log_path;
+  std::optional<std::string> out_path;  // the checkpoint (the command line's default: model.safetensors)
+  int64_t checkpoint_every = 0;  // also write the checkpoint every N steps
+  int64_t stop_after = 0;        // end after this step, checkpoint written (0: run every step)
+  // Continue the run saved in this checkpoint, with the configuration stored there;
+  // model, engine and train settings above are then ignored (threads too, unless set).
+  std::optional<std::string> resume_path;
+  bool threads_given = false;
+  std::optional<std::string> plot_loss_path;
+  // How progress is shown: `progress` (stderr) gets a live status line or periodic
+  // lines. With `interactive` (stdout and stderr are one terminal) stdout gets no line
+  // per step, only the last step's, since the live status shows the rest.
+  bool interactive = false;
+  std::ostream* progress = nullptr;
+  Progress::Mode progress_mode = Progress::Mode::off;
+};
+
+// Between backward and the update of every step: where a run spread over several
+// processes sums their gradients and losses. A run in one process has none.
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  // `loss`: this process's mean loss of the step, to be made the whole step's.
+  virtual void reduce(Engine& engine, const Batch& batch, double& loss) = 0;
+};
+
+class TrainingRun {
+ public:
+  // Resolves and checks the options: usage errors (and outputs that cannot be written)
+  // are thrown here, before any data is read or anything is written.
+  explicit TrainingRun(const TrainOptions& options);
+  ~TrainingRun();
+
+  // Observers are told of every event in the order they were added; they must outlive
+  // the run.
+  void add_observer(Observer& observer) { observers_.push_back(&observer); }
+  void set_gradient_reducer(GradientReducer* reducer) { reducer_ = reducer; }
+
+  // Reads the data, builds the engine (refusing a model that does not fit), initialises
+  // it or loads the checkpoint; then tells the observers the run has started.
+  void prepare();
+  // Whether a step of this run is left (it ends after --stop-after or the last step).
+  bool steps_left() const { return step_ < last_step_; }
+  // One training step, then the validation and checkpoint due after it. Throws Error
+  // when training diverges.
+  void step();
+  // After the last step: the final validation, checkpoint and samples, or, for a run
+  // stopped early, its checkpoint.
+  void finish();
+  // All of it: prepare(), every step, finish().
+  void run();
+
+  // The resolved options (a resumed run's, from its checkpoint).
+  const TrainOptions& options() const { return options_; }
+  const ModelConfig& config() const { return config_; }  // with the data's vocab_size (after prepare)
+  DataSource& data() { return *source_; }
+  Engine& engine() { return *engine_; }
+  int64_t steps_done() const { return step_; }
+
+ private:
+  template <class Event>
+  void notify(void (Observer::*handler)(const Event&), const Event& event) {
+    for (Observer* o : observers_) (o->*handler)(event);
+  }
+  void validate(int64_t step);
+  void save(int64_t step);
+  [[noreturn]] void diverged(int64_t step, double loss);
+
+  TrainOptions options_;
+  std::optional<CheckpointData> resume_;
+  std::vector<Observer*> observers_;
+  GradientReducer* reducer_ = nullptr;
+  PyRandom rng_;
+  std::unique_ptr<DataSource> source_;
+  ModelConfig config_;
+  std::unique_ptr<Engine> engine_;
+  int64_t first_step_ = 0, step_ = 0, last_step_ = 0;  // steps done: before this run, now, at its end
+  double first_loss_ = 0.0;
+  std::optional<int64_t> saved_step_;  // the last good checkpoint at out_path
+};
+
+// The whole of `microgpt train`: prints what microgpt.py prints to `out`, logs, shows
+// progress and plots as the options say. Throws Error on bad input.
+void run_training(const TrainOptions& options, std::ostream& out);
+
+}  // namespace microgpt

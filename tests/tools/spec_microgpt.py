@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""microgpt as ../shared/spec/microgpt.md describes it, in plain Python: a test oracle.
+"""microgpt as docs/algorithm.md describes it, in plain Python: a test oracle.
 
-Written for this project from the spec, to make golden files for settings and data
-that ../shared/oracle does not cover (non-ASCII text, other seeds and shapes). It
-reproduces the three files in ../shared/oracle exactly (tests/tools/README.md says how
-that was checked), so its output stands in for the reference program's.
+Written for this project from that description, to make golden files for settings and
+data that the reference program's own outputs (tests/data/embedded_default.jsonl,
+names_default.jsonl, names_l2_e32_h8.jsonl) do not cover: non-ASCII text, other seeds
+and shapes. It reproduces those three files exactly (tests/tools/README.md says how that
+was checked), so its output stands in for the reference program's.
 
   python3 tests/tools/spec_microgpt.py --data FILE --seed 7 ... --log out.jsonl
 
@@ -17,7 +18,7 @@ import random
 
 
 class Value:
-    """A scalar in the graph: value, children, local derivatives (spec section 7)."""
+    """A scalar in the graph: value, children, local derivatives (docs/algorithm.md §8)."""
     __slots__ = ("data", "grad", "children", "local_grads")
 
     def __init__(self, data, children=(), local_grads=()):

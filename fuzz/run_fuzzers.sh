@@ -50,8 +50,13 @@ for t in "${targets[@]}"; do
   echo "fuzz: $t for ${seconds} s (corpus $corpus, log $log)"
   # -timeout: seconds per input; -rss_limit_mb: the memory one process may take;
   # -use_value_profile: comparisons guide the mutations (magic strings, sizes).
+  # -max_len: the checkpoint target's mutator nests values up to 150,000 levels deep,
+  # which takes room, from the start (-len_control=0).
+  extra=()
+  [ "$t" = checkpoint ] && extra=(-max_len=1048576 -len_control=0)
   "$build/fuzz/fuzz_$t" "$corpus" -dict="$fuzz_dir/$t.dict" -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb=2048 -use_value_profile=1 -print_final_stats=1 -artifact_prefix="$crashes/" > "$log" 2>&1
+    -rss_limit_mb=2048 -use_value_profile=1 "${extra[@]}" -print_final_stats=1 -artifact_prefix="$crashes/" \
+    > "$log" 2>&1
   rc=$?
   if [ $rc -ne 0 ]; then
     failed+=("$t")

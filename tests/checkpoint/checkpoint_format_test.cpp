@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -262,7 +264,7 @@ TEST(Checkpoint, EveryFieldOfSyntheticData) {
     c.model.n_embd = 6;
     c.model.n_head = 3;
     c.model.block_size = 5;
-    c.vocab = U" aéz\u4e2d\U0001F600";
+    c.vocab = U" az\u00e9\u4e2d\U0001F600";  // sorted, as a tokenizer makes it
     c.model.vocab_size = static_cast<int64_t>(c.vocab.size()) + 1;
     c.train.seed = 18446744073709551615ull;
     c.train.steps = 77;
@@ -397,6 +399,8 @@ TEST(Checkpoint, FuzzFindingsAreRefusedWithoutAllocating) {
       {"regress-config-number-out-of-range", "'n_layer' is 1e+300"},
       {"regress-huge-n-embd", "they lie outside the file's data"},
       {"regress-huge-n-layer", "they lie outside the file's data"},
+      {"regress-deep-nesting-config", "nested deeper than 1 level"},
+      {"regress-deep-nesting-header", "nested deeper than 3 levels"},
   };
   for (const auto& [name, why] : seeds) {
     const auto start = std::chrono::steady_clock::now();
@@ -407,6 +411,51 @@ TEST(Checkpoint, FuzzFindingsAreRefusedWithoutAllocating) {
       EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
     }
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2)) << name;
+  }
+}
+
+// Found by the format-aware fuzzer: a field of the wrong type anywhere is this
+// program's Error naming the file, never the JSON library's own exception.
+TEST(Checkpoint, FieldsOfTheWrongTypeAreRefusedAsErrors) {
+  TempDir dir;
+  std::ostringstream out;
+  run_training(small_run("fast", dir.file("good.safetensors")), out);
+  const testing::Safetensors s = parse_safetensors(read_file(dir.file("good.safetensors")));
+  auto in_meta = [](const char* key, const char* field, json value) {
+    return [=](json& h) {
+      json inner = json::parse(h["__metadata__"][key].get<std::string>());
+      inner[field] = value;
+      h["__metadata__"][key] = inner.dump();
+    };
+  };
+  const std::pair<const char*, std::function<void(json&)>> edits[] = {
+      {"dtype array", [](json& h) { h["wte"]["dtype"] = json::array({"F32"}); }},
+      {"dtype number", [](json& h) { h["lm_head"]["dtype"] = 32; }},
+      {"shape string", [](json& h) { h["wpe"]["shape"] = "8,8"; }},
+      {"offsets object", [](json& h) { h["wpe"]["data_offsets"] = json::object({{"a", 1}}); }},
+      {"extra entry", [](json& h) { h["wpe"]["extra"] = 1; }},
+      {"metadata number", [](json& h) { h["__metadata__"]["engine"] = 7; }},
+      {"unknown tensor", [](json& h) { h["layer9.attn_wq"] = h["wpe"]; }},
+      {"data source number", in_meta("data", "source", 3)},
+      {"gauss_next number", in_meta("rng", "gauss_next", 0.5)},
+      {"gauss_next nan", in_meta("rng", "gauss_next", "nan")},
+      {"reshuffle string", in_meta("config", "reshuffle", "no")},
+      {"config array", [](json& h) { h["__metadata__"]["config"] = "[1, 2]"; }},
+      {"vocab entry number", [](json& h) { h["__metadata__"]["vocab"] = "[1, 2, 3]"; }},
+  };
+  for (const auto& [what, edit] : edits) {
+    json h = s.header;
+    edit(h);
+    const std::string path = dir.file("typed.safetensors");
+    testing::write_file(path, testing::build_safetensors(h, s.data));
+    try {
+      load_checkpoint(path);
+      ADD_FAILURE() << what << ": loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << what << ": " << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << what << ": escaped as " << e.what();
+    }
   }
 }
 

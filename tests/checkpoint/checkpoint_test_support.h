@@ -157,9 +157,22 @@ inline Safetensors parse_safetensors(const std::string& bytes) {
   return s;
 }
 
+// The header checksum a writer puts in: the CRC-32 of the header without it.
+inline std::string header_crc(nlohmann::json header) {
+  header["__metadata__"].erase("header_crc32");
+  return hex8(slow_crc32(header.dump()));
+}
+
 // Puts a file together: the length prefix, the header (padded with spaces so the data
-// starts 8-byte aligned, as microgpt writes it) and the data.
-inline std::string build_safetensors(const nlohmann::json& header, const std::string& data) {
+// starts 8-byte aligned, as microgpt writes it) and the data. A header with a checksum
+// gets it computed again, as a writer of the format would, so that an edited header
+// is refused for what was edited (or loads), never for the checksum alone;
+// keep_header_crc keeps the one it has.
+inline std::string build_safetensors(nlohmann::json header, const std::string& data, bool keep_header_crc = false) {
+  if (!keep_header_crc && header.is_object() && header.contains("__metadata__") && header["__metadata__"].is_object() &&
+      header["__metadata__"].contains("header_crc32")) {
+    header["__metadata__"]["header_crc32"] = header_crc(header);
+  }
   std::string text = header.dump();
   text.append((8 - (8 + text.size()) % 8) % 8, ' ');
   std::string out(8, '\0');

@@ -64,6 +64,7 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@grep -ho 'skipped: .*' $(BUILD)/Testing/Temporary/LastTest.log | sort -u || true
 
 bench: build
 	@command -v hyperfine > /dev/null || DEB_PACKAGES=hyperfine $(MAKE) --no-print-directory deps

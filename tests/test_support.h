@@ -78,12 +78,21 @@ struct RunResult {
   std::string err;
 };
 
+// The binary the command-line tests run: this build's, or the one the environment
+// variable MICROGPT_TEST_BINARY names (to show that a test fails on an older build).
+inline std::string microgpt_binary() {
+  const char* other = std::getenv("MICROGPT_TEST_BINARY");
+  return other && *other ? other : MICROGPT_BINARY;
+}
+
 // Runs the microgpt binary with `args` (already shell-quoted where needed), in a fresh
 // temporary folder (so the default checkpoint, model.safetensors, lands there), or in
-// `cwd` when given.
-inline RunResult run_microgpt(const std::string& args, const std::string& cwd = "") {
+// `cwd` when given. With `seconds` > 0 the run is killed after that long (exit code 124),
+// for tests of what used to hang.
+inline RunResult run_microgpt(const std::string& args, const std::string& cwd = "", int seconds = 0) {
   TempDir dir;
-  const std::string cmd = "cd '" + (cwd.empty() ? dir.path() : cwd) + "' && '" + std::string(MICROGPT_BINARY) + "' " +
+  const std::string limit = seconds > 0 ? "timeout -k 5 " + std::to_string(seconds) + " " : "";
+  const std::string cmd = "cd '" + (cwd.empty() ? dir.path() : cwd) + "' && " + limit + "'" + microgpt_binary() + "' " +
                           args + " >'" + dir.file("out") + "' 2>'" + dir.file("err") + "'";
   const int status = std::system(cmd.c_str());
   RunResult r;

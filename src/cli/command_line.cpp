@@ -15,6 +15,7 @@
 
 #include "cli/command_line.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "train/commands.h"
 #include "train/presets.h"
 #include "model/limits.h"
@@ -266,7 +267,7 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
   add_embed_flags(embed, result.embed);
 
   auto usage = [&](const std::string& where, const std::string& message) {
-    err << where << ": error: " << message << "\n";
+    err << where << ": error: " << one_line(message) << "\n";
     result.command = CommandLine::Command::none;
     result.exit_code = 2;
     return result;

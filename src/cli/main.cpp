@@ -3,7 +3,10 @@
 // for everything else; nothing ends in an abort or a stack trace.
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <new>
 #include <string>
@@ -11,6 +14,7 @@
 
 #include "cli/command_line.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "train/commands.h"
 #include "train/run.h"
 
@@ -64,23 +68,40 @@ int run(int argc, char** argv) {
   return 0;
 }
 
+// Everything printed on stdout must have got there: a full disk or a closed file is an
+// error, not a silent exit 0.
+void check_stdout() {
+  if (std::cout) {
+    errno = 0;  // what the flush sets; a stream that failed earlier keeps that failure's errno
+    std::cout.flush();
+  }
+  if (!std::cout) {
+    throw microgpt::Error(std::string("cannot write the standard output") + (errno ? std::string(": ") + std::strerror(errno) : ""));
+  }
+}
+
+int fail(const std::string& message, int code) {
+  std::cout.flush();
+  std::cerr << "microgpt: error: " << microgpt::one_line(message) << "\n";
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
+  // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported as an error
+  // like any other, instead of killing the process in the middle of a checkpoint.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
-    return run(argc, argv);
+    const int code = run(argc, argv);
+    check_stdout();
+    return code;
   } catch (const microgpt::Error& e) {
-    std::cout.flush();
-    std::cerr << "microgpt: error: " << e.what() << "\n";
-    return e.exit_code();
+    return fail(e.what(), e.exit_code());
   } catch (const std::bad_alloc&) {
-    std::cout.flush();
-    std::cerr << "microgpt: error: out of memory\n";
-    return 1;
+    return fail("out of memory", 1);
   } catch (const std::exception& e) {
-    std::cout.flush();
-    std::cerr << "microgpt: error: " << e.what() << "\n";
-    return 1;
+    return fail(e.what(), 1);
   }
 }

@@ -6,22 +6,34 @@
 #include <unistd.h>
 
 #include <array>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "core/error.h"
+#include "core/memory.h"
 
 namespace microgpt {
 
 namespace {
 
 std::string folder_of(const std::string& path) {
-  const std::filesystem::path p(path);
-  const std::filesystem::path parent = p.parent_path();
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   return parent.empty() ? std::string(".") : parent.string();
+}
+
+// What a file is, for messages: "a directory", "a FIFO", ...
+std::string kind_of(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
 }
 
 // Temporary files of writers that were killed: PATH.tmp-XXXXXX files beside `path` that
@@ -37,8 +49,8 @@ void remove_stale_temporaries(const std::string& path) {
     const std::string name = entry.path().filename().string();
     if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
     struct stat st {};
-    if (::stat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::time(nullptr) - st.st_mtime < 60) continue;
-    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::time(nullptr) - st.st_mtime < 60) continue;
+    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) continue;
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(entry.path().c_str());
     ::close(fd);
@@ -68,21 +80,46 @@ class Fd {
   int fd_;
 };
 
+// The temporary file beside `target` that a write goes through: PATH.tmp-XXXXXX, unique,
+// created empty with mode 0644.
+int make_temporary(const std::string& target, std::string& name) {
+  name = target + ".tmp-XXXXXX";
+  const int fd = ::mkstemp(name.data());
+  if (fd >= 0) ::fchmod(fd, 0644);
+  return fd;
+}
+
 }  // namespace
+
+std::string output_target(const std::string& path) {
+  std::string p = path;
+  for (int hops = 0; hops < 40; hops++) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+    std::string link(static_cast<size_t>(PATH_MAX), '\0');
+    const ssize_t n = ::readlink(p.c_str(), link.data(), link.size());
+    if (n < 0) return p;
+    link.resize(static_cast<size_t>(n));
+    p = link.starts_with('/') ? link : folder_of(p) + "/" + link;
+  }
+  throw Error("cannot write '" + path + "': too many levels of symbolic links");
+}
 
 void write_file_atomic(const std::string& path,
                        const std::function<void(const std::function<void(std::string_view)>&)>& produce) {
+  // Through a symbolic link to its target, so the link stays; never over anything but a
+  // regular file.
+  const std::string target = output_target(path);
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) fail(path, "it is a directory");
-  remove_stale_temporaries(path);
+  if (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) fail(path, "it is " + kind_of(st.st_mode) + ", not a regular file");
+  remove_stale_temporaries(target);
   // A unique temporary name beside the target, so concurrent writers never share one;
   // locked while we write it, so no one takes it for a dead writer's.
-  std::string tmpl = path + ".tmp-XXXXXX";
-  const int raw = ::mkstemp(tmpl.data());
+  std::string tmp;
+  const int raw = make_temporary(target, tmp);
   if (raw < 0) fail(path, std::strerror(errno));
   Fd fd(raw);
   ::flock(fd.get(), LOCK_EX);
-  const std::string tmp = tmpl;
   bool done = false;
   struct Cleanup {
     const std::string& tmp;
@@ -91,7 +128,6 @@ void write_file_atomic(const std::string& path,
       if (!done) ::unlink(tmp.c_str());
     }
   } cleanup{tmp, done};
-  ::fchmod(fd.get(), 0644);
   auto write_all = [&](std::string_view bytes) {
     while (!bytes.empty()) {
       const ssize_t n = ::write(fd.get(), bytes.data(), bytes.size());
@@ -109,7 +145,7 @@ void write_file_atomic(const std::string& path,
   // under the name. The folder is not synced after the rename: if the machine goes down
   // before the rename reaches the disk, the previous file is still there, whole (and the
   // temporary is cleaned up later), which costs no model and saves a sync per write.
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(path, std::strerror(errno));
+  if (::rename(tmp.c_str(), target.c_str()) != 0) fail(path, std::strerror(errno));
   done = true;
 }
 
@@ -118,40 +154,118 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
 }
 
 void check_writable(const std::string& path, const std::string& what) {
+  auto refuse = [&](const std::string& why) { throw Error("cannot write " + what + " '" + path + "': " + why); };
+  if (path.empty()) throw usage_error("cannot write the " + what + ": its path is empty");
+  std::string target;
+  try {
+    target = output_target(path);
+  } catch (const Error&) {
+    refuse("too many levels of symbolic links");
+  }
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    throw Error("cannot write " + what + " '" + path + "': it is a directory");
+  if (::stat(target.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) refuse("it is a directory");
+    if (!S_ISREG(st.st_mode)) refuse("it is " + kind_of(st.st_mode) + ", not a regular file");
   }
-  const std::string folder = folder_of(path);
-  if (::stat(folder.c_str(), &st) != 0) {
-    throw Error("cannot write " + what + " '" + path + "': folder '" + folder + "' does not exist");
-  }
-  if (!S_ISDIR(st.st_mode)) throw Error("cannot write " + what + " '" + path + "': '" + folder + "' is not a folder");
-  if (::access(folder.c_str(), W_OK | X_OK) != 0) {
-    throw Error("cannot write " + what + " '" + path + "': " + std::strerror(errno));
-  }
+  const std::string folder = folder_of(target);
+  if (::stat(folder.c_str(), &st) != 0) refuse("folder '" + folder + "' does not exist");
+  if (!S_ISDIR(st.st_mode)) refuse("'" + folder + "' is not a folder");
+  // What the writer will do first: create its temporary file beside the target.
+  std::string probe;
+  const int fd = make_temporary(target, probe);
+  if (fd < 0) refuse(std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
-std::string read_file(const std::string& path, const std::string& what) {
-  const int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+InputFile open_input(const std::string& path, const std::string& what, double max_bytes) {
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever if none comes.
+  const int raw = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (raw < 0) throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
   Fd fd(raw);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) throw Error("cannot read " + what + " '" + path + "': it is a directory");
-  std::string bytes;
-  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  if (!S_ISREG(st.st_mode)) {
+    throw Error("cannot read " + what + " '" + path + "': it is " + kind_of(st.st_mode) + ", not a regular file");
+  }
+  if (max_bytes <= 0) max_bytes = available_memory_bytes();
+  if (static_cast<double>(st.st_size) > max_bytes) {
+    throw Error("cannot read " + what + " '" + path + "': it is " + human_bytes(static_cast<double>(st.st_size)) +
+                ", more than this machine's memory can hold while reading it (" + human_bytes(max_bytes) + ")");
+  }
+  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+  return InputFile{fd.release(), static_cast<int64_t>(st.st_size)};
+}
+
+std::string read_file(const std::string& path, const std::string& what, double max_bytes) {
+  const InputFile in = open_input(path, what, max_bytes);
+  Fd fd(in.fd);
+  std::string bytes(static_cast<size_t>(in.size), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(fd.get(), bytes.data() + got, bytes.size() - got);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
     }
-    if (n == 0) break;
-    bytes.append(buf, static_cast<size_t>(n));
+    if (n == 0) break;  // it shrank while we read
+    got += static_cast<size_t>(n);
   }
+  bytes.resize(got);
   return bytes;
+}
+
+namespace {
+
+// Where a file is: its inode when it exists, else the place it would be created.
+struct Place {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::string where;
+  bool operator==(const Place& o) const {
+    return exists == o.exists && (exists ? dev == o.dev && ino == o.ino : where == o.where);
+  }
+};
+
+Place place_of(const std::string& path) {
+  Place p;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    p.exists = true;
+    p.dev = st.st_dev;
+    p.ino = st.st_ino;
+    return p;
+  }
+  std::string target = path;
+  try {
+    target = output_target(path);
+  } catch (const Error&) {
+  }
+  std::error_code ec;
+  const std::filesystem::path canonical = std::filesystem::weakly_canonical(std::filesystem::absolute(target, ec), ec);
+  p.where = ec ? target : canonical.string();
+  return p;
+}
+
+}  // namespace
+
+void check_distinct_files(std::span<const FileRole> roles,
+                          std::span<const std::pair<std::string_view, std::string_view>> allowed) {
+  std::vector<Place> places;
+  for (const FileRole& r : roles) places.push_back(place_of(r.path));
+  for (size_t i = 0; i < roles.size(); i++) {
+    for (size_t j = i + 1; j < roles.size(); j++) {
+      if (roles[i].path.empty() || roles[j].path.empty() || !(places[i] == places[j])) continue;
+      bool ok = false;
+      for (const auto& [a, b] : allowed) {
+        ok = ok || (roles[i].flag == a && roles[j].flag == b) || (roles[i].flag == b && roles[j].flag == a);
+      }
+      if (ok) continue;
+      throw usage_error(roles[i].flag + " and " + roles[j].flag + " name the same file ('" + roles[j].path +
+                        "'): give each its own");
+    }
+  }
 }
 
 uint32_t crc32(std::string_view bytes, uint32_t crc) {

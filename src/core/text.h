@@ -34,4 +34,10 @@ std::string python_float_repr(double x);
 // A JSON string literal as Python's json.dumps writes it (ensure_ascii: \uXXXX escapes).
 std::string json_quote(std::u32string_view text);
 
+// `text` made safe to show on one line of a terminal: control characters become \n,
+// \r, \t or \xNN, the Unicode line and paragraph separators and NEL \uNNNN, bytes
+// that are not UTF-8 \xNN; everything else, other scripts included, is kept. Every
+// error message goes through it, so a value a user typed cannot split the line.
+std::string one_line(std::string_view text);
+
 }  // namespace microgpt

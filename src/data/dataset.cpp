@@ -1,7 +1,5 @@
 #include "data/dataset.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/memory.h"
 #include "core/text.h"
 
 namespace microgpt {
@@ -92,33 +91,22 @@ Dataset parse_dataset(std::string_view bytes, const std::string& name) {
 }
 
 Dataset load_dataset(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot read data file '" + path + "': " + std::strerror(errno));
+  // The characters take four bytes per byte of the file, and the document offsets up to
+  // four more (one-character lines), with the bytes themselves held while parsing.
+  const InputFile in = open_input(path, "data file", available_memory_bytes() / 9);
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) throw Error("cannot read data file '" + path + "': " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) throw Error("data file '" + path + "' is a directory, not a file");
-  // Read straight into one buffer, growing it for files whose size stat() does not know.
-  std::unique_ptr<char[]> bytes;
-  size_t capacity = S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) + 1 : size_t{1} << 16;
+  } closer{in.fd};
+  std::unique_ptr<char[]> bytes(new char[static_cast<size_t>(in.size) + 1]);
   size_t size = 0;
-  bytes.reset(new char[capacity]);
-  for (;;) {
-    if (size == capacity) {
-      std::unique_ptr<char[]> bigger(new char[capacity * 2]);
-      std::memcpy(bigger.get(), bytes.get(), size);
-      bytes = std::move(bigger);
-      capacity *= 2;
-    }
-    const ssize_t got = ::read(fd, bytes.get() + size, capacity - size);
+  while (size < static_cast<size_t>(in.size)) {
+    const ssize_t got = ::read(in.fd, bytes.get() + size, static_cast<size_t>(in.size) - size);
     if (got < 0) {
       if (errno == EINTR) continue;
       throw Error("cannot read data file '" + path + "': " + std::strerror(errno));
     }
-    if (got == 0) break;
+    if (got == 0) break;  // it shrank while we read
     size += static_cast<size_t>(got);
   }
   return parse_dataset(std::string_view(bytes.get(), size), path);

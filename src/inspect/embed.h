@@ -156,12 +156,21 @@ Pca2 position_pca(const EmbeddingView& view);  // rows of wpe
 // with a legend and the share of variance on each axis; right, the positions
 // 0..block_size-1 on the first two principal components of wpe, joined in order and
 // labelled with their index.
+// At most kMaxPlotTokens tokens are drawn (a usage error above: check_plot_fits); with
+// more than kMaxPlotPositions positions the path takes every k-th one (and the last), so
+// the file stays under a few megabytes whatever the model.
 void write_embedding_plot_svg(const std::string& path, const EmbeddingView& view);
+inline constexpr int64_t kMaxPlotTokens = 5000;
+inline constexpr int64_t kMaxPlotPositions = 1000;
+void check_plot_fits(const EmbeddingView& view);
 
 // Token-by-token cosine similarity as a heatmap on a diverging scale from -1 (blue) to
 // +1 (red), every row and column labelled, a colour legend; each cell carries its value
-// as a tooltip while V <= 100. The size grows with V.
+// as a tooltip while V <= 100. The size grows with V, which is at most
+// kMaxHeatmapTokens (90,000 cells, about 6 MB; a usage error above: check_heatmap_fits).
 void write_similarity_heatmap_svg(const std::string& path, const EmbeddingView& view);
+inline constexpr int64_t kMaxHeatmapTokens = 300;
+void check_heatmap_fits(const EmbeddingView& view);
 
 // ---- Embedding Projector ---------------------------------------------------------------
 

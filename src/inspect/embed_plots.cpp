@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
+#include "core/error.h"
 #include "core/files.h"
 #include "inspect/embed.h"
 #include "inspect/svg.h"
@@ -43,8 +45,24 @@ void pca_axes(const Pca2& pca, PlotAxis& x, PlotAxis& y) {
 
 }  // namespace
 
+void check_plot_fits(const EmbeddingView& view) {
+  if (view.vocab_size() > kMaxPlotTokens) {
+    throw usage_error("--plot draws at most " + std::to_string(kMaxPlotTokens) + " tokens and this model has " +
+                      std::to_string(view.vocab_size()) + "; --neighbors or --export show a vocabulary that large");
+  }
+}
+
+void check_heatmap_fits(const EmbeddingView& view) {
+  if (view.vocab_size() > kMaxHeatmapTokens) {
+    throw usage_error("--heatmap draws at most " + std::to_string(kMaxHeatmapTokens) + " tokens (a square of " +
+                      std::to_string(kMaxHeatmapTokens * kMaxHeatmapTokens) + " cells) and this model has " +
+                      std::to_string(view.vocab_size()) + "; --neighbors or --export show a vocabulary that large");
+  }
+}
+
 void write_embedding_plot_svg(const std::string& path, const EmbeddingView& view) {
   check_embedding_view(view);
+  check_plot_fits(view);
   const Pca2 tok = token_pca(view);
   const Pca2 pos = position_pca(view);
   const double width = 1100, height = 580;
@@ -86,27 +104,36 @@ void write_embedding_plot_svg(const std::string& path, const EmbeddingView& view
   svg_text(out, right.left + right.width / 2, 66, "position embeddings (rows of wpe), in order 0, 1, 2, ...",
            "text-anchor=\"middle\" font-size=\"13\"");
   svg_axes(out, right, x, y, percent_axis(0, pos.variance_share[0]), percent_axis(1, pos.variance_share[1]));
+  // Every position, or every stride-th one and the last of a long context.
+  const int64_t stride = (pos.rows + kMaxPlotPositions - 1) / kMaxPlotPositions;
+  std::vector<int64_t> drawn;
+  for (int64_t p = 0; p < pos.rows; p += stride) drawn.push_back(p);
+  if (drawn.back() != pos.rows - 1) drawn.push_back(pos.rows - 1);
   std::string d;
-  for (int64_t p = 0; p < pos.rows; p++) {
+  for (int64_t p : drawn) {
     d += (p == 0 ? "M" : " L") + svg_num(right.x(x, pos.coords[static_cast<size_t>(2 * p)])) + " " +
          svg_num(right.y(y, pos.coords[static_cast<size_t>(2 * p + 1)]));
   }
   out += "<path d=\"" + d + "\" fill=\"none\" stroke=\"#9e9ac8\" stroke-width=\"1.5\"/>\n";
   out += "<g font-size=\"11\" fill=\"#54278f\">\n";
-  for (int64_t p = 0; p < pos.rows; p++) {
+  for (int64_t p : drawn) {
     const double px = right.x(x, pos.coords[static_cast<size_t>(2 * p)]);
     const double py = right.y(y, pos.coords[static_cast<size_t>(2 * p + 1)]);
     out += "<circle cx=\"" + svg_num(px) + "\" cy=\"" + svg_num(py) + "\" r=\"3\"/>\n";
     svg_text(out, px + 5, py - 5, std::to_string(p));
   }
   out += "</g>\n";
-  svg_text(out, right.left, 550, "each point is one position; the line joins consecutive positions", "fill=\"#555555\"");
+  svg_text(out, right.left, 550,
+           stride == 1 ? std::string("each point is one position; the line joins consecutive positions")
+                       : "one position in " + std::to_string(stride) + ", and the last, joined in order",
+           "fill=\"#555555\"");
   svg_end(out);
   write_file_atomic(path, out);
 }
 
 void write_similarity_heatmap_svg(const std::string& path, const EmbeddingView& view) {
   check_embedding_view(view);
+  check_heatmap_fits(view);
   const std::vector<double> sim = token_similarity_matrix(view);
   const int64_t V = view.vocab_size();
   // Cells shrink as the vocabulary grows, so a 27-token model and a 300-token one both

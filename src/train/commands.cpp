@@ -81,6 +81,16 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
   if (cmd.log_path) check_writable(*cmd.log_path, "log file");
   LoadedModel m = load_model(cmd.model_path, cmd.threads);
   const CheckpointData& c = m.checkpoint;
+  {
+    std::vector<FileRole> files = {{"--model", cmd.model_path, false}};
+    if (cmd.data_path) {
+      files.push_back({"--data", *cmd.data_path, false});
+    } else if (cmd.novel && c.data_source != kEmbeddedSource) {
+      files.push_back({"the model's training data", c.data_source, false});
+    }
+    if (cmd.log_path) files.push_back({"--log", *cmd.log_path, true});
+    check_distinct_files(files);
+  }
   SampleOptions o;
   o.temperature = cmd.temperature.value_or(c.train.temperature);
   o.top_k = cmd.top_k;
@@ -102,20 +112,35 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
   const int64_t wanted = cmd.num_samples.value_or(c.train.num_samples);
   std::optional<JsonLines> log;
   if (cmd.log_path) log.emplace(*cmd.log_path, false);
-  const int64_t max_attempts = wanted > (int64_t{1} << 40) ? wanted : 100 * wanted + 1000;  // no overflow
-  int64_t printed = 0;
-  for (int64_t attempt = 0; printed < wanted; attempt++) {
-    if (attempt >= max_attempts) {
-      throw Error("found only " + std::to_string(printed) + " names that are not in the training data in " +
-                  std::to_string(max_attempts) + " tries (raise --temperature?)");
-    }
+  // --novel draws again while a name is in the training data. Greedy sampling draws the
+  // same name every time, so there one miss is final; otherwise the search gives up
+  // after kMaxMisses draws in a row that found nothing new.
+  constexpr int64_t kMaxMisses = 10000;
+  const bool greedy = o.temperature == 0.0 || o.top_k == 1;
+  int64_t printed = 0, misses = 0;
+  while (printed < wanted) {
     std::u32string text;
     for (Token t : sample_sequence(*m.engine, rng, o, m.tokenizer.bos(), c.model.block_size)) {
       text.push_back(m.tokenizer.chars()[static_cast<size_t>(t)]);
     }
-    if (cmd.novel && known.contains(text)) continue;
+    if (cmd.novel && known.contains(text)) {
+      misses++;
+      if (greedy) {
+        throw Error("found " + std::to_string(printed) + " of " + std::to_string(wanted) +
+                    " names that are not in the training data: greedy sampling draws '" + encode_utf8(text) +
+                    "' every time, and it is a training name (raise --temperature)");
+      }
+      if (misses >= kMaxMisses) {
+        throw Error("found " + std::to_string(printed) + " of " + std::to_string(wanted) +
+                    " names that are not in the training data: the last " + std::to_string(kMaxMisses) +
+                    " draws were all training names (raise --temperature?)");
+      }
+      continue;
+    }
+    misses = 0;
     printed++;
     out << sample_line(printed, text) << "\n";
+    check_output(out);
     if (log) log->sample(printed, text);
   }
   if (log) log->close();
@@ -123,6 +148,10 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
 
 void run_eval(const EvalCommand& cmd, std::ostream& out) {
   check(limits::threads, cmd.threads);
+  if (cmd.data_path) {
+    const FileRole files[] = {{"--model", cmd.model_path, false}, {"--data", *cmd.data_path, false}};
+    check_distinct_files(files);
+  }
   LoadedModel m = load_model(cmd.model_path, cmd.threads);
   const CheckpointData& c = m.checkpoint;
   TokenizedDocs tokens;
@@ -162,12 +191,24 @@ void run_eval(const EvalCommand& cmd, std::ostream& out) {
 
 void run_embed(const EmbedCommand& cmd, std::ostream& out) {
   check(limits::top, cmd.top);
-  if (cmd.plot_path) check_writable(*cmd.plot_path, "plot");
-  if (cmd.heatmap_path) check_writable(*cmd.heatmap_path, "heatmap");
-  if (cmd.export_prefix) check_writable(*cmd.export_prefix + "_vectors.tsv", "export");
+  if (cmd.export_prefix && cmd.export_prefix->empty()) throw usage_error("--export: the prefix of the files is empty");
+  std::vector<FileRole> files = {{"--model", cmd.model_path, false}};
+  if (cmd.plot_path) files.push_back({"--plot", *cmd.plot_path, true});
+  if (cmd.heatmap_path) files.push_back({"--heatmap", *cmd.heatmap_path, true});
+  if (cmd.export_prefix) {
+    files.push_back({"--export", *cmd.export_prefix + "_vectors.tsv", true});
+    files.push_back({"--export", *cmd.export_prefix + "_labels.tsv", true});
+  }
+  check_distinct_files(files);
+  for (const FileRole& f : files) {
+    if (f.output) check_writable(f.path, f.flag == "--plot" ? "plot" : f.flag == "--heatmap" ? "heatmap" : "export");
+  }
   LoadedModel m = load_model(cmd.model_path, 1);
   const CheckpointData& c = m.checkpoint;
   const EmbeddingView view = embedding_view_from_params(c.model, c.vocab, std::span<const double>(c.params));
+  // Pictures have a bounded size: refused before anything is written.
+  if (cmd.plot_path) check_plot_fits(view);
+  if (cmd.heatmap_path) check_heatmap_fits(view);
   // The reports are made before anything is printed, so a bad --neighbors or --show is
   // refused before any output, like every other usage error.
   std::string neighbors;

@@ -1,14 +1,12 @@
 #include "train/engine.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "model/limits.h"
 #include "reference/reference_model.h"
 
@@ -122,51 +120,6 @@ double estimated_memory_bytes(const EngineOptions& options, const ModelConfig& m
   // runs against this.
   return (engine + checkpoint) * 1.05 + 16e6;
 }
-
-double available_memory_bytes() {
-  double available = 0;
-  if (std::ifstream meminfo("/proc/meminfo"); meminfo) {
-    std::string key;
-    double kb;
-    std::string unit;
-    while (meminfo >> key >> kb >> unit) {
-      if (key == "MemAvailable:") available = kb * 1024;
-    }
-  }
-  if (available <= 0) {
-    available = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
-  }
-  if (std::ifstream limit("/sys/fs/cgroup/memory.max"); limit) {
-    std::string value;
-    if (limit >> value && value != "max") available = std::min(available, std::stod(value));
-  }
-  return available;
-}
-
-namespace {
-std::string human_count(double n) {
-  char buf[48];
-  if (n < 1e6) {
-    std::snprintf(buf, sizeof buf, "%.0f", n);
-  } else if (n < 1e9) {
-    std::snprintf(buf, sizeof buf, "%.1f million", n / 1e6);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f billion", n / 1e9);
-  }
-  return buf;
-}
-std::string human_bytes(double b) {
-  char buf[48];
-  const char* units[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
-  int u = 0;
-  while (b >= 1000 && u < 6) {
-    b /= 1000;
-    u++;
-  }
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
-  return buf;
-}
-}  // namespace
 
 double Engine::train_step(int64_t step, int64_t total_steps, const Batch& batch) {
   const double loss = forward_backward(step, batch);

@@ -62,7 +62,5 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelCon
 // checkpoint's copies while it is written. In double, so that absurd sizes do not
 // overflow.
 double estimated_memory_bytes(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train);
-// The memory this process may still use: MemAvailable, or the cgroup's limit if lower.
-double available_memory_bytes();
 
 }  // namespace microgpt

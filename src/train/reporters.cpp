@@ -46,6 +46,10 @@ std::string sample_line(int64_t index, const std::u32string& text) {
   return buf + encode_utf8(text);
 }
 
+void check_output(std::ostream& out) {
+  if (!out) throw Error(std::string("cannot write the standard output") + (errno ? std::string(": ") + std::strerror(errno) : ""));
+}
+
 JsonLines::JsonLines(const std::string& path, bool append) : path_(path) {
   file_.open(path, std::ios::binary | (append ? std::ios::app : std::ios::trunc));
   if (!file_) throw Error("cannot write log file '" + path + "': " + std::strerror(errno));
@@ -73,18 +77,24 @@ void ConsoleReport::on_start(const RunStarted& e) {
   out_ << "num params: " << e.num_params << "\n";
   if (e.validating) out_ << "validation: " << e.held_out_docs << " docs held out, training on " << e.train_docs << "\n";
   if (!e.resumed_from.empty()) out_ << "resuming from '" << e.resumed_from << "' after step " << e.first_step << "\n";
+  check_output(out_);
 }
 
 void ConsoleReport::on_step(const StepFinished& e) {
   last_line_ = step_line(e.step, e.steps, "loss", e.loss);
   if (!interactive_ || e.last) out_ << last_line_ << "\n";
+  check_output(out_);
 }
 
-void ConsoleReport::on_validation(const Validated& e) { out_ << step_line(e.step, e.steps, "val loss", e.loss) << "\n"; }
+void ConsoleReport::on_validation(const Validated& e) {
+  out_ << step_line(e.step, e.steps, "val loss", e.loss) << "\n";
+  check_output(out_);
+}
 
 void ConsoleReport::on_sample(const SampleDrawn& e) {
   if (e.index == 1) out_ << "--- inference (new, hallucinated names) ---\n";
   out_ << sample_line(e.index, e.text) << "\n";
+  check_output(out_);
 }
 
 void ConsoleReport::on_diverged(const RunDiverged&) {
@@ -97,6 +107,7 @@ void ConsoleReport::on_finish(const RunFinished& e) {
          << e.checkpoint_path << (e.data_source != kEmbeddedSource ? " --data " + e.data_source : "") << "\n";
   }
   out_.flush();
+  check_output(out_);
 }
 
 void JsonLog::on_start(const RunStarted& e) { file_.emplace(path_, !e.resumed_from.empty()); }

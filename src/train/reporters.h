@@ -23,6 +23,10 @@ std::string step_line(int64_t step, int64_t steps, const char* what, double loss
 // "sample  1: kamon"
 std::string sample_line(int64_t index, const std::u32string& text);
 
+// Throws Error once `out` can no longer be written (a full disk, say): a run or a
+// command whose output is being lost stops, rather than going on silently.
+void check_output(std::ostream& out);
+
 // A JSON-lines file, one object a line, as microgpt.py's reference logs are written:
 // {"step": k, "loss": x} with x the exact double (shortest round-trip decimal),
 // {"step": k, "val_loss": x}, {"sample": i, "text": "..."}.

@@ -44,6 +44,16 @@ TrainingRun::TrainingRun(const TrainOptions& given) : options_(given), rng_(give
   if ((o.checkpoint_every > 0 || o.stop_after > 0) && !o.out_path) {
     throw usage_error("--checkpoint-every and --stop-after need a checkpoint file (--out)");
   }
+  // One file in two roles would be destroyed (the data overwritten by the checkpoint, a
+  // log written over the model it resumes); continuing in one's own checkpoint is fine.
+  std::vector<FileRole> files;
+  if (o.data_path) files.push_back({"--data", *o.data_path, false});
+  if (o.resume_path) files.push_back({"--resume", *o.resume_path, false});
+  if (o.out_path) files.push_back({"--out", *o.out_path, true});
+  if (o.log_path) files.push_back({"--log", *o.log_path, true});
+  if (o.plot_loss_path) files.push_back({"--plot-loss", *o.plot_loss_path, true});
+  const std::pair<std::string_view, std::string_view> same_file_allowed[] = {{"--resume", "--out"}};
+  check_distinct_files(files, same_file_allowed);
   if (o.out_path) check_writable(*o.out_path, "checkpoint");
   if (o.log_path) check_writable(*o.log_path, "log file");
   if (o.plot_loss_path) check_writable(*o.plot_loss_path, "plot");

@@ -310,6 +310,22 @@ TEST(PickToken, TopPKeepsTheSmallestLikelySet) {
   EXPECT_EQ(draw_many(o).size(), 6u);
 }
 
+// A running sum that reaches p * total exactly stops there: the set is the smallest
+// whose probability is at least p (sums of powers of two, so no rounding).
+TEST(PickToken, TopPStopsWhereTheSumEqualsP) {
+  const std::vector<double> w = {0.125, 0.5, 0.25, 0.125};
+  SampleOptions o;
+  PyRandom rng(4);
+  o.top_p = 0.5;
+  for (int i = 0; i < 300; i++) ASSERT_EQ(pick_token(w, rng, o), 1);
+  o.top_p = 0.75;
+  std::map<int64_t, int> counts;
+  for (int i = 0; i < 600; i++) counts[pick_token(w, rng, o)]++;
+  EXPECT_EQ(counts.size(), 2u);
+  EXPECT_GT(counts[1], 0);
+  EXPECT_GT(counts[2], 0);
+}
+
 TEST(PickToken, NoControlsIsPythonsChoices) {
   SampleOptions o;
   PyRandom a(3), b(3);

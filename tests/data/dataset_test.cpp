@@ -25,6 +25,11 @@ TEST(Documents, PythonWhiteSpaceIsStrippedButNotSplitOn) {
   EXPECT_EQ(docs_of(text), (std::vector<std::u32string>{U"ana\u2028maria", U"zo\u00eb"}));
 }
 
+// The same white space on lines that are all ASCII, which take the parser's fast path.
+TEST(Documents, AsciiLinesStripTheSeparatorControlsToo) {
+  EXPECT_EQ(docs_of("\x1c\x1d" "ann\x1e\x1f\n\x1f" "bob\x1c\n\x1d\x1e\n"), (std::vector<std::u32string>{U"ann", U"bob"}));
+}
+
 TEST(Documents, InnerSpacesAndNonAsciiKept) {
   EXPECT_EQ(docs_of("Mary Ann\n\xE7\xBE\x8E\xE5\x92\xB2\nMia\xF0\x9F\x98\x80"),
             (std::vector<std::u32string>{U"Mary Ann", U"\u7f8e\u54b2", U"Mia\U0001F600"}));

@@ -372,7 +372,8 @@ CheckpointData load_checkpoint(const std::string& path) {
   }
   c.f64 = f64;
   const std::vector<TensorSpec> specs = tensor_specs(c.model, c.f64, c.train.ema > 0.0);
-  for (const auto& [key, value] : header.items()) {
+  for (const auto& entry : header.items()) {
+    const std::string& key = entry.key();
     if (key == "__metadata__") continue;
     const bool known = std::any_of(specs.begin(), specs.end(), [&](const TensorSpec& s) { return s.name == key; });
     if (!known) throw bad("tensor '" + shown(key) + "' is not one of this model's");

@@ -103,8 +103,12 @@ void ConsoleReport::on_diverged(const RunDiverged&) {
 
 void ConsoleReport::on_finish(const RunFinished& e) {
   if (e.stopped) {
-    out_ << "stopped after step " << e.step << " of " << e.steps << "; continue with: microgpt train --resume "
-         << e.checkpoint_path << (e.data_source != kEmbeddedSource ? " --data " + e.data_source : "") << "\n";
+    out_ << "stopped after step " << e.step << " of " << e.steps;
+    if (!e.checkpoint_path.empty()) {
+      out_ << "; continue with: microgpt train --resume " << e.checkpoint_path
+           << (e.data_source != kEmbeddedSource ? " --data " + e.data_source : "");
+    }
+    out_ << "\n";
   }
   out_.flush();
   check_output(out_);

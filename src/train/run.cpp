@@ -99,6 +99,7 @@ void TrainingRun::prepare() {
 }
 
 void TrainingRun::step() {
+  if (!engine_ || !steps_left()) throw Error("training run: step() before prepare() or after the last step");
   const TrainOptions& o = options_;
   const int64_t steps = o.train.steps;
   const auto start = std::chrono::steady_clock::now();
@@ -134,8 +135,8 @@ void TrainingRun::finish() {
   e.stopped = step_ < steps;
   e.checkpoint_path = o.out_path.value_or("");
   e.data_source = source_->identity().source;
-  if (e.stopped) {
-    save(step_);
+  if (e.stopped) {  // by --stop-after, or by a caller that steps the run itself
+    if (o.out_path) save(step_);
     notify(&Observer::on_finish, e);
     return;
   }

@@ -63,8 +63,8 @@ class TrainingRun {
   explicit TrainingRun(const TrainOptions& options);
   ~TrainingRun();
 
-  // Observers are told of every event in the order they were added; they must outlive
-  // the run.
+  // Observers are told of every event in the order they were added; add them before
+  // prepare(), and keep them alive as long as the run.
   void add_observer(Observer& observer) { observers_.push_back(&observer); }
   void set_gradient_reducer(GradientReducer* reducer) { reducer_ = reducer; }
 
@@ -76,8 +76,9 @@ class TrainingRun {
   // One training step, then the validation and checkpoint due after it. Throws Error
   // when training diverges.
   void step();
-  // After the last step: the final validation, checkpoint and samples, or, for a run
-  // stopped early, its checkpoint.
+  // After the last step: the final validation, checkpoint and samples. Before it (after
+  // --stop-after, or when a caller stops stepping), a stopped run: its checkpoint, when
+  // it has a checkpoint file, to be resumed.
   void finish();
   // All of it: prepare(), every step, finish().
   void run();

@@ -22,6 +22,13 @@ struct SampleOptions {
   int64_t max_len = 0;        // at most this many characters (0: block_size)
 };
 
+// Plain sampling at a temperature, as microgpt.py samples.
+inline SampleOptions at_temperature(double temperature) {
+  SampleOptions o;
+  o.temperature = temperature;
+  return o;
+}
+
 // The index the controls pick from a model's output (probabilities, or logits when
 // temperature is 0).
 int64_t pick_token(std::vector<double> weights, PyRandom& rng, const SampleOptions& options);

@@ -222,7 +222,7 @@ TEST(Batch, LeavesTheCallersFloatingPointModeAlone) {
     model->evaluate(refs(docs));
     model->logits(DocRef(docs[0]));
     PyRandom rng(1);
-    sample_sequence(*model, rng, SampleOptions{1.0}, static_cast<Token>(m.vocab_size - 1), m.block_size);
+    sample_sequence(*model, rng, at_temperature(1.0), static_cast<Token>(m.vocab_size - 1), m.block_size);
     EXPECT_TRUE(subnormals_work()) << threads << " threads";
   }
 }
@@ -238,7 +238,7 @@ TEST(Sample, DrawsFromTheFullForwardLogits) {
   for (double temperature : {0.5, 1.0, 2.0}) {
     for (int i = 0; i < 30; i++) {
       PyRandom replay = rng;
-      const std::vector<Token> got = sample_sequence(*model, rng, SampleOptions{temperature}, bos, m.block_size);
+      const std::vector<Token> got = sample_sequence(*model, rng, at_temperature(temperature), bos, m.block_size);
       ASSERT_LE(static_cast<int64_t>(got.size()), m.block_size);
       std::vector<Token> prefix{bos}, want;
       while (static_cast<int64_t>(prefix.size()) <= m.block_size) {

@@ -28,7 +28,7 @@ namespace {
 // One name drawn at temperature 1, as microgpt.py samples.
 std::vector<Token> draw(FastModel& model, PyRandom& rng) {
   const ModelConfig& c = model.config();
-  return sample_sequence(model, rng, SampleOptions{1.0}, static_cast<Token>(c.vocab_size - 1), c.block_size);
+  return sample_sequence(model, rng, at_temperature(1.0), static_cast<Token>(c.vocab_size - 1), c.block_size);
 }
 
 using testing::rel_diff;

@@ -5,9 +5,14 @@
 #   make test-sanitize  the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer,
 #                       the threaded code under ThreadSanitizer (test-asan, test-tsan)
 #   make fuzz           each libFuzzer target of fuzz/ for FUZZ_SECONDS (see fuzz/README.md)
+#   make test-arm64     cross-builds for ARM64 and runs the kernel and parity tests under
+#                       qemu-user (Debian hosts)
+# Set-up follows the system: apt-get on Debian and Ubuntu, Homebrew on macOS; elsewhere
+# `make deps` lists what is needed.
 
+UNAME := $(shell uname -s)
 BUILD ?= build
-JOBS ?= $(shell nproc)
+JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 # More CMake settings for the build, e.g. CMAKE_FLAGS=-DMICROGPT_SHARED_DIR=/data/shared
 CMAKE_FLAGS ?=
 # names.txt for `make bench`: by default the one in the shared data folder (the CMake cache
@@ -15,6 +20,13 @@ CMAKE_FLAGS ?=
 NAMES ?=
 # Debian 12 packages the build and the tests need.
 DEB_PACKAGES ?= cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev
+# The same on macOS, from Homebrew (Apple's clang, with Homebrew's libomp for OpenMP).
+BREW_PACKAGES ?= cmake cli11 nlohmann-json googletest libomp
+ifeq ($(UNAME),Darwin)
+  # CMake's FindOpenMP looks under OpenMP_ROOT: Homebrew's prefix of libomp, which is not
+  # linked into the system's paths.
+  PLATFORM_CMAKE_FLAGS = -DOpenMP_ROOT=$(shell brew --prefix libomp 2>/dev/null)
+endif
 
 # What the sanitizer and fuzzing builds add: clang and its sanitizer runtimes (libFuzzer
 # among them), LLVM's OpenMP (ThreadSanitizer understands it through libarcher; GCC's
@@ -42,21 +54,46 @@ TSAN_ENV = PATH="$(LLVM_BIN):$$PATH" TSAN_OPTIONS="halt_on_error=1 second_deadlo
 TSAN_TESTS ?= ^Batch\.|Thread|threads|BatchSizeTrains
 TSAN_TARGETS ?= microgpt fast_tests cli_tests checkpoint_tests
 
-.PHONY: all deps deps-sanitize build run test bench clean test-sanitize test-asan test-tsan fuzz
+# ARM64 under emulation: Debian's cross compiler, the test libraries as :arm64 packages,
+# qemu-user to run the results. The tests that prove the port: every kernel against
+# finite differences and against the plain kernels, the fast engine against the
+# reference, batches, dropout and averaging (fast_tests), and the reference engine's
+# bit-exact parity with microgpt.py's outputs (reference_tests); then a run of the
+# program itself.
+ARM64_BUILD ?= build-arm64
+ARM64_PACKAGES ?= g++-aarch64-linux-gnu qemu-user libgtest-dev:arm64
+ARM64_RUN = qemu-aarch64 -L /usr/aarch64-linux-gnu
+# Every test of the two programs (the others are not built for ARM64).
+ARM64_TESTS ?= .
+
+.PHONY: all deps deps-sanitize deps-arm64 build run test bench clean test-sanitize test-asan test-tsan fuzz test-arm64
 
 all: build
 
 deps:
+ifeq ($(UNAME),Darwin)
+	@command -v brew > /dev/null || { echo "make: Homebrew is needed (https://brew.sh), then: brew install $(BREW_PACKAGES)"; exit 1; }
 	@missing=""; \
+	for p in $(BREW_PACKAGES); do brew list --versions $$p > /dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; brew install $$missing; fi
+else
+	@if ! command -v apt-get > /dev/null || ! command -v dpkg > /dev/null; then \
+	  for t in cmake g++; do command -v $$t > /dev/null || { \
+	    echo "make: this system has no apt-get; install a C++20 compiler, CMake, CLI11, nlohmann-json and GoogleTest"; \
+	    echo "      (Debian names: $(DEB_PACKAGES))"; exit 1; }; done; \
+	  exit 0; \
+	fi; \
+	missing=""; \
 	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endif
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(PLATFORM_CMAKE_FLAGS) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -105,5 +142,20 @@ fuzz: deps-sanitize
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	PATH="$(LLVM_BIN):$$PATH" fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# The :arm64 packages need dpkg to know the architecture first.
+deps-arm64:
+	@dpkg --print-foreign-architectures | grep -qx arm64 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  echo "adding the arm64 architecture to dpkg"; $$SUDO dpkg --add-architecture arm64; \
+	  $$SUDO apt-get update -q; }
+	@DEB_PACKAGES="$(DEB_PACKAGES) $(ARM64_PACKAGES)" $(MAKE) --no-print-directory deps
+
+test-arm64: deps-arm64
+	cmake -S . -B $(ARM64_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(ARM64_BUILD) -j $(JOBS) --target microgpt fast_tests reference_tests
+	cd $(ARM64_BUILD) && ctest --output-on-failure -j $(JOBS) --no-tests=error -R '$(ARM64_TESTS)' -E '_NOT_BUILT$$'
+	cd $(ARM64_BUILD) && $(ARM64_RUN) ./microgpt --steps 200 --num-samples 3 --out arm64.safetensors | tail -4 && \
+	  $(ARM64_RUN) ./microgpt sample --model arm64.safetensors --num-samples 3 --seed 1
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(ARM64_BUILD)

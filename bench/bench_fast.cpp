@@ -98,7 +98,11 @@ int main(int argc, char** argv) {
     const double flops_per_step = flops / static_cast<double>(steps);
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);
-    const double peak_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;
+#if defined(__APPLE__)
+    const double peak_mb = static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // bytes on macOS
+#else
+    const double peak_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // kilobytes on Linux
+#endif
     std::printf("n_layer %lld n_embd %lld n_head %lld block %lld batch %lld threads %lld kernels %s | params %lld\n",
                 static_cast<long long>(model.n_layer), static_cast<long long>(model.n_embd),
                 static_cast<long long>(model.n_head), static_cast<long long>(model.block_size),

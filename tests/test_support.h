@@ -4,7 +4,12 @@
 // reading JSON-lines logs.
 #pragma once
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <cstdlib>
@@ -85,21 +90,54 @@ inline std::string microgpt_binary() {
   return other && *other ? other : MICROGPT_BINARY;
 }
 
+// Runs `command` with /bin/sh and returns its exit code as a shell reports it (128 + the
+// signal for one killed by a signal). With `seconds` > 0 it is killed, with everything it
+// started, after that long, and the code is 124: for tests of what used to hang.
+inline int run_shell(const std::string& command, int seconds = 0) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  int status = 0;
+  for (;;) {
+    const pid_t done = ::waitpid(pid, &status, seconds > 0 ? WNOHANG : 0);
+    if (done == pid) break;
+    if (done < 0) return -1;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return 124;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 // Runs the microgpt binary with `args` (already shell-quoted where needed), in a fresh
 // temporary folder (so the default checkpoint, model.safetensors, lands there), or in
-// `cwd` when given. With `seconds` > 0 the run is killed after that long (exit code 124),
-// for tests of what used to hang.
+// `cwd` when given; killed after `seconds` when that is above 0 (exit code 124).
 inline RunResult run_microgpt(const std::string& args, const std::string& cwd = "", int seconds = 0) {
   TempDir dir;
-  const std::string limit = seconds > 0 ? "timeout -k 5 " + std::to_string(seconds) + " " : "";
-  const std::string cmd = "cd '" + (cwd.empty() ? dir.path() : cwd) + "' && " + limit + "'" + microgpt_binary() + "' " +
-                          args + " >'" + dir.file("out") + "' 2>'" + dir.file("err") + "'";
-  const int status = std::system(cmd.c_str());
+  const std::string cmd = "cd '" + (cwd.empty() ? dir.path() : cwd) + "' && exec '" + microgpt_binary() + "' " + args +
+                          " >'" + dir.file("out") + "' 2>'" + dir.file("err") + "'";
   RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.exit_code = run_shell(cmd, seconds);
   r.out = read_file(dir.file("out"));
   r.err = read_file(dir.file("err"));
   return r;
+}
+
+// ru_maxrss in bytes: Linux counts it in kilobytes, macOS in bytes.
+inline double maxrss_bytes(long ru_maxrss) {
+#if defined(__APPLE__)
+  return static_cast<double>(ru_maxrss);
+#else
+  return static_cast<double>(ru_maxrss) * 1024.0;
+#endif
 }
 
 inline int count_lines(const std::string& s) {

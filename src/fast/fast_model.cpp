@@ -1,7 +1,9 @@
 #include "fast/fast_model.h"
 
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -44,13 +46,28 @@ void zero_rows(float* p, int64_t rows, int64_t width) {
 // caller's mode is restored afterwards (the reference engine must keep IEEE behaviour).
 class FlushDenormals {
  public:
-  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
+#if defined(__x86_64__) || defined(__i386__)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // MXCSR's FTZ | DAZ
   ~FlushDenormals() { _mm_setcsr(saved_); }
+#elif defined(__aarch64__)
+  FlushDenormals() : saved_(fpcr()) { set_fpcr(saved_ | (uint64_t{1} << 24)); }  // FPCR's FZ
+  ~FlushDenormals() { set_fpcr(saved_); }
+#else
+  FlushDenormals() = default;  // elsewhere denormals keep their IEEE meaning (and cost)
+#endif
   FlushDenormals(const FlushDenormals&) = delete;
   FlushDenormals& operator=(const FlushDenormals&) = delete;
 
  private:
-  unsigned saved_;
+#if defined(__aarch64__)
+  static uint64_t fpcr() {
+    uint64_t v;
+    asm volatile("mrs %0, fpcr" : "=r"(v));
+    return v;
+  }
+  static void set_fpcr(uint64_t v) { asm volatile("msr fpcr, %0" : : "r"(v)); }
+#endif
+  [[maybe_unused]] uint64_t saved_ = 0;
 };
 
 // fn(t) for t = 0..n-1, each on its own thread when n > 1 (one OpenMP region).

@@ -11,19 +11,20 @@
 //   C   channels (n_embd); OC output channels of a linear layer; V vocabulary size
 //   NH  heads; HS = C / NH head size
 //
-// A backend is a table of these functions (Kernels); the CPU one is compiled for
-// AVX-512, for AVX2+FMA and for plain x86-64, and cpu_kernels() picks the best the
-// processor has. The model driver (fast_model.cpp) calls nothing else, so a GPU
+// A backend is a table of these functions (Kernels); the CPU one is compiled once per
+// instruction set of the target (AVX-512, AVX2+FMA and plain code on x86-64; NEON and
+// plain code on AArch64), and cpu_kernels() picks the best the processor has. The model driver (fast_model.cpp) calls nothing else, so a GPU
 // backend is another table with the same signatures.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace microgpt {
 
 struct Kernels {
-  std::string name;  // "cpu-avx512", "cpu-avx2", "cpu-generic"
+  std::string name;  // "cpu-avx512", "cpu-avx2", "cpu-neon", "cpu-generic"
 
   // out (N,C) = wte[tokens[n]] + wpe[positions[n]];  wte (V,C), wpe (block_size,C)
   void (*encoder_forward)(float* out, const int32_t* tokens, const int32_t* positions, const float* wte,
@@ -86,9 +87,13 @@ struct Kernels {
   void (*average_update)(float* avg, const float* params, int64_t n, float decay);
 };
 
-// The best CPU kernels this processor runs. MICROGPT_KERNELS=avx512|avx2|generic
-// (environment) forces a choice, for tests and benchmarks.
+// The kernel sets this build has, best first: avx512, avx2, generic on x86-64; neon,
+// generic on AArch64; generic elsewhere.
+const std::vector<std::string>& cpu_kernel_names();
+// The best CPU kernels this processor runs. MICROGPT_KERNELS=<a name above>
+// (environment) forces a choice, for tests and benchmarks; a name this build lacks is an
+// error that lists the names it has.
 const Kernels& cpu_kernels();
-const Kernels* cpu_kernels_named(const std::string& isa);  // nullptr if this CPU lacks it
+const Kernels* cpu_kernels_named(const std::string& isa);  // nullptr if this build or this CPU lacks it
 
 }  // namespace microgpt

@@ -1,6 +1,6 @@
-// The CPU kernels. This file is compiled three times (see src/CMakeLists.txt), with
-// MICROGPT_ISA_NS naming the namespace and the compiler flags choosing the instruction
-// set that simd.h maps onto. Matrix products go through one register-blocked kernel,
+// The CPU kernels. This file is compiled once per instruction set of the target (see
+// src/CMakeLists.txt), with MICROGPT_ISA_NS naming the namespace and the compiler flags
+// choosing the instruction set that simd.h maps onto. Matrix products go through one register-blocked kernel,
 // gemm(); everything else is a short loop over rows.
 #include <algorithm>
 #include <cmath>
@@ -26,9 +26,9 @@ using namespace simd;
 // row-major with row strides ldb and ldc. Tiles of MR rows by NV vectors of columns
 // keep MR*NV accumulators in registers while k runs over all of K.
 
-// AVX-512 has 32 vector registers: 8 rows x 2 vectors of accumulators fit with room to
-// spare, and a document of up to 8 positions is one tile high.
-constexpr int64_t MR = W >= 16 ? 8 : W >= 8 ? 6 : 4;
+// AVX-512 and NEON have 32 vector registers: 8 rows x 2 vectors of accumulators fit
+// with room to spare, and a document of up to 8 positions is one tile high. AVX2 has 16.
+constexpr int64_t MR = W >= 16 ? 8 : W >= 8 ? 6 : W >= 4 ? 8 : 4;
 
 template <int64_t MI, int64_t NV>
 inline void gemm_tile(float* c, int64_t ldc, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
@@ -351,7 +351,7 @@ void attention_backward_hs(float* dqkv, const float* dout, const float* qkv, con
   }
 }
 
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(MICROGPT_SIMD_VECTOR)
 // Lane patterns for heads of HS lanes: xor[s] swaps lanes s apart (a butterfly step),
 // expand spreads G = W / HS per-head values over their heads' lanes, compress gathers
 // one lane of each head to the front.
@@ -455,7 +455,7 @@ void attention_backward_lanes(float* dqkv, const float* dout, const float* qkv, 
 
 void attention_forward(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
                        [[maybe_unused]] float* scratch) {
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(MICROGPT_SIMD_VECTOR)
   if (heads_fit_lanes(C, NH)) return attention_forward_lanes(out, att, qkv, T, t0, C, NH, scratch);
 #endif
   switch (C / NH) {
@@ -470,7 +470,7 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t T, int6
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t T, int64_t C,
                         int64_t NH, float* scratch) {
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(MICROGPT_SIMD_VECTOR)
   if (heads_fit_lanes(C, NH)) return attention_backward_lanes(dqkv, dout, qkv, att, T, C, NH, scratch);
 #endif
   switch (C / NH) {

@@ -1,7 +1,9 @@
 // The few vector operations the CPU kernels use, for the instruction set this file is
-// compiled for: AVX-512 (16 floats), AVX2 with FMA (8 floats), or plain scalar code
-// (1 float; the compiler may still vectorize loops). kernels_cpu.cpp is compiled once
-// per instruction set and the best one the CPU has is picked at run time.
+// compiled for: AVX-512 (16 floats), AVX2 with FMA (8 floats), NEON on AArch64 (4
+// floats), or plain scalar code (1 float; the compiler may still vectorize loops).
+// kernels_cpu.cpp is compiled once per instruction set of the target and the best one
+// the CPU has is picked at run time. MICROGPT_SIMD_VECTOR is defined for the vector
+// ones, which also have lane permutations and a vector exp.
 #pragma once
 
 #include <cmath>
@@ -9,6 +11,11 @@
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
+#define MICROGPT_SIMD_VECTOR 1
+#elif defined(__ARM_NEON) && defined(__aarch64__) && !defined(MICROGPT_SIMD_PLAIN)
+#include <arm_neon.h>
+#define MICROGPT_SIMD_VECTOR 1
+#define MICROGPT_SIMD_NEON 1
 #endif
 
 namespace microgpt::simd {
@@ -114,6 +121,72 @@ inline V rcp(V x) {
   return mul(y, fma(sub(zero(), x), y, set1(2.0f)));
 }
 
+#elif defined(MICROGPT_SIMD_NEON)
+
+inline constexpr int64_t W = 4;
+using V = float32x4_t;
+// NEON has no masked loads or stores: a mask is the number of leading lanes, and the
+// partial ones go through a small buffer, so nothing past the end is ever touched.
+using Mask = int64_t;
+inline Mask mask_first(int64_t n) { return n < 4 ? n : 4; }
+inline V zero() { return vdupq_n_f32(0.0f); }
+inline V set1(float x) { return vdupq_n_f32(x); }
+inline V load(const float* p) { return vld1q_f32(p); }
+inline V load_or(const float* p, Mask m, float fill) {
+  if (m == 4) return vld1q_f32(p);
+  float b[4] = {fill, fill, fill, fill};
+  for (int64_t i = 0; i < m; i++) b[i] = p[i];
+  return vld1q_f32(b);
+}
+inline V load(const float* p, Mask m) { return load_or(p, m, 0.0f); }
+inline void store(float* p, V v) { vst1q_f32(p, v); }
+inline void store(float* p, V v, Mask m) {
+  if (m == 4) return vst1q_f32(p, v);
+  float b[4];
+  vst1q_f32(b, v);
+  for (int64_t i = 0; i < m; i++) p[i] = b[i];
+}
+inline V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }
+inline V add(V a, V b) { return vaddq_f32(a, b); }
+inline V sub(V a, V b) { return vsubq_f32(a, b); }
+inline V mul(V a, V b) { return vmulq_f32(a, b); }
+inline V div(V a, V b) { return vdivq_f32(a, b); }
+inline V max(V a, V b) { return vmaxq_f32(a, b); }
+inline V min(V a, V b) { return vminq_f32(a, b); }
+inline V sqrt(V a) { return vsqrtq_f32(a); }
+inline float hsum(V v) { return vaddvq_f32(v); }
+inline float hmax(V v) { return vmaxvq_f32(v); }
+inline int64_t count_nonfinite(V v) {  // x - x is 0 for finite x, NaN otherwise
+  const uint32x4_t finite = vceqq_f32(vsubq_f32(v, v), vdupq_n_f32(0.0f));
+  return 4 - static_cast<int64_t>(vaddvq_u32(vshrq_n_u32(finite, 31)));
+}
+// Lanes rearranged through a byte table: lane l takes the four bytes of lane idx[l].
+using VI = uint8x16_t;
+inline VI lane_index(const int32_t* idx) {
+  uint8_t bytes[16];
+  for (int l = 0; l < 4; l++) {
+    for (int b = 0; b < 4; b++) bytes[4 * l + b] = static_cast<uint8_t>(4 * idx[l] + b);
+  }
+  return vld1q_u8(bytes);
+}
+inline V permute(V x, VI idx) { return vreinterpretq_f32_u8(vqtbl1q_u8(vreinterpretq_u8_f32(x), idx)); }
+inline V scale2(V p, V n) {  // n in [-126, 127] here: the exponent built directly
+  const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+inline V round_nearest(V x) { return vrndnq_f32(x); }
+// 1/sqrt(x) and 1/x: an 8-bit estimate and two Newton steps (about 23 bits).
+inline V rsqrt(V x) {
+  V y = vrsqrteq_f32(x);
+  y = vmulq_f32(y, vrsqrtsq_f32(vmulq_f32(x, y), y));
+  return vmulq_f32(y, vrsqrtsq_f32(vmulq_f32(x, y), y));
+}
+inline V rcp(V x) {
+  V y = vrecpeq_f32(x);
+  y = vmulq_f32(y, vrecpsq_f32(x, y));
+  return vmulq_f32(y, vrecpsq_f32(x, y));
+}
+
 #else
 
 inline constexpr int64_t W = 1;
@@ -146,7 +219,7 @@ inline V exp(V x) { return std::exp(x); }
 
 #endif
 
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(MICROGPT_SIMD_VECTOR)
 // e^x to about 2 ulp for x in [-87, 88] (smaller x gives 0): x = n ln2 + r with
 // |r| <= ln2 / 2, e^r from Cephes' polynomial, then scaled by 2^n.
 inline V exp(V x) {

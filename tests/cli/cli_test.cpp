@@ -606,6 +606,9 @@ TEST(CliProgress, PlotLossAndPlainLinesWhenNotATerminal) {
 // On a terminal (a pseudo-terminal from util-linux's `script`): a live status line
 // instead of a line per step, then the last step's line, as microgpt.py's end='\r' shows.
 TEST(CliProgress, TerminalShowsALiveLineAndTheLastStep) {
+#if !defined(__linux__)
+  GTEST_SKIP() << "skipped: the terminal comes from util-linux's script(1)";
+#endif
   if (!std::filesystem::exists("/usr/bin/script")) GTEST_SKIP() << "no /usr/bin/script to provide a terminal";
   TempDir dir;
   const std::string cmd = "cd '" + dir.path() + "' && /usr/bin/script -qec \"'" + std::string(MICROGPT_BINARY) +

@@ -90,10 +90,8 @@ inline std::vector<std::vector<Token>> random_docs(int64_t vocab_size, const std
   return docs;
 }
 
-inline const std::vector<std::string>& all_isas() {
-  static const std::vector<std::string> isas = {"avx512", "avx2", "generic"};
-  return isas;
-}
+// The instruction sets this build has kernels for (the target's: see kernels.h).
+inline const std::vector<std::string>& all_isas() { return cpu_kernel_names(); }
 
 // The instruction sets this CPU runs (generic always).
 inline std::vector<std::string> available_isas() {

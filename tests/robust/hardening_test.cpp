@@ -169,10 +169,13 @@ TEST(HardeningFiles, OutputsNeverReplaceWhatIsNotARegularFile) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   const std::string sock_path = dir.file("sock");
-  ASSERT_LT(sock_path.size(), sizeof addr.sun_path);
-  std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
-  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  for (const char* target : {"fifo", "sock"}) {
+  std::vector<std::string> targets = {"fifo"};
+  if (sock_path.size() < sizeof addr.sun_path) {  // (a long temporary folder, as on macOS, leaves no room)
+    std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
+    ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    targets.push_back("sock");
+  }
+  for (const std::string& target : targets) {
     const std::string t = target;
     const std::string kind = t == "fifo" ? "FIFO" : "socket";
     const std::vector<std::string> commands = {
@@ -282,9 +285,7 @@ TEST(HardeningSystem, AFileSizeLimitIsAnErrorThatKeepsThePreviousCheckpoint) {
   // 64 KiB: the small checkpoint fits, a 64-wide one (about 650 KB) does not.
   const std::string cmd = "cd '" + dir.path() + "' && ulimit -f 128 && '" + testing::microgpt_binary() +
                           "' train --steps 2 --n-embd 64 --num-samples 0 --out m.safetensors >out 2>err";
-  const int status = std::system(("sh -c \"" + cmd + "\"").c_str());
-  const RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), testing::read_file(dir.file("out")),
-                    testing::read_file(dir.file("err"))};
+  const RunResult r{testing::run_shell(cmd), testing::read_file(dir.file("out")), testing::read_file(dir.file("err"))};
   expect_refused(r, 1, {"m.safetensors", "File too large"}, "ulimit -f");
   EXPECT_TRUE(testing::read_file(dir.file("m.safetensors")) == previous) << "the previous checkpoint changed";
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
@@ -294,15 +295,13 @@ TEST(HardeningSystem, AFileSizeLimitIsAnErrorThatKeepsThePreviousCheckpoint) {
 
 // 4. Writing to a full stdout was ignored with exit code 0.
 TEST(HardeningSystem, AFullStandardOutputIsAnError) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "skipped: no /dev/full on this system";
   TempDir dir;
   train_small(dir);
   for (const std::string command : {"train --steps 3 --out ''", "sample --model model.safetensors --num-samples 1000000",
                                     "eval --model model.safetensors --data names.txt", "embed --model model.safetensors"}) {
-    const std::string cmd = "cd '" + dir.path() + "' && timeout -k 5 60 '" + testing::microgpt_binary() + "' " + command +
-                            " >/dev/full 2>err";
-    const int status = std::system(cmd.c_str());
-    const RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), "",
-                      testing::read_file(dir.file("err"))};
+    const std::string cmd = "cd '" + dir.path() + "' && '" + testing::microgpt_binary() + "' " + command + " >/dev/full 2>err";
+    const RunResult r{testing::run_shell(cmd, 60), "", testing::read_file(dir.file("err"))};
     expect_refused(r, 1, {"standard output", "No space left"}, command);
   }
 }

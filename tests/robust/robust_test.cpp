@@ -38,7 +38,7 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 double children_peak_mb() {
   struct rusage ru {};
   getrusage(RUSAGE_CHILDREN, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+  return testing::maxrss_bytes(ru.ru_maxrss) / (1024.0 * 1024.0);
 }
 
 // Training on awkward data works end to end (exit 0, the steps printed).

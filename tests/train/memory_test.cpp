@@ -44,7 +44,7 @@ double peak_bytes_of_run(const std::vector<std::string>& args, const std::string
   struct rusage ru {};
   ::wait4(pid, &status, 0, &ru);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "microgpt " << args.size() << " args failed";
-  return static_cast<double>(ru.ru_maxrss) * 1024.0;
+  return testing::maxrss_bytes(ru.ru_maxrss);
 }
 
 struct Shape {

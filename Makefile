@@ -84,7 +84,12 @@ else
 	  exit 0; \
 	fi; \
 	missing=""; \
-	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	native=$$(dpkg --print-architecture); \
+	for p in $(DEB_PACKAGES); do \
+	  case $$p in *:*) arch=$${p#*:};; *) arch="$$native|all";; esac; \
+	  dpkg-query -W -f='$${Architecture} $${db:Status-Abbrev}\n' "$$p" 2>/dev/null | grep -Eq "^($$arch) ii" || \
+	    missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

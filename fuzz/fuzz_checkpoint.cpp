@@ -61,7 +61,8 @@ bool same(const microgpt::CheckpointData& a, const microgpt::CheckpointData& b) 
          same_bits(ta.lr, tb.lr) && same_bits(ta.beta1, tb.beta1) && same_bits(ta.beta2, tb.beta2) &&
          same_bits(ta.eps, tb.eps) && same_bits(ta.init_std, tb.init_std) && same_bits(ta.temperature, tb.temperature) &&
          ta.num_samples == tb.num_samples && ta.batch_size == tb.batch_size && same_bits(ta.val_frac, tb.val_frac) &&
-         ta.eval_every == tb.eval_every && a.vocab == b.vocab && a.step == b.step && a.threads == b.threads &&
+         ta.eval_every == tb.eval_every && ta.format == tb.format && ta.init == tb.init && ta.warmup == tb.warmup &&
+         same_bits(ta.dropout, tb.dropout) && same_bits(ta.ema, tb.ema) && ta.reshuffle == tb.reshuffle && a.vocab == b.vocab && a.step == b.step && a.threads == b.threads &&
          a.data_source == b.data_source && a.data_docs == b.data_docs && a.data_crc == b.data_crc && a.f64 == b.f64 &&
          same_bits(a.params, b.params) && same_bits(a.adam_m, b.adam_m) && same_bits(a.adam_v, b.adam_v) &&
          a.rng.mt == b.rng.mt && a.rng.index == b.rng.index && a.rng.gauss_next.has_value() == b.rng.gauss_next.has_value() &&
@@ -101,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   try {
-    (void)Tokenizer::from_chars(c.vocab);
+    (void)Tokenizer::from_chars(c.vocab, !c.train.is_text());
   } catch (const Error&) {
   }
   save_checkpoint(resave_path, c);  // what loads must save: an Error here is a bug too

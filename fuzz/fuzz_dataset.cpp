@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "data/dataset.h"
+#include "data/text.h"
 
 namespace {
 
@@ -24,8 +25,25 @@ void check(bool ok) {
 
 }  // namespace
 
+// The same bytes as a continuous text: every character kept but \r (a line break),
+// the vocabulary sorted and without BOS, every character a token of it.
+void check_text(std::string_view bytes) {
+  using namespace microgpt;
+  Text t;
+  try {
+    t = parse_text(bytes, "fuzz.txt");
+  } catch (const Error&) {
+    return;
+  }
+  check(!t.chars.empty() && t.chars.find(U'\r') == std::u32string::npos && t.chars.size() <= bytes.size());
+  const Tokenizer tokenizer(t.chars, /*with_bos=*/false);
+  check(!tokenizer.has_bos() && tokenizer.vocab_size() == static_cast<int64_t>(tokenizer.chars().size()));
+  for (char32_t c : t.chars) check(tokenizer.id_of(c) >= 0 && tokenizer.id_of(c) < tokenizer.vocab_size());
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace microgpt;
+  check_text(std::string_view(reinterpret_cast<const char*>(data), size));
   Dataset d;
   try {
     d = parse_dataset(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.txt");

@@ -16,7 +16,7 @@ targets=("$@")
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$build" && pwd)
 
-# Real checkpoints of both engines (and one with --ema), from the build's own microgpt: tiny models, so the
+# Real checkpoints of both engines (one with --ema, one of a text), from the build's own microgpt: tiny models, so the
 # fuzzer spends its time in the header rather than in megabytes of weights.
 seed_checkpoints() {
   local dir=$1 work
@@ -27,7 +27,9 @@ seed_checkpoints() {
     "$build/microgpt" train --data "$work/tiny.txt" --engine fast --steps 3 --num-samples 0 --n-embd 4 --n-head 2 \
       --block-size 4 --threads 1 --dropout 0.1 --ema 0.5 --reshuffle --out "$dir/seed-fast-ema" > /dev/null &&
     "$build/microgpt" train --data "$work/tiny.txt" --engine reference --steps 3 --num-samples 2 --n-embd 2 --n-head 2 \
-      --n-layer 2 --block-size 3 --out "$dir/seed-reference" > /dev/null
+      --n-layer 2 --block-size 3 --out "$dir/seed-reference" > /dev/null &&
+    "$build/microgpt" train --data "$work/tiny.txt" --format text --steps 2 --num-samples 0 --n-embd 4 --n-head 1 \
+      --block-size 3 --val-frac 0 --init gpt2 --warmup 1 --threads 1 --out "$dir/seed-text" > /dev/null
   local rc=$?
   rm -rf "$work"
   return $rc

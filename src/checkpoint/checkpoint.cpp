@@ -202,7 +202,8 @@ void save_checkpoint(const std::string& path, const CheckpointData& c) {
       {"beta2", c.train.beta2},             {"eps", c.train.eps},               {"init_std", c.train.init_std},
       {"temperature", c.train.temperature}, {"num_samples", c.train.num_samples}, {"batch_size", c.train.batch_size},
       {"val_frac", c.train.val_frac},       {"eval_every", c.train.eval_every}, {"dropout", c.train.dropout},
-      {"ema", c.train.ema},                 {"reshuffle", c.train.reshuffle},
+      {"ema", c.train.ema},                 {"reshuffle", c.train.reshuffle}, {"format", c.train.format},
+      {"init", c.train.init},               {"warmup", c.train.warmup},
   };
   json vocab = json::array();
   for (char32_t ch : c.vocab) vocab.push_back(encode_utf8(std::u32string(1, ch)));
@@ -301,6 +302,9 @@ CheckpointData load_checkpoint(const std::string& path) {
     if (!config["reshuffle"].is_boolean()) throw bad("'reshuffle' is " + shown(config["reshuffle"]) + ", expected true or false");
     c.train.reshuffle = config["reshuffle"].get<bool>();
   }
+  if (config.contains("format")) c.train.format = in.string(config, "format");  // absent before texts: lines
+  if (config.contains("init")) c.train.init = in.string(config, "init");  // absent before: microgpt
+  if (config.contains("warmup")) c.train.warmup = in.integer(config, "warmup", limits::warmup);  // absent before: 0
   // The whole configuration as a training run would check it: n_embd a multiple of
   // n_head, only what its engine can do (no dropout or average in the reference's).
   try {
@@ -309,18 +313,24 @@ CheckpointData load_checkpoint(const std::string& path) {
     throw bad(std::string("its configuration is impossible: ") + e.what());
   }
 
-  // The vocabulary: characters a data file can make tokens of, sorted and distinct.
+  // The vocabulary: characters a data file can make tokens of, sorted and distinct. A
+  // document never holds a line break; a text holds \n but never \r (read as \n).
+  const bool text = c.train.is_text();
   for (const json& ch : in.meta_json(meta, "vocab", true)) {
     const auto cps = ch.is_string() ? decode_utf8(ch.get<std::string>()) : std::nullopt;
     if (!cps || cps->size() != 1) throw bad("a vocabulary entry (" + shown(ch) + ") is not one character");
     const char32_t cp = (*cps)[0];
-    if (cp == U'\n' || cp == U'\r') throw bad("its vocabulary has a line break, which no document can hold");
+    if (cp == U'\r' || (cp == U'\n' && !text)) {
+      throw bad(std::string("its vocabulary has a line break, which no ") + (text ? "text read with universal newlines" : "document") +
+                " can hold");
+    }
     if (!c.vocab.empty() && cp <= c.vocab.back()) throw bad("its vocabulary is not sorted and distinct, as a tokenizer makes it");
     c.vocab.push_back(cp);
   }
-  if (static_cast<int64_t>(c.vocab.size()) + 1 != c.model.vocab_size) {
+  // Documents have BOS besides their characters; a text has its characters alone.
+  if (static_cast<int64_t>(c.vocab.size()) + (text ? 0 : 1) != c.model.vocab_size || c.vocab.empty()) {
     throw bad("its vocabulary has " + std::to_string(c.vocab.size()) + " characters but vocab_size is " +
-              std::to_string(c.model.vocab_size));
+              std::to_string(c.model.vocab_size) + (text ? " (a text model has no BOS)" : " (with BOS)"));
   }
   c.step = in.whole_string(meta, "step", WholeRange{"step", 0, c.train.steps});
   c.threads = in.whole_string(meta, "threads", limits::threads);

@@ -72,8 +72,9 @@ struct TrainFlags {
   microgpt::TrainOptions options;
   std::string preset;
   std::string out = "model.safetensors";
-  CLI::Option *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every, *dropout, *ema, *reshuffle;
-  CLI::Option *threads, *resume;
+  CLI::Option *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every, *dropout, *ema, *reshuffle,
+      *init, *warmup;
+  CLI::Option *threads, *resume, *val_frac, *num_samples;
   // Flags that set the model or its training, which --resume takes from the checkpoint.
   std::vector<CLI::Option*> configuration;
 };
@@ -93,8 +94,15 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
     preset_names.push_back(p.name);
     preset_help += "\n  " + p.name + ": " + p.description;
   }
-  cmd->add_option("--data", o.data_path, "Text file, one document per line (default: the embedded names list)")
+  cmd->add_option("--data", o.data_path, "Text file: one document per line, or with --format text one continuous "
+                                         "text (default: the embedded names list)")
       ->type_name("PATH");
+  config(cmd->add_option("--format", o.train.format,
+                         "lines: one document per line (names); text: one continuous text (a book), trained on in "
+                         "windows of block-size + 1 characters")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"lines", "text"}).description(""))
+      ->capture_default_str());
   config(cmd->add_option("--engine", o.engine.name,
                   "fast: float32 batches on SIMD kernels and threads; reference: double precision, bit-exact with "
                   "microgpt.py, one document per step")
@@ -119,6 +127,9 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
       ->type_name("N")->check(whole_number(limits::steps))->capture_default_str());
   f.lr = config(cmd->add_option("--lr", o.train.lr, "Adam learning rate at step 1, decaying linearly to 0")
       ->type_name("X")->check(real_number(limits::lr))->capture_default_str());
+  f.warmup = config(cmd->add_option("--warmup", o.train.warmup,
+                                    "Raise the learning rate linearly over the first N steps (0: none, as microgpt.py)")
+      ->type_name("N")->check(whole_number(limits::warmup))->capture_default_str());
   f.dropout = config(cmd->add_option("--dropout", o.train.dropout,
                                 "Fast engine: zero each output of an attention or MLP block with this probability "
                                 "while training (0: off, as microgpt.py)")
@@ -127,21 +138,30 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
                             "Fast engine: the model is the running average of the weights with this decay per "
                             "step, e.g. 0.999 (0: off, the last weights, as microgpt.py)")
       ->type_name("D")->check(real_number(limits::ema))->capture_default_str());
+  f.init = config(cmd->add_option("--init", o.train.init,
+                                  "How the weights start: microgpt (every weight ~ N(0, 0.08), as microgpt.py) or "
+                                  "gpt2 (std 0.02, residual projections 0.02/sqrt(2 n_layer): stable at any size)")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"microgpt", "gpt2"}).description(""))
+      ->capture_default_str());
   f.reshuffle = config(cmd->add_flag("--reshuffle", o.train.reshuffle,
                                     "Visit the training documents in a new order in every pass over them after the "
                                     "first (microgpt.py keeps one order)"));
   f.threads = cmd->add_option("--threads", o.engine.threads, "Threads for the fast engine (default: all cores)")
       ->type_name("N")->check(whole_number(limits::threads));
-  config(cmd->add_option("--val-frac", o.train.val_frac,
-                  "Hold out this last share of the shuffled documents and report the validation loss")
-      ->type_name("F")->check(real_number(limits::val_frac))->capture_default_str());
+  f.val_frac = config(cmd->add_option("--val-frac", o.train.val_frac,
+                  "Hold out this last share of the shuffled documents (of the text's characters) and report the "
+                  "validation loss (default: 0, or 0.1 with --format text)")
+      ->type_name("F")->check(real_number(limits::val_frac)));
   f.eval_every = config(cmd->add_option("--eval-every", o.train.eval_every,
                                  "Validation loss every N steps as well as at the end (0: only at the end)")
       ->type_name("N")->check(whole_number(limits::eval_every))->capture_default_str());
   config(cmd->add_option("--temperature", o.train.temperature, "Sampling temperature (lower: safer names)")
       ->type_name("X")->check(real_number(limits::temperature))->capture_default_str());
-  config(cmd->add_option("--num-samples", o.train.num_samples, "Names to sample after training")
-      ->type_name("N")->check(whole_number(limits::num_samples))->capture_default_str());
+  f.num_samples = config(cmd->add_option("--num-samples", o.train.num_samples,
+                                         "Names to sample after training (default: 20, or 1 text of 500 characters "
+                                         "with --format text)")
+      ->type_name("N")->check(whole_number(limits::num_samples)));
   cmd->add_option("--log", o.log_path,
                   "Write JSON lines: {\"step\", \"loss\"} per step, {\"step\", \"val_loss\"}, {\"sample\", \"text\"} "
                   "(appended to when resuming)")
@@ -306,6 +326,10 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
         }
       } else {
         apply_preset(flags);
+        // A text holds out a tenth to validate on, as nanoGPT splits it, and shows one
+        // long sample rather than twenty names.
+        if (o.train.is_text() && flags.val_frac->count() == 0) o.train.val_frac = 0.1;
+        if (o.train.is_text() && flags.num_samples->count() == 0) o.train.num_samples = 1;
       }
       o.out_path = flags.out.empty() ? std::nullopt : std::optional<std::string>(flags.out);
       o.threads_given = flags.threads->count() > 0;

@@ -114,7 +114,7 @@ Dataset load_dataset(const std::string& path) {
 
 Dataset embedded_dataset() { return parse_dataset(embedded_names_bytes(), kEmbeddedSource); }
 
-Tokenizer::Tokenizer(std::u32string_view text) {
+Tokenizer::Tokenizer(std::u32string_view text, bool with_bos) : has_bos_(with_bos) {
   // sorted(set(''.join(docs)))
   bool latin1[256] = {};
   std::u32string others;
@@ -135,11 +135,11 @@ Tokenizer::Tokenizer(std::u32string_view text) {
   for (size_t i = 0; i < chars_.size() && chars_[i] < 256; i++) latin1_ids_[chars_[i]] = static_cast<Token>(i);
 }
 
-Tokenizer Tokenizer::from_chars(std::u32string chars) {
+Tokenizer Tokenizer::from_chars(std::u32string chars, bool with_bos) {
   if (!std::is_sorted(chars.begin(), chars.end()) || std::adjacent_find(chars.begin(), chars.end()) != chars.end()) {
     throw Error("vocabulary must be sorted and distinct");
   }
-  return Tokenizer(std::u32string_view(chars));
+  return Tokenizer(std::u32string_view(chars), with_bos);
 }
 
 Token Tokenizer::id_of(char32_t c) const {
@@ -150,6 +150,7 @@ Token Tokenizer::id_of(char32_t c) const {
 }
 
 std::vector<Token> Tokenizer::encode_document(std::u32string_view doc) const {
+  if (!has_bos_) throw Error("a text's tokenizer has no BOS to mark documents with");
   std::vector<Token> ids;
   ids.reserve(doc.size() + 2);
   ids.push_back(bos());
@@ -165,7 +166,7 @@ std::vector<Token> Tokenizer::encode_document(std::u32string_view doc) const {
 std::string Tokenizer::decode(const std::vector<Token>& ids) const {
   std::string out;
   for (Token id : ids) {
-    if (id >= 0 && id < bos()) append_utf8(out, chars_[static_cast<size_t>(id)]);
+    if (id >= 0 && id < static_cast<Token>(chars_.size())) append_utf8(out, chars_[static_cast<size_t>(id)]);
   }
   return out;
 }
@@ -174,6 +175,7 @@ void tokenize_documents(const Dataset& data, const Tokenizer& tokenizer, std::sp
                         TokenizedDocs& out, int64_t max_tokens) {
   out.tokens.clear();
   out.starts.assign(1, 0);
+  if (!tokenizer.has_bos()) throw Error("documents need a tokenizer with BOS");
   const Token bos = tokenizer.bos();
   for (int64_t i : which) {
     out.tokens.push_back(bos);

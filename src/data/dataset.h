@@ -49,19 +49,23 @@ Dataset embedded_dataset();
 std::string_view embedded_names_bytes();
 inline constexpr const char* kEmbeddedSource = "<embedded names>";
 
-// Characters <-> token ids. Ids 0..n-1 are the distinct code points sorted; BOS = n.
+// Characters <-> token ids. Ids 0..n-1 are the distinct code points sorted; for a list
+// of documents BOS = n marks where each begins and ends. A continuous text has no BOS:
+// its vocabulary is its characters alone.
 class Tokenizer {
  public:
-  explicit Tokenizer(std::u32string_view text);  // every character that occurs
-  static Tokenizer from_chars(std::u32string chars);  // chars sorted and distinct
+  explicit Tokenizer(std::u32string_view text, bool with_bos = true);  // every character that occurs
+  static Tokenizer from_chars(std::u32string chars, bool with_bos = true);  // chars sorted and distinct
 
-  int64_t vocab_size() const { return static_cast<int64_t>(chars_.size()) + 1; }
-  Token bos() const { return static_cast<Token>(chars_.size()); }
+  bool has_bos() const { return has_bos_; }
+  int64_t vocab_size() const { return static_cast<int64_t>(chars_.size()) + (has_bos_ ? 1 : 0); }
+  Token bos() const { return has_bos_ ? static_cast<Token>(chars_.size()) : -1; }  // -1: none
   const std::u32string& chars() const { return chars_; }
 
   // -1 when the character is not in the vocabulary.
   Token id_of(char32_t c) const;
-  // [BOS] + ids + [BOS]; throws if a character is not in the vocabulary.
+  // [BOS] + ids + [BOS]; throws if a character is not in the vocabulary (or there is
+  // no BOS).
   std::vector<Token> encode_document(std::u32string_view doc) const;
   // UTF-8 text of token ids (BOS is skipped).
   std::string decode(const std::vector<Token>& ids) const;
@@ -69,6 +73,7 @@ class Tokenizer {
  private:
   Tokenizer() = default;
   std::u32string chars_;
+  bool has_bos_ = true;
   std::vector<Token> latin1_ids_;  // id_of for code points below 256, -1 if absent
 };
 

@@ -174,7 +174,10 @@ FastModel::~FastModel() = default;
 
 void FastModel::init_params(PyRandom& rng) {
   float* p = params_.data();
-  for (int64_t i = 0; i < layout_.total(); i++) p[i] = static_cast<float>(rng.gauss(0.0, train_.init_std));
+  for (const ParamTensor& t : layout_.tensors()) {
+    const double std = init_std_of(t, config_, train_);
+    for (int64_t i = t.offset; i < t.offset + t.numel(); i++) p[i] = static_cast<float>(rng.gauss(0.0, std));
+  }
   if (averaging()) std::memcpy(average_.data(), p, static_cast<size_t>(layout_.total()) * sizeof(float));
 }
 
@@ -337,7 +340,7 @@ LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_
 }
 
 bool FastModel::adam_step(int64_t step, int64_t total_steps) {
-  const float lr = static_cast<float>(train_.lr * (1.0 - static_cast<double>(step) / static_cast<double>(total_steps)));
+  const float lr = static_cast<float>(learning_rate(train_, step, total_steps));
   const float bias1 = static_cast<float>(1.0 - std::pow(train_.beta1, static_cast<double>(step + 1)));
   const float bias2 = static_cast<float>(1.0 - std::pow(train_.beta2, static_cast<double>(step + 1)));
   const int64_t P = layout_.total();
@@ -443,8 +446,26 @@ std::vector<double> FastModel::next(Token token, double temperature) {
   b.doc_start = {0, pos + 1};
   b.att_start = {0, config_.n_head * (pos + 1) * (pos + 1)};
   run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, Pass::kIncremental, 0); });
+  return next_of_row(pos, temperature);
+}
+
+std::vector<double> FastModel::next_window(std::span<const Token> window, double temperature) {
+  const auto n = static_cast<int64_t>(window.size());
+  if (n < 1 || n > config_.block_size) throw Error("a window of 1 to block_size tokens is needed");
+  Packed& b = *batch_;
+  b.inputs.assign(window.begin(), window.end());
+  b.targets.assign(static_cast<size_t>(n), 0);
+  b.positions.resize(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; t++) b.positions[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+  b.doc_start = {0, n};
+  b.att_start = {0, config_.n_head * n * n};
+  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, n}, Pass::kLogits, 0); });
+  return next_of_row(n - 1, temperature);
+}
+
+std::vector<double> FastModel::next_of_row(int64_t row, double temperature) const {
   const int64_t V = config_.vocab_size;
-  const float* l = logits_ + pos * V;
+  const float* l = logits_ + row * V;
   std::vector<double> out(l, l + V);
   if (temperature == 0.0) return out;
   double maxv = out[0];

@@ -79,7 +79,7 @@ class FastModel {
   int64_t threads() const { return threads_; }
   const Kernels& kernels() const { return k_; }
 
-  // The reference's draws, gauss(0, init_std) in layout order, rounded to float.
+  // The reference's draws, gauss(0, init_std_of(tensor)) in layout order, rounded to float.
   void init_params(PyRandom& rng);
   std::span<float> params() { return params_.span(); }
   std::span<const float> params() const { return params_.span(); }
@@ -124,6 +124,10 @@ class FastModel {
   // double), or the logits when temperature is 0. train/sampler.h draws from them.
   void start_sequence();
   std::vector<double> next(Token token, double temperature);
+  // The same for a whole window (1 to block_size tokens) at once, from position 0, as a
+  // text model's sampling slides its context: the next token's distribution after it.
+  // The window then fills the KV cache.
+  std::vector<double> next_window(std::span<const Token> window, double temperature);
 
  private:
   struct Packed;  // a batch laid out for the kernels
@@ -143,6 +147,8 @@ class FastModel {
   double forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread);
   const float* model_weights() const { return model_params().data(); }
   uint64_t dropout_key(int64_t layer, int branch) const;
+  // The next token's probabilities (or logits, at temperature 0) from a row's logits.
+  std::vector<double> next_of_row(int64_t row, double temperature) const;
   // Adds the gradient of dloss * (loss sum of those rows) into thread `thread`'s buffer.
   void backward(const Packed& b, Range docs, Range rows, float dloss, int64_t thread);
   int64_t threads_for(const Packed& b) const;

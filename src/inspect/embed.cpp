@@ -58,7 +58,9 @@ template <typename T>
 EmbeddingView view_from(const ModelConfig& config, std::u32string vocab, std::span<const T> params) {
   EmbeddingView view;
   view.config = config;
-  view.config.vocab_size = static_cast<int64_t>(vocab.size()) + 1;
+  // A text model's vocabulary is its characters; any other gets BOS after them.
+  const auto chars = static_cast<int64_t>(vocab.size());
+  view.config.vocab_size = config.vocab_size == chars ? chars : chars + 1;
   view.vocab = std::move(vocab);
   const ParamLayout layout(view.config);
   if (params.size() < static_cast<size_t>(layout.total())) {
@@ -112,9 +114,10 @@ EmbeddingView embedding_view_from_params(const ModelConfig& config, std::u32stri
 
 void check_embedding_view(const EmbeddingView& view) {
   const ModelConfig& c = view.config;
-  if (c.vocab_size != static_cast<int64_t>(view.vocab.size()) + 1 || c.vocab_size < 2) {
+  const auto chars = static_cast<int64_t>(view.vocab.size());
+  if ((c.vocab_size != chars + 1 && c.vocab_size != chars) || c.vocab_size < 1 || chars < 1) {
     throw Error("embedding view: vocab_size " + std::to_string(c.vocab_size) + " does not match " +
-                std::to_string(view.vocab.size()) + " characters + BOS");
+                std::to_string(chars) + " characters (with BOS or without)");
   }
   if (c.n_embd < 1 || c.block_size < 1) {
     throw Error("embedding view: n_embd and block_size must be >= 1, got " + std::to_string(c.n_embd) + " and " +
@@ -154,7 +157,7 @@ std::vector<Token> parse_token_list(const EmbeddingView& view, std::string_view 
   while (true) {
     if (i == s.size()) throw usage_error("the list of characters '" + std::string(utf8_list) + "' ends with an empty item");
     Token t;
-    if (s.compare(i, 5, U"<BOS>") == 0) {
+    if (s.compare(i, 5, U"<BOS>") == 0 && view.has_bos()) {
       t = view.bos();
       i += 5;
     } else if (s.compare(i, 7, U"<space>") == 0) {
@@ -354,13 +357,18 @@ std::string show_report(const EmbeddingView& view, std::string_view text, const 
   check_embedding_view(view);
   const auto decoded = decode_utf8(text);
   if (!decoded) throw usage_error("the text to show is not valid UTF-8");
+  // A model of documents reads <BOS> first; a model of a text reads the text alone.
   const int64_t block = view.config.block_size;
-  if (static_cast<int64_t>(decoded->size()) > block - 1) {
-    throw usage_error("the text to show has " + std::to_string(decoded->size()) +
-                      " characters; with <BOS> at position 0 the model reads at most block_size - 1 = " +
-                      std::to_string(block - 1));
+  const int64_t room = view.has_bos() ? block - 1 : block;
+  if (static_cast<int64_t>(decoded->size()) > room) {
+    throw usage_error("the text to show has " + std::to_string(decoded->size()) + " characters; " +
+                      (view.has_bos() ? "with <BOS> at position 0 the model reads at most block_size - 1 = "
+                                      : "the model reads at most block_size = ") +
+                      std::to_string(room));
   }
-  std::vector<Token> tokens{view.bos()};
+  if (!view.has_bos() && decoded->empty()) throw usage_error("the text to show is empty");
+  std::vector<Token> tokens;
+  if (view.has_bos()) tokens.push_back(view.bos());
   for (char32_t c : *decoded) {
     const Token t = token_id(view, c);
     if (t < 0) throw not_in_vocabulary(c);
@@ -395,14 +403,15 @@ std::string show_report(const EmbeddingView& view, std::string_view text, const 
     throw Error("the model returned " + std::to_string(probs.size()) + " distributions for " +
                 std::to_string(tokens.size()) + " positions");
   }
-  out += "top 5 predictions for the next character (<BOS> = end of the text):\n";
+  out += view.has_bos() ? "top 5 predictions for the next character (<BOS> = end of the text):\n"
+                        : "top 5 predictions for the next character:\n";
   std::string context;
   for (size_t p = 0; p < tokens.size(); p++) {
     if (static_cast<int64_t>(probs[p].size()) != view.vocab_size()) {
       throw Error("the model returned " + std::to_string(probs[p].size()) + " probabilities at position " +
                   std::to_string(p) + ", expected vocab_size " + std::to_string(view.vocab_size()));
     }
-    context += p == 0 ? "<BOS>" : token_label(view, tokens[p]);
+    context += token_label(view, tokens[p]);
     out += "pos " + std::to_string(p) + " after " + context + ":";
     const auto best = top_k(probs[p], 5);
     for (size_t i = 0; i < best.size(); i++) {

@@ -37,17 +37,19 @@
 
 namespace microgpt {
 
-// What the inspection reads. Token ids 0..V-2 are vocab's characters (sorted by code
-// point, distinct, as the tokenizer makes them); id V-1 = vocab.size() is BOS.
+// What the inspection reads. Token ids 0..vocab.size()-1 are vocab's characters (sorted
+// by code point, distinct, as the tokenizer makes them); a model of documents has one
+// more, BOS = vocab.size(), and a model of a continuous text none.
 struct EmbeddingView {
-  ModelConfig config;             // vocab_size must be vocab.size() + 1
+  ModelConfig config;             // vocab_size is vocab.size() + 1 (with BOS) or vocab.size()
   std::u32string vocab;
   std::vector<double> wte;        // (vocab_size, n_embd), row-major
   std::vector<double> wpe;        // (block_size, n_embd), row-major
 
   int64_t vocab_size() const { return config.vocab_size; }
   int64_t n_embd() const { return config.n_embd; }
-  Token bos() const { return static_cast<Token>(vocab.size()); }
+  bool has_bos() const { return config.vocab_size == static_cast<int64_t>(vocab.size()) + 1; }
+  Token bos() const { return has_bos() ? static_cast<Token>(vocab.size()) : -1; }
   std::span<const double> token_row(Token t) const {
     return std::span<const double>(wte).subspan(static_cast<size_t>(t * config.n_embd), static_cast<size_t>(config.n_embd));
   }
@@ -58,12 +60,14 @@ struct EmbeddingView {
 
 // wte and wpe copied out of a model's flat parameter buffer (laid out by
 // ParamLayout(config)); the float overload serves the fast engine. Sets
-// config.vocab_size from vocab. Throws Error when params is too short for the layout
+// config.vocab_size from vocab: vocab.size() for a text model (whose config says so),
+// vocab.size() + 1 (BOS) otherwise. Throws Error when params is too short for the layout
 // or the view is inconsistent (check_embedding_view).
 EmbeddingView embedding_view_from_params(const ModelConfig& config, std::u32string vocab, std::span<const float> params);
 EmbeddingView embedding_view_from_params(const ModelConfig& config, std::u32string vocab, std::span<const double> params);
 
-// Throws Error unless vocab_size == vocab.size() + 1 >= 2, n_embd and block_size >= 1,
+// Throws Error unless vocab_size == vocab.size() + 1 >= 2 or vocab_size == vocab.size()
+// >= 1, n_embd and block_size >= 1,
 // vocab is sorted and distinct, and wte / wpe have their sizes. Every function below
 // calls it first.
 void check_embedding_view(const EmbeddingView& view);

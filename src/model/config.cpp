@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <string_view>
 
 namespace microgpt {
@@ -43,6 +44,20 @@ double ParamLayout::count(const ModelConfig& c) {
   model_tensors(c, [&](std::string_view, int64_t rows, int64_t cols) { shared += static_cast<double>(rows) * static_cast<double>(cols); });
   layer_tensors(c, [&](std::string_view, int64_t rows, int64_t cols) { per_layer += static_cast<double>(rows) * static_cast<double>(cols); });
   return shared + static_cast<double>(c.n_layer) * per_layer;
+}
+
+double learning_rate(const TrainConfig& train, int64_t step, int64_t total_steps) {
+  // microgpt.py's expression, evaluated as it evaluates it (the reference engine's bits
+  // depend on it); the warmup's factor only when there is one.
+  const double lr = train.lr * (1.0 - static_cast<double>(step) / static_cast<double>(total_steps));
+  if (step >= train.warmup) return lr;
+  return lr * (static_cast<double>(step + 1) / static_cast<double>(train.warmup));
+}
+
+double init_std_of(const ParamTensor& t, const ModelConfig& model, const TrainConfig& train) {
+  if (train.init != "gpt2") return train.init_std;
+  const bool residual = t.name.ends_with(".attn_wo") || t.name.ends_with(".mlp_fc2");
+  return residual ? 0.02 / std::sqrt(2.0 * static_cast<double>(model.n_layer)) : 0.02;
 }
 
 LayerParams ParamLayout::layer(int64_t i) const {

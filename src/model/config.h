@@ -35,6 +35,16 @@ struct TrainConfig {
   double beta2 = 0.99;
   double eps = 1e-8;
   double init_std = 0.08;
+  // How the weights start (docs/algorithm.md §3): "microgpt", every weight from
+  // gauss(0, init_std), as microgpt.py draws them; or "gpt2", GPT-2's scheme that keeps
+  // the first losses near ln(vocab_size) at any width and depth: std 0.02, and the
+  // projections that write into the residual stream (attn_wo, mlp_fc2) 0.02 /
+  // sqrt(2 * n_layer). Both draw in the same order, tensor by tensor.
+  std::string init = "microgpt";
+  // Steps over which the learning rate rises linearly from lr / warmup to lr before it
+  // decays (0: none, as microgpt.py). Big models need a few: Adam's first steps move
+  // every weight by about lr at once.
+  int64_t warmup = 0;
   double temperature = 0.5;
   int64_t num_samples = 20;
   int64_t batch_size = 1;  // documents per step
@@ -48,6 +58,11 @@ struct TrainConfig {
   // Either engine: visit the training documents in a new order in every pass over them
   // after the first (microgpt.py keeps one order). See train/data_source.h.
   bool reshuffle = false;
+  // What the data file is: "lines", one document per line (names, as microgpt.py reads
+  // them), or "text", one continuous stream of characters (a book) trained on in windows
+  // of block_size + 1 characters. See train/data_source.h.
+  std::string format = "lines";
+  bool is_text() const { return format == "text"; }
 };
 
 struct ParamTensor {
@@ -67,6 +82,13 @@ struct LayerParams {
   const ParamTensor* mlp_fc1;
   const ParamTensor* mlp_fc2;
 };
+
+// The learning rate of step `step` (from 0) of `total_steps`: lr * (1 - step /
+// total_steps), as microgpt.py computes it, times (step + 1) / warmup during the warmup.
+double learning_rate(const TrainConfig& train, int64_t step, int64_t total_steps);
+
+// The standard deviation the initial weights of tensor `t` are drawn with.
+double init_std_of(const ParamTensor& t, const ModelConfig& model, const TrainConfig& train);
 
 class ParamLayout {
  public:

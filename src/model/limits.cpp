@@ -41,6 +41,12 @@ void validate_configuration(std::string_view engine, const ModelConfig& model, c
                       std::to_string(model.n_head) + " (each head gets n_embd / n_head dimensions)");
   }
   if (model.vocab_size != 0) check(limits::vocab_size, model.vocab_size);  // 0: not known yet (no data read)
+  if (train.init != "microgpt" && train.init != "gpt2") {
+    throw usage_error("--init: unknown initialisation '" + train.init + "' (accepted: microgpt, gpt2)");
+  }
+  if (train.format != "lines" && train.format != "text") {
+    throw usage_error("--format: unknown format '" + train.format + "' (accepted: lines, text)");
+  }
   check(limits::batch_size, train.batch_size);
   check(limits::steps, train.steps);
   check(limits::lr, train.lr);
@@ -52,6 +58,7 @@ void validate_configuration(std::string_view engine, const ModelConfig& model, c
   check(limits::num_samples, train.num_samples);
   check(limits::val_frac, train.val_frac);
   check(limits::eval_every, train.eval_every);
+  check(limits::warmup, train.warmup);
   check(limits::dropout, train.dropout);
   check(limits::ema, train.ema);
   if (engine == "reference") {

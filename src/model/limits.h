@@ -39,7 +39,7 @@ inline constexpr WholeRange n_layer{"--n-layer", 1, kMaxSize};
 inline constexpr WholeRange n_embd{"--n-embd", 1, kMaxSize};
 inline constexpr WholeRange n_head{"--n-head", 1, kMaxSize};
 inline constexpr WholeRange block_size{"--block-size", 1, kMaxSize};
-inline constexpr WholeRange vocab_size{"vocab size", 2, 0x110001};  // BOS and at least one character
+inline constexpr WholeRange vocab_size{"vocab size", 1, 0x110001};  // a text of one character, at the least
 // Training.
 inline constexpr WholeRange batch_size{"--batch-size", 1, kMaxSize};
 inline constexpr WholeRange steps{"--steps", 1, kMaxCount};
@@ -48,6 +48,7 @@ inline constexpr RealRange dropout{"--dropout", 0.0, 0.95, false, false, "a numb
 inline constexpr RealRange ema{"--ema", 0.0, 0.99999, false, false, "a number from 0 to 0.99999"};
 inline constexpr RealRange val_frac{"--val-frac", 0.0, 0.99, false, false, "a number from 0 to 0.99"};
 inline constexpr WholeRange eval_every{"--eval-every", 0, kMaxCount};
+inline constexpr WholeRange warmup{"--warmup", 0, kMaxCount};
 inline constexpr WholeRange checkpoint_every{"--checkpoint-every", 0, kMaxCount};
 inline constexpr WholeRange stop_after{"--stop-after", 1, kMaxCount};
 inline constexpr WholeRange threads{"--threads", 1, 4096};
@@ -71,10 +72,14 @@ inline constexpr WholeRange top{"--top", 1, kMaxSize};
 void check(const WholeRange& range, int64_t v);
 void check(const RealRange& range, double v);
 
-// A whole configuration: every value within its range, n_embd divisible by n_head, and
-// only what the engine ("fast" or "reference") can do: the reference engine trains as
-// microgpt.py does, one document per step, without dropout or an average. Throws a usage
-// error that names the flag and says what is accepted.
+// The data formats (TrainConfig::format) and the engines.
+inline constexpr std::string_view kFormats[] = {"lines", "text"};
+inline constexpr std::string_view kEngines[] = {"fast", "reference"};
+
+// A whole configuration: every value within its range, n_embd divisible by n_head, a
+// known format, and only what the engine ("fast" or "reference") can do: the reference
+// engine trains as microgpt.py does, one document (or window) per step, without dropout
+// or an average. Throws a usage error that names the flag and says what is accepted.
 void validate_configuration(std::string_view engine, const ModelConfig& model, const TrainConfig& train);
 
 }  // namespace microgpt

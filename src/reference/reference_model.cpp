@@ -29,7 +29,10 @@ double ReferenceModel::memory_bytes(const ModelConfig& model) {
 }
 
 void ReferenceModel::init_params(PyRandom& rng) {
-  for (int64_t i = 0; i < layout_.total(); i++) set_param(i, rng.gauss(0.0, train_.init_std));
+  for (const ParamTensor& t : layout_.tensors()) {
+    const double std = init_std_of(t, config_, train_);
+    for (int64_t i = t.offset; i < t.offset + t.numel(); i++) set_param(i, rng.gauss(0.0, std));
+  }
 }
 
 ReferenceModel::KvCache ReferenceModel::empty_cache() const {
@@ -154,7 +157,7 @@ bool ReferenceModel::adam_step(int64_t step, int64_t total_steps) {
   bool finite = true;
   const double b1 = train_.beta1;
   const double b2 = train_.beta2;
-  const double lr_t = train_.lr * (1.0 - static_cast<double>(step) / static_cast<double>(total_steps));
+  const double lr_t = learning_rate(train_, step, total_steps);
   const double bias1 = 1.0 - pymath::pow(b1, static_cast<double>(step + 1));
   const double bias2 = 1.0 - pymath::pow(b2, static_cast<double>(step + 1));
   for (int64_t i = 0; i < layout_.total(); i++) {

@@ -28,7 +28,7 @@ class ReferenceModel {
   const ParamLayout& layout() const { return layout_; }
   int64_t num_params() const { return layout_.total(); }
 
-  // Every weight from gauss(0, init_std), tensor by tensor, row by row.
+  // Every weight from gauss(0, init_std_of(its tensor)), tensor by tensor, row by row.
   void init_params(PyRandom& rng);
   double param(int64_t i) const { return tape_.value(tape_.leaf(i)); }
   void set_param(int64_t i, double v) { tape_.set_value(tape_.leaf(i), v); }

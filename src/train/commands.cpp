@@ -59,7 +59,7 @@ Dataset training_data(const CheckpointData& c, const std::optional<std::string>&
 
 LoadedModel load_model(const std::string& path, int64_t threads) {
   LoadedModel m{load_checkpoint(path), Tokenizer::from_chars(U""), nullptr};
-  m.tokenizer = Tokenizer::from_chars(m.checkpoint.vocab);
+  m.tokenizer = Tokenizer::from_chars(m.checkpoint.vocab, /*with_bos=*/!m.checkpoint.train.is_text());
   EngineOptions engine;
   engine.name = m.checkpoint.engine;
   engine.threads = threads;
@@ -68,6 +68,46 @@ LoadedModel load_model(const std::string& path, int64_t threads) {
   m.engine->load_state(m.checkpoint);
   return m;
 }
+
+namespace {
+
+// A text model writes on: --max-len characters (500 by default, the prefix included),
+// as many as wanted past the block size, printed as they come.
+void sample_text_model(const SampleCommand& cmd, const LoadedModel& m, SampleOptions o, std::ostream& out) {
+  const CheckpointData& c = m.checkpoint;
+  if (cmd.novel) throw usage_error("--novel is for models of names; '" + cmd.model_path + "' is a text model");
+  const std::vector<Token> prefix = o.prefix;
+  o.prefix.clear();
+  const int64_t length = o.max_len > 0 ? o.max_len : kTextSampleLength;
+  if (length <= static_cast<int64_t>(prefix.size())) {
+    throw usage_error("--max-len " + std::to_string(length) + " leaves no room after the " +
+                      std::to_string(prefix.size()) + " characters of --prefix");
+  }
+  PyRandom rng(cmd.seed.value_or(0));
+  if (!cmd.seed) rng.set_state(c.rng);  // where training left it: the text train printed
+  const int64_t wanted = cmd.num_samples.value_or(c.train.num_samples);
+  std::optional<JsonLines> log;
+  if (cmd.log_path) log.emplace(*cmd.log_path, false);
+  const std::vector<Token> start = prefix.empty() ? std::vector<Token>{text_start_token(m.tokenizer)} : prefix;
+  for (int64_t i = 1; i <= wanted; i++) {
+    if (wanted > 1) out << "--- sample " << i << " of " << wanted << " ---\n";
+    std::u32string text;
+    for (Token t : prefix) text.push_back(m.tokenizer.chars()[static_cast<size_t>(t)]);
+    out << encode_utf8(text) << std::flush;
+    sample_text(*m.engine, rng, o, start, c.model.block_size, length - static_cast<int64_t>(prefix.size()), [&](Token t) {
+      const char32_t ch = m.tokenizer.chars()[static_cast<size_t>(t)];
+      text.push_back(ch);
+      out << encode_utf8(std::u32string(1, ch)) << std::flush;
+      check_output(out);
+    });
+    out << "\n";
+    check_output(out);
+    if (log) log->sample(i, text);
+  }
+  if (log) log->close();
+}
+
+}  // namespace
 
 void run_sample(const SampleCommand& cmd, std::ostream& out) {
   if (cmd.num_samples) check(limits::num_samples, *cmd.num_samples);
@@ -97,6 +137,7 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
   o.top_p = cmd.top_p;
   o.prefix = tokens_of(m.tokenizer, *prefix_text, "--prefix");
   o.max_len = cmd.max_len;
+  if (c.train.is_text()) return sample_text_model(cmd, m, o, out);
   if (o.max_len > 0 && o.max_len <= static_cast<int64_t>(o.prefix.size())) {
     throw usage_error("--max-len " + std::to_string(o.max_len) + " leaves no room after the " +
                       std::to_string(o.prefix.size()) + " characters of --prefix");
@@ -155,10 +196,20 @@ void run_eval(const EvalCommand& cmd, std::ostream& out) {
   LoadedModel m = load_model(cmd.model_path, cmd.threads);
   const CheckpointData& c = m.checkpoint;
   TokenizedDocs tokens;
+  std::vector<Token> text_tokens;
+  Batch windows;
   std::vector<DocRef> docs;
-  std::optional<DocumentSource> held_out;
+  std::unique_ptr<DataSource> held_out;
   std::string what;
-  if (cmd.data_path) {
+  const bool text = c.train.is_text();
+  if (cmd.data_path && text) {
+    // A text is read in windows block_size apart, every character but the first predicted.
+    const Text t = load_text(*cmd.data_path);
+    const std::vector<Token> ids = tokens_of(m.tokenizer, t.chars, "data file '" + *cmd.data_path + "'", Error::Kind::runtime);
+    text_windows(ids, c.model.block_size, text_tokens, windows);
+    docs = windows.docs;
+    what = "'" + *cmd.data_path + "'";
+  } else if (cmd.data_path) {
     const Dataset d = load_dataset(*cmd.data_path);
     std::vector<int64_t> all(static_cast<size_t>(d.size()));
     for (int64_t i = 0; i < d.size(); i++) all[static_cast<size_t>(i)] = i;
@@ -171,21 +222,29 @@ void run_eval(const EvalCommand& cmd, std::ostream& out) {
       throw usage_error("model '" + cmd.model_path +
                         "' was trained without --val-frac, so it has no held-out documents; give a file with --data");
     }
-    // The held-out share exactly as training drew it: the same data, shuffled by the
-    // same seed, split the same way.
-    Dataset d = training_data(c, std::nullopt, cmd.model_path, "eval of the held-out documents");
-    if (d.size() != c.data_docs || dataset_crc(d) != c.data_crc) {
-      throw Error("the data is not what model '" + cmd.model_path + "' was trained on");
+    // The held-out share exactly as training drew it: the same data, split the same way
+    // (documents shuffled by the same seed first).
+    const bool embedded = c.data_source == kEmbeddedSource;
+    if (!embedded && !std::filesystem::exists(c.data_source)) {
+      throw usage_error("eval of the held-out data: model '" + cmd.model_path + "' was trained on '" + c.data_source +
+                        "', which is not there; give a file with --data");
     }
     PyRandom rng(c.train.seed);
-    held_out.emplace(std::move(d), rng, c.train, c.model.block_size);
+    held_out = make_data_source(embedded ? std::nullopt : std::optional<std::string>(c.data_source), rng, c.train,
+                                c.model.block_size);
+    const DataIdentity id = held_out->identity();
+    if (id.docs != c.data_docs || id.crc != c.data_crc) {
+      throw Error("the data is not what model '" + cmd.model_path + "' was trained on");
+    }
     docs = held_out->validation().docs;
-    what = "the " + std::to_string(held_out->validation_size()) + " held-out documents of '" + c.data_source + "'";
+    what = "the " + std::to_string(held_out->validation_size()) + " held-out " + (text ? "characters" : "documents") +
+           " of '" + c.data_source + "'";
   }
   const LossSum loss = m.engine->evaluate(docs);
   char line[256];
-  std::snprintf(line, sizeof line, "loss per token %.4f | perplexity %.3f | %lld documents, %lld tokens", loss.mean(),
-                std::exp(loss.mean()), static_cast<long long>(docs.size()), static_cast<long long>(loss.tokens));
+  std::snprintf(line, sizeof line, "loss per token %.4f | perplexity %.3f | %lld %s, %lld tokens", loss.mean(),
+                std::exp(loss.mean()), static_cast<long long>(docs.size()), text ? "windows" : "documents",
+                static_cast<long long>(loss.tokens));
   out << "evaluating " << what << "\n" << line << "\n";
 }
 

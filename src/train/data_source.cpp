@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
+
+#include "core/error.h"
+#include "core/text.h"
 
 namespace microgpt {
 
@@ -69,8 +73,97 @@ const Batch& DocumentSource::validation() {
   return *validation_;
 }
 
+TextSource::TextSource(const Text& text, const TrainConfig& train, int64_t block_size)
+    : tokenizer_(text.chars, /*with_bos=*/false),
+      identity_{text.source, text.size(), text.bytes_crc},
+      n_(text.size()),
+      n_val_(held_out_count(text.size(), train.val_frac)),
+      batch_size_(train.batch_size),
+      block_size_(block_size),
+      seed_(train.seed) {
+  if (train_size() < block_size + 1) {
+    throw Error("data file '" + text.source + "' has " + std::to_string(train_size()) + " characters to train on" +
+                (n_val_ > 0 ? " (" + std::to_string(n_val_) + " more are held out)" : std::string()) +
+                ", but a window of --block-size " + std::to_string(block_size) + " needs at least " +
+                std::to_string(block_size + 1));
+  }
+  if (train.val_frac > 0.0 && n_val_ < 2) {
+    throw Error("data file '" + text.source + "' is too short to hold out anything to validate on (--val-frac " +
+                python_float_repr(train.val_frac) + " of " + std::to_string(n_) +
+                " characters is less than 2); use --val-frac 0");
+  }
+  if (tokenizer_.vocab_size() <= 65536) {
+    narrow_.reserve(static_cast<size_t>(n_));
+    for (char32_t c : text.chars) narrow_.push_back(static_cast<uint16_t>(tokenizer_.id_of(c)));
+  } else {
+    wide_.reserve(static_cast<size_t>(n_));
+    for (char32_t c : text.chars) wide_.push_back(tokenizer_.id_of(c));
+  }
+}
+
+void TextSource::append_tokens(int64_t begin, int64_t end, std::vector<Token>& out) const {
+  for (int64_t i = begin; i < end; i++) {
+    out.push_back(narrow_.empty() ? wide_[static_cast<size_t>(i)] : static_cast<Token>(narrow_[static_cast<size_t>(i)]));
+  }
+}
+
+std::vector<int64_t> TextSource::offsets(int64_t step) const {
+  // A generator of its own for each step: a function of (seed, step) alone.
+  PyRandom rng(seed_ ^ ((static_cast<uint64_t>(step) + 1) * 0xBF58476D1CE4E5B9ULL));
+  std::vector<int64_t> out(static_cast<size_t>(batch_size_));
+  const auto starts = static_cast<uint64_t>(train_size() - block_size_);  // windows that fit
+  for (int64_t& o : out) o = static_cast<int64_t>(rng.randbelow(starts));
+  return out;
+}
+
+const Batch& TextSource::batch(int64_t step) {
+  const int64_t span = block_size_ + 1;
+  batch_tokens_.clear();
+  batch_tokens_.reserve(static_cast<size_t>(batch_size_ * span));
+  for (int64_t o : offsets(step)) append_tokens(o, o + span, batch_tokens_);
+  batch_.docs.clear();
+  for (int64_t i = 0; i < batch_size_; i++) batch_.docs.emplace_back(batch_tokens_.data() + i * span, static_cast<size_t>(span));
+  batch_.tokens = batch_size_ * block_size_;
+  return batch_;
+}
+
+const Batch& TextSource::validation() {
+  if (!validation_) {
+    std::vector<Token> held_out;
+    append_tokens(train_size(), n_, held_out);
+    validation_.emplace();
+    text_windows(held_out, block_size_, val_tokens_, *validation_);
+  }
+  return *validation_;
+}
+
+void text_windows(std::span<const Token> tokens, int64_t block_size, std::vector<Token>& storage, Batch& out) {
+  const auto n = static_cast<int64_t>(tokens.size());
+  storage.clear();
+  out.docs.clear();
+  out.tokens = 0;
+  std::vector<std::pair<int64_t, int64_t>> windows;
+  for (int64_t s = 0; s + 1 < n; s += block_size) windows.emplace_back(s, std::min(s + block_size + 1, n));
+  for (const auto& [b, e] : windows) storage.insert(storage.end(), tokens.begin() + b, tokens.begin() + e);
+  int64_t at = 0;
+  for (const auto& [b, e] : windows) {  // pointers taken once storage is whole
+    out.docs.emplace_back(storage.data() + at, static_cast<size_t>(e - b));
+    out.tokens += e - b - 1;
+    at += e - b;
+  }
+}
+
 Dataset load_documents(const std::optional<std::string>& path) {
   return path ? load_dataset(*path) : embedded_dataset();
+}
+
+std::unique_ptr<DataSource> make_data_source(const std::optional<std::string>& path, PyRandom& rng,
+                                             const TrainConfig& train, int64_t block_size) {
+  if (train.is_text()) {
+    if (!path) throw usage_error("--format text needs a text file (--data): the embedded names are a list of lines");
+    return std::make_unique<TextSource>(load_text(*path), train, block_size);
+  }
+  return std::make_unique<DocumentSource>(load_documents(path), rng, train, block_size);
 }
 
 }  // namespace microgpt

@@ -77,6 +77,9 @@ class FastEngine final : public Engine {
   LossSum evaluate(std::span<const DocRef> docs) override { return model_.evaluate(docs); }
   void start_sequence() override { model_.start_sequence(); }
   std::vector<double> next(Token token, double temperature) override { return model_.next(token, temperature); }
+  std::vector<double> next_window(std::span<const Token> window, double temperature) override {
+    return model_.next_window(window, temperature);
+  }
   void save_state(CheckpointData& c) const override {
     c.f64 = false;
     auto copy = [](std::span<const float> from) { return std::vector<double>(from.begin(), from.end()); };
@@ -119,6 +122,14 @@ double estimated_memory_bytes(const EngineOptions& options, const ModelConfig& m
   // the checkpoint's header): 5% and 16 MB. tests/train/memory_test.cpp measures real
   // runs against this.
   return (engine + checkpoint) * 1.05 + 16e6;
+}
+
+std::vector<double> Engine::next_window(std::span<const Token> window, double temperature) {
+  if (window.empty()) throw Error("an empty window");
+  start_sequence();
+  std::vector<double> w;
+  for (Token t : window) w = next(t, temperature);
+  return w;
 }
 
 double Engine::train_step(int64_t step, int64_t total_steps, const Batch& batch) {

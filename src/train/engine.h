@@ -42,6 +42,9 @@ class Engine {
   // probabilities at `temperature` > 0, or the logits when temperature is 0.
   virtual void start_sequence() = 0;
   virtual std::vector<double> next(Token token, double temperature) = 0;
+  // The sequence restarted with a whole window (1 to block_size tokens), and the next
+  // token's distribution after it: how a text model's sampling slides its context.
+  virtual std::vector<double> next_window(std::span<const Token> window, double temperature);
   // Parameters and Adam's moments, in layout order, for checkpoints.
   virtual void save_state(CheckpointData& c) const = 0;
   virtual void load_state(const CheckpointData& c) = 0;

@@ -16,6 +16,7 @@ struct RunStarted {
   std::string data_source;  // the path, or "<embedded names>"
   int64_t docs = 0, train_docs = 0, held_out_docs = 0;
   bool validating = false;  // a validation share was asked for (--val-frac > 0)
+  bool text = false;        // a continuous text: docs are its characters
   int64_t vocab_size = 0, num_params = 0;
   int64_t first_step = 0;  // steps already done (a resumed run's checkpoint step)
   int64_t last_step = 0;   // this run ends after this step (--stop-after, or all steps)

@@ -72,10 +72,12 @@ void JsonLines::close() {
 }
 
 void ConsoleReport::on_start(const RunStarted& e) {
-  out_ << "num docs: " << e.docs << "\n";
+  text_ = e.text;
+  const char* unit = e.text ? "chars" : "docs";
+  out_ << "num " << unit << ": " << e.docs << "\n";
   out_ << "vocab size: " << e.vocab_size << "\n";
   out_ << "num params: " << e.num_params << "\n";
-  if (e.validating) out_ << "validation: " << e.held_out_docs << " docs held out, training on " << e.train_docs << "\n";
+  if (e.validating) out_ << "validation: " << e.held_out_docs << " " << unit << " held out, training on " << e.train_docs << "\n";
   if (!e.resumed_from.empty()) out_ << "resuming from '" << e.resumed_from << "' after step " << e.first_step << "\n";
   check_output(out_);
 }
@@ -92,8 +94,13 @@ void ConsoleReport::on_validation(const Validated& e) {
 }
 
 void ConsoleReport::on_sample(const SampleDrawn& e) {
-  if (e.index == 1) out_ << "--- inference (new, hallucinated names) ---\n";
-  out_ << sample_line(e.index, e.text) << "\n";
+  if (text_) {  // a text is shown as it is, line breaks and all
+    out_ << "--- sample " << e.index << " of " << e.count << " (" << e.text.size() << " characters after a line break) ---\n"
+         << encode_utf8(e.text) << "\n";
+  } else {
+    if (e.index == 1) out_ << "--- inference (new, hallucinated names) ---\n";
+    out_ << sample_line(e.index, e.text) << "\n";
+  }
   check_output(out_);
 }
 

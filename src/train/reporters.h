@@ -62,6 +62,7 @@ class ConsoleReport final : public Observer {
  private:
   std::ostream& out_;
   bool interactive_;
+  bool text_ = false;
   std::string last_line_;  // the last step's line, for the interactive report
 };
 

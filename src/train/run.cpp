@@ -67,7 +67,7 @@ TrainingRun::~TrainingRun() = default;
 
 void TrainingRun::prepare() {
   const TrainOptions& o = options_;
-  auto source = std::make_unique<DocumentSource>(load_documents(o.data_path), rng_, o.train, o.model.block_size);
+  std::unique_ptr<DataSource> source = make_data_source(o.data_path, rng_, o.train, o.model.block_size);
   const DataIdentity data = source->identity();
   if (resume_ && (data.docs != resume_->data_docs || data.crc != resume_->data_crc)) {
     throw Error("data file '" + data.source + "' is not the data checkpoint '" + *o.resume_path + "' was trained on (" +
@@ -89,6 +89,7 @@ void TrainingRun::prepare() {
   e.train_docs = source_->train_size();
   e.held_out_docs = source_->validation_size();
   e.validating = o.train.val_frac > 0.0;
+  e.text = o.train.is_text();
   e.vocab_size = config_.vocab_size;
   e.num_params = engine_->num_params();
   e.first_step = step_;
@@ -144,16 +145,18 @@ void TrainingRun::finish() {
   // The checkpoint holds the generator as it stands before sampling, so `microgpt sample`
   // draws the same names as the ones printed below.
   if (o.out_path) save(steps);
-  SampleOptions sampling;
-  sampling.temperature = o.train.temperature;
+  const SampleOptions sampling = at_temperature(o.train.temperature);
   const Tokenizer& tokenizer = source_->tokenizer();
   for (int64_t i = 0; i < o.train.num_samples; i++) {
     SampleDrawn s;
     s.index = i + 1;
     s.count = o.train.num_samples;
-    for (Token t : sample_sequence(*engine_, rng_, sampling, tokenizer.bos(), config_.block_size)) {
-      s.text.push_back(tokenizer.chars()[static_cast<size_t>(t)]);
-    }
+    const std::vector<Token> ids =
+        o.train.is_text()
+            ? sample_text(*engine_, rng_, sampling, std::vector<Token>{text_start_token(tokenizer)}, config_.block_size,
+                          kTextSampleLength)
+            : sample_sequence(*engine_, rng_, sampling, tokenizer.bos(), config_.block_size);
+    for (Token t : ids) s.text.push_back(tokenizer.chars()[static_cast<size_t>(t)]);
     notify(&Observer::on_sample, s);
   }
   notify(&Observer::on_finish, e);

@@ -1,12 +1,15 @@
-// Drawing names from a model: the loop microgpt.py runs after training (from BOS, one
+// Drawing from a model. Names: the loop microgpt.py runs after training (from BOS, one
 // token at a time until BOS or block_size tokens), with the controls of `microgpt
 // sample`: temperature 0 for the most likely token, top-k and top-p filtering, a prefix
-// every sample starts with, and a length limit. With none of them set it makes exactly
-// the draws microgpt.py makes.
+// every sample starts with, and a length limit; with none of them set it makes exactly
+// the draws microgpt.py makes. Text: any number of characters after a context, the
+// window of the last block_size characters sliding along (sample_text).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <vector>
 
 #include "core/python_random.h"
@@ -59,6 +62,47 @@ std::vector<Token> sample_sequence(Model& model, PyRandom& rng, const SampleOpti
     if (token == bos) break;
     out.push_back(token);
     if (static_cast<int64_t>(out.size()) >= max_len) break;
+  }
+  return out;
+}
+
+// A text model's sample is this many characters unless asked otherwise (the samples
+// after training, and `microgpt sample` without --max-len).
+inline constexpr int64_t kTextSampleLength = 500;
+
+// Where a text model's sample starts when no prefix is given: after a line break, as a
+// new line of the text would (or after the first character of a text without any).
+inline Token text_start_token(const Tokenizer& tokenizer) {
+  const Token newline = tokenizer.id_of(U'\n');
+  return newline >= 0 ? newline : 0;
+}
+
+// A text model's sample: `count` tokens drawn after `context` (at least one token: a
+// prefix, or a line break), each passed to on_token as it comes. The model reads the
+// last block_size tokens: incrementally while the context fits, and then, as the window
+// slides, the whole window again for every token (Model: start_sequence, next and
+// next_window, as an Engine has them).
+template <class Model>
+std::vector<Token> sample_text(Model& model, PyRandom& rng, const SampleOptions& o, std::span<const Token> context,
+                               int64_t block_size, int64_t count, const std::function<void(Token)>& on_token = {}) {
+  std::vector<Token> window(context.begin(), context.end());
+  if (static_cast<int64_t>(window.size()) > block_size) window.erase(window.begin(), window.end() - block_size);
+  std::vector<Token> out;
+  if (count <= 0 || window.empty()) return out;
+  std::vector<double> w = model.next_window(window, o.temperature);
+  for (int64_t k = 0; k < count; k++) {
+    const auto token = static_cast<Token>(pick_token(std::move(w), rng, o));
+    out.push_back(token);
+    if (on_token) on_token(token);
+    if (k + 1 == count) break;
+    if (static_cast<int64_t>(window.size()) < block_size) {
+      window.push_back(token);
+      w = model.next(token, o.temperature);  // the next position of the same window
+    } else {
+      window.erase(window.begin());
+      window.push_back(token);
+      w = model.next_window(window, o.temperature);
+    }
   }
   return out;
 }

@@ -272,7 +272,7 @@ CheckpointData load_checkpoint(const std::string& path) {
   // The configuration, each field's type and range from the one table of limits.
   CheckpointData c;
   c.engine = in.meta(meta, "engine");
-  if (c.engine != "fast" && c.engine != "reference") throw bad("unknown engine '" + shown(c.engine) + "'");
+  if (!names::engine.contains(c.engine)) throw bad("unknown engine '" + shown(c.engine) + "'");
   const json config = in.meta_json(meta, "config");
   c.model.n_layer = in.integer(config, "n_layer", limits::n_layer);
   c.model.n_embd = in.integer(config, "n_embd", limits::n_embd);

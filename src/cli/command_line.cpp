@@ -101,13 +101,13 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
                          "lines: one document per line (names); text: one continuous text (a book), trained on in "
                          "windows of block-size + 1 characters")
       ->type_name("NAME")
-      ->check(CLI::IsMember({"lines", "text"}).description(""))
+      ->check(CLI::IsMember(names::format.list()).description(""))
       ->capture_default_str());
   config(cmd->add_option("--engine", o.engine.name,
                   "fast: float32 batches on SIMD kernels and threads; reference: double precision, bit-exact with "
                   "microgpt.py, one document per step")
       ->type_name("NAME")
-      ->check(CLI::IsMember({"fast", "reference"}).description(""))
+      ->check(CLI::IsMember(names::engine.list()).description(""))
       ->capture_default_str());
   config(cmd->add_option("--preset", f.preset, preset_help)->type_name("NAME")->check(CLI::IsMember(preset_names).description("")));
   config(cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
@@ -142,7 +142,7 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
                                   "How the weights start: microgpt (every weight ~ N(0, 0.08), as microgpt.py) or "
                                   "gpt2 (std 0.02, residual projections 0.02/sqrt(2 n_layer): stable at any size)")
       ->type_name("NAME")
-      ->check(CLI::IsMember({"microgpt", "gpt2"}).description(""))
+      ->check(CLI::IsMember(names::init.list()).description(""))
       ->capture_default_str());
   f.reshuffle = config(cmd->add_flag("--reshuffle", o.train.reshuffle,
                                     "Visit the training documents in a new order in every pass over them after the "

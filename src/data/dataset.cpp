@@ -163,10 +163,12 @@ std::vector<Token> Tokenizer::encode_document(std::u32string_view doc) const {
   return ids;
 }
 
-std::string Tokenizer::decode(const std::vector<Token>& ids) const {
-  std::string out;
+std::string Tokenizer::decode(const std::vector<Token>& ids) const { return encode_utf8(chars_of(ids)); }
+
+std::u32string Tokenizer::chars_of(std::span<const Token> ids) const {
+  std::u32string out;
   for (Token id : ids) {
-    if (id >= 0 && id < static_cast<Token>(chars_.size())) append_utf8(out, chars_[static_cast<size_t>(id)]);
+    if (id >= 0 && id < static_cast<Token>(chars_.size())) out.push_back(chars_[static_cast<size_t>(id)]);
   }
   return out;
 }

@@ -69,6 +69,8 @@ class Tokenizer {
   std::vector<Token> encode_document(std::u32string_view doc) const;
   // UTF-8 text of token ids (BOS is skipped).
   std::string decode(const std::vector<Token>& ids) const;
+  // The characters of token ids (BOS is skipped).
+  std::u32string chars_of(std::span<const Token> ids) const;
 
  private:
   Tokenizer() = default;

@@ -18,6 +18,23 @@ bool RealRange::contains(double v) const {
   return above_min && below_max;
 }
 
+bool NameChoice::contains(std::string_view v) const {
+  for (std::string_view n : names) {
+    if (n == v) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> NameChoice::list() const { return std::vector<std::string>(names.begin(), names.end()); }
+
+void check(const NameChoice& choice, std::string_view v) {
+  if (choice.contains(v)) return;
+  std::string accepted;
+  for (std::string_view n : choice.names) accepted += (accepted.empty() ? "" : ", ") + std::string(n);
+  throw usage_error(std::string(choice.flag) + ": unknown " + std::string(choice.what) + " '" + std::string(v) +
+                    "' (accepted: " + accepted + ")");
+}
+
 void check(const WholeRange& range, int64_t v) {
   if (!range.contains(v)) {
     throw usage_error(std::string(range.flag) + ": expected " + range.expected() + ", got " + std::to_string(v));
@@ -41,12 +58,9 @@ void validate_configuration(std::string_view engine, const ModelConfig& model, c
                       std::to_string(model.n_head) + " (each head gets n_embd / n_head dimensions)");
   }
   if (model.vocab_size != 0) check(limits::vocab_size, model.vocab_size);  // 0: not known yet (no data read)
-  if (train.init != "microgpt" && train.init != "gpt2") {
-    throw usage_error("--init: unknown initialisation '" + train.init + "' (accepted: microgpt, gpt2)");
-  }
-  if (train.format != "lines" && train.format != "text") {
-    throw usage_error("--format: unknown format '" + train.format + "' (accepted: lines, text)");
-  }
+  check(names::init, train.init);
+  check(names::format, train.format);
+  check(names::engine, engine);
   check(limits::batch_size, train.batch_size);
   check(limits::steps, train.steps);
   check(limits::lr, train.lr);
@@ -68,8 +82,6 @@ void validate_configuration(std::string_view engine, const ModelConfig& model, c
     if (train.dropout > 0.0 || train.ema > 0.0) {
       throw usage_error("--dropout and --ema are options of the fast engine; the reference engine trains exactly as microgpt.py does");
     }
-  } else if (engine != "fast") {
-    throw usage_error("--engine: unknown engine '" + std::string(engine) + "' (accepted: fast, reference)");
   }
 }
 

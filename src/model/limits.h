@@ -9,7 +9,9 @@
 
 #include <cstdint>
 #include <string>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "model/config.h"
 
@@ -72,9 +74,26 @@ inline constexpr WholeRange top{"--top", 1, kMaxSize};
 void check(const WholeRange& range, int64_t v);
 void check(const RealRange& range, double v);
 
-// The data formats (TrainConfig::format) and the engines.
-inline constexpr std::string_view kFormats[] = {"lines", "text"};
+// The names a setting takes: the engines, the data formats (TrainConfig::format) and
+// the initialisations (TrainConfig::init).
+struct NameChoice {
+  std::string_view flag;  // "--engine"
+  std::string_view what;  // "engine"
+  std::span<const std::string_view> names;
+  bool contains(std::string_view v) const;
+  std::vector<std::string> list() const;  // for the command line's checks
+};
+namespace names {
 inline constexpr std::string_view kEngines[] = {"fast", "reference"};
+inline constexpr std::string_view kFormats[] = {"lines", "text"};
+inline constexpr std::string_view kInits[] = {"microgpt", "gpt2"};
+inline constexpr NameChoice engine{"--engine", "engine", kEngines};
+inline constexpr NameChoice format{"--format", "format", kFormats};
+inline constexpr NameChoice init{"--init", "initialisation", kInits};
+}  // namespace names
+
+// A usage error "FLAG: unknown WHAT 'v' (accepted: a, b)" unless v is one of the names.
+void check(const NameChoice& choice, std::string_view v);
 
 // A whole configuration: every value within its range, n_embd divisible by n_head, a
 // known format, and only what the engine ("fast" or "reference") can do: the reference

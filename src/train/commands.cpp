@@ -91,13 +91,12 @@ void sample_text_model(const SampleCommand& cmd, const LoadedModel& m, SampleOpt
   const std::vector<Token> start = prefix.empty() ? std::vector<Token>{text_start_token(m.tokenizer)} : prefix;
   for (int64_t i = 1; i <= wanted; i++) {
     if (wanted > 1) out << "--- sample " << i << " of " << wanted << " ---\n";
-    std::u32string text;
-    for (Token t : prefix) text.push_back(m.tokenizer.chars()[static_cast<size_t>(t)]);
+    std::u32string text = m.tokenizer.chars_of(prefix);
     out << encode_utf8(text) << std::flush;
     sample_text(*m.engine, rng, o, start, c.model.block_size, length - static_cast<int64_t>(prefix.size()), [&](Token t) {
-      const char32_t ch = m.tokenizer.chars()[static_cast<size_t>(t)];
-      text.push_back(ch);
-      out << encode_utf8(std::u32string(1, ch)) << std::flush;
+      const std::u32string ch = m.tokenizer.chars_of(std::span(&t, 1));
+      text += ch;
+      out << encode_utf8(ch) << std::flush;
       check_output(out);
     });
     out << "\n";
@@ -160,10 +159,7 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
   const bool greedy = o.temperature == 0.0 || o.top_k == 1;
   int64_t printed = 0, misses = 0;
   while (printed < wanted) {
-    std::u32string text;
-    for (Token t : sample_sequence(*m.engine, rng, o, m.tokenizer.bos(), c.model.block_size)) {
-      text.push_back(m.tokenizer.chars()[static_cast<size_t>(t)]);
-    }
+    const std::u32string text = m.tokenizer.chars_of(sample_sequence(*m.engine, rng, o, m.tokenizer.bos(), c.model.block_size));
     if (cmd.novel && known.contains(text)) {
       misses++;
       if (greedy) {

@@ -156,7 +156,7 @@ void TrainingRun::finish() {
             ? sample_text(*engine_, rng_, sampling, std::vector<Token>{text_start_token(tokenizer)}, config_.block_size,
                           kTextSampleLength)
             : sample_sequence(*engine_, rng_, sampling, tokenizer.bos(), config_.block_size);
-    for (Token t : ids) s.text.push_back(tokenizer.chars()[static_cast<size_t>(t)]);
+    s.text = tokenizer.chars_of(ids);
     notify(&Observer::on_sample, s);
   }
   notify(&Observer::on_finish, e);

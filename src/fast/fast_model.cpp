@@ -30,7 +30,6 @@ FloatBuffer::FloatBuffer(int64_t n, bool zeroed) : size_(n) {
 struct FastModel::Packed {
   std::vector<int32_t> inputs, targets, positions;  // (N)
   std::vector<int64_t> doc_start;                   // (n_docs + 1) rows
-  std::vector<int64_t> att_start;                   // (n_docs + 1) floats into a layer's att
   int64_t docs() const { return static_cast<int64_t>(doc_start.size()) - 1; }
   int64_t rows() const { return doc_start.back(); }
 };
@@ -126,7 +125,7 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
     a.ln1 = take(N * s.layer.ln1);
     a.rstd1 = take(N * s.layer.rstd1);
     a.qkv = take(N * s.layer.qkv);
-    a.att = take(N * s.layer.att);
+    a.lse = take(N * s.layer.lse);
     a.atty = take(N * s.layer.atty);
     a.xmid = take(N * s.layer.xmid);
     a.ln2 = take(N * s.layer.ln2);
@@ -153,6 +152,9 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
   ddrop_ = take(N * s.ddrop);
   expect_full(dacts_);
 
+  if (s.scratch < attention_scratch(config_.block_size, config_.n_embd)) {
+    throw Error("fast engine: scratch smaller than attention needs");
+  }
   for (int64_t t = 0; t < threads_; t++) scratch_.emplace_back(s.scratch, false);
 }
 
@@ -186,8 +188,6 @@ void FastModel::prepare(std::span<const DocRef> docs, Packed& b) const {
   b.targets.clear();
   b.positions.clear();
   b.doc_start.assign(1, 0);
-  b.att_start.assign(1, 0);
-  const int64_t NH = config_.n_head;
   for (const DocRef& d : docs) {
     const int64_t n = std::min(config_.block_size, static_cast<int64_t>(d.size()) - 1);
     if (n < 1) throw Error("a document needs at least two tokens");
@@ -197,7 +197,6 @@ void FastModel::prepare(std::span<const DocRef> docs, Packed& b) const {
       b.positions.push_back(static_cast<int32_t>(t));
     }
     b.doc_start.push_back(b.doc_start.back() + n);
-    b.att_start.push_back(b.att_start.back() + NH * n * n);
   }
   if (b.rows() > max_rows_) throw Error("batch larger than the model was sized for");
 }
@@ -243,8 +242,7 @@ double FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, in
       const int64_t s = b.doc_start[static_cast<size_t>(d)];
       const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
       const int64_t t0 = incremental ? T - 1 : 0;
-      k_.attention_forward(a.atty + s * C, a.att + b.att_start[static_cast<size_t>(d)], a.qkv + s * 3 * C, T, t0, C,
-                           NH, scratch);
+      k_.attention_forward(a.atty + s * C, a.lse + s * NH, a.qkv + s * 3 * C, T, t0, C, NH, scratch);
     }
     k_.matmul_forward(a.xmid + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C, scratch);
     if (drop) k_.dropout_forward(a.xmid + r0 * C, a.xmid + r0 * C, r0, n, C, p_drop, dropout_key(l, 0));
@@ -306,8 +304,8 @@ void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, i
     for (int64_t d = docs.begin; d < docs.end; d++) {
       const int64_t s = b.doc_start[static_cast<size_t>(d)];
       const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
-      k_.attention_backward(dqkv_ + s * 3 * C, datty_ + s * C, a.qkv + s * 3 * C,
-                            a.att + b.att_start[static_cast<size_t>(d)], T, C, NH, scratch);
+      k_.attention_backward(dqkv_ + s * 3 * C, datty_ + s * C, a.qkv + s * 3 * C, a.atty + s * C, a.lse + s * NH, T,
+                            C, NH, scratch);
     }
     zero_rows(dln_ + r0 * C, n, C);
     k_.matmul_backward(dln_ + r0 * C, g(*lp.attn_wq), dqkv_ + r0 * 3 * C, a.ln1 + r0 * C, w(*lp.attn_wq), n, C,
@@ -444,7 +442,6 @@ std::vector<double> FastModel::next(Token token, double temperature) {
   b.targets.push_back(0);
   b.positions.push_back(static_cast<int32_t>(pos));
   b.doc_start = {0, pos + 1};
-  b.att_start = {0, config_.n_head * (pos + 1) * (pos + 1)};
   run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, Pass::kIncremental, 0); });
   return next_of_row(pos, temperature);
 }
@@ -458,7 +455,6 @@ std::vector<double> FastModel::next_window(std::span<const Token> window, double
   b.positions.resize(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; t++) b.positions[static_cast<size_t>(t)] = static_cast<int32_t>(t);
   b.doc_start = {0, n};
-  b.att_start = {0, config_.n_head * n * n};
   run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, n}, Pass::kLogits, 0); });
   return next_of_row(n - 1, temperature);
 }

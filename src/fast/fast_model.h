@@ -168,14 +168,14 @@ class FastModel {
   // Activations (rows x width), shared by the threads, each writing only its rows.
   FloatBuffer acts_;
   struct LayerActs {
-    float *x, *ln1, *rstd1, *qkv, *att, *atty, *xmid, *ln2, *rstd2, *h, *hr;
+    float *x, *ln1, *rstd1, *qkv, *lse, *atty, *xmid, *ln2, *rstd2, *h, *hr;
   };
   float *emb_, *rstd0_, *x_final_, *logits_, *probs_;
   std::vector<LayerActs> layers_;
   // Gradients of activations, likewise shared by rows.
   FloatBuffer dacts_;
   float *dx_, *dln_, *dqkv_, *datty_, *dhr_, *dh_, *dlogits_, *demb_, *ddrop_;
-  // Per-thread scratch: a transposed weight matrix and a row of attention.
+  // Per-thread scratch: a transposed weight matrix or attention's tiles.
   std::vector<FloatBuffer> scratch_;
   std::unique_ptr<Packed> batch_;
 };

@@ -47,14 +47,16 @@ struct Kernels {
                           int64_t N, int64_t C, int64_t OC);
 
   // One document of T positions. qkv (T,3C) holds q | k | v per row. For queries
-  // t = t0..T-1 (t0 > 0 when earlier rows are a KV cache): att[t][u][h] (T,T,NH) =
-  // softmax over u <= t of q_t.k_u / sqrt(HS) for head h; out (T,C) row t, head h's
-  // slice = sum_u att[t][u][h] v_u's slice. scratch: T * C floats.
-  void (*attention_forward)(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C,
+  // t = t0..T-1 (t0 > 0 when earlier rows are a KV cache) and head h: out (T,C) row t,
+  // head h's slice = sum over u <= t of softmax_u(q_t.k_u / sqrt(HS)) v_u's slice, and
+  // lse (T,NH) [t][h] = log sum over u <= t of exp(q_t.k_u / sqrt(HS)), all backward
+  // needs to recompute the weights: no (T,T) matrix is kept. scratch: attention_scratch(T, C).
+  void (*attention_forward)(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
                             int64_t NH, float* scratch);
-  // dqkv (T,3C) += gradient of the above for t0 = 0, given dout (T,C); scratch T * C floats
-  void (*attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t T,
-                             int64_t C, int64_t NH, float* scratch);
+  // dqkv (T,3C) += gradient of the above for t0 = 0, given dout (T,C) and forward's out
+  // and lse; scratch: attention_scratch(T, C)
+  void (*attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                             int64_t T, int64_t C, int64_t NH, float* scratch);
 
   // out (n) = a + b
   void (*residual_forward)(float* out, const float* a, const float* b, int64_t n);
@@ -86,6 +88,11 @@ struct Kernels {
   // avg (n) = decay * avg + (1 - decay) * params: the running average of the weights
   void (*average_update)(float* avg, const float* params, int64_t n, float decay);
 };
+
+// Floats of scratch the attention kernels use for a document of T positions: a head's
+// keys and values transposed and a tile of 16 queries' weights and their gradients
+// (linear in T; the same bound serves every instruction set).
+constexpr int64_t attention_scratch(int64_t T, int64_t C) { return T * (2 * C + 32); }
 
 // The kernel sets this build has, best first: avx512, avx2, generic on x86-64; neon,
 // generic on AArch64; generic elsewhere.

@@ -134,8 +134,8 @@ inline void transpose_16x16(float* dst, int64_t ldd, const float* src, int64_t l
 }
 #endif
 
-// dst (C,R) = src (R,C)^T, block by block
-void transpose(float* dst, const float* src, int64_t R, int64_t C) {
+// dst (C,R) = src (R,C)^T, block by block; rows of src are lds floats apart, rows of dst ldd
+void transpose(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t R, int64_t C) {
   constexpr int64_t B = 16;
   for (int64_t r0 = 0; r0 < R; r0 += B) {
     const int64_t r1 = std::min(R, r0 + B);
@@ -143,12 +143,12 @@ void transpose(float* dst, const float* src, int64_t R, int64_t C) {
       const int64_t c1 = std::min(C, c0 + B);
 #if defined(__AVX512F__)
       if (r1 - r0 == 16 && c1 - c0 == 16) {
-        transpose_16x16(dst + c0 * R + r0, R, src + r0 * C + c0, C);
+        transpose_16x16(dst + c0 * ldd + r0, ldd, src + r0 * lds + c0, lds);
         continue;
       }
 #endif
       for (int64_t r = r0; r < r1; r++) {
-        for (int64_t c = c0; c < c1; c++) dst[c * R + r] = src[r * C + c];
+        for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
       }
     }
   }
@@ -263,7 +263,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, int64_t N
                     float* scratch) {
   // out = inp @ weight^T: with weight transposed to (C,OC), each output row is a sum of
   // rows of weight^T scaled by inp's entries, which vectorizes along OC.
-  transpose(scratch, weight, OC, C);
+  transpose(scratch, OC, weight, C, OC, C);
   gemm(out, OC, inp, C, 1, scratch, OC, N, OC, C, false);
 }
 
@@ -275,78 +275,94 @@ void matmul_backward(float* dinp, float* dweight, const float* dout, const float
   gemm(dweight, C, dout, 1, OC, inp, C, OC, C, N, true);
 }
 
-// Attention works on head-sized pieces, often only a few floats long (4 in microgpt's
-// default). When a head is at most a vector wide (HS a power of two <= W, C a multiple
-// of W), whole rows are processed a vector at a time, every head at once: a q.k product
-// is summed within each head's lanes by a butterfly, leaving each head's score in all of
-// its lanes, so the softmax and the weighted sums are plain lane-wise operations.
-// Otherwise the loops below run per head, compiled for common head sizes (HS_ > 0) and
-// for any size (HS_ = 0).
+// Attention, one document at a time, in the manner of flash attention: the forward pass
+// keeps only each query's log-sum-exp per head (lse), and the backward pass recomputes
+// the weights from q, k and lse, so no T x T matrix outlives a call and the memory a
+// model needs grows linearly with its block size.
+//
+// Heads of at most a vector (HS a power of two <= W, C a multiple of W) are processed a
+// whole row at a time, every head at once: a q.k product is summed within each head's
+// lanes by a butterfly, leaving each head's score in all of its lanes, so the softmax and
+// the weighted sums are plain lane-wise operations. Wider heads go through gemm() a tile
+// of kQueryTile queries at a time: the tile's scores against keys 0..U-1 are one small
+// matrix product with the head's keys (transposed once per call), so every key is read
+// once per tile rather than once per query, and the tile's weights fit the cache.
 
-template <int64_t HS_>
-void attention_forward_hs(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH) {
-  const int64_t HS = HS_ > 0 ? HS_ : C / NH;
-  const int64_t C3 = 3 * C;
+constexpr int64_t kQueryTile = 16;
+
+// p (n) = exp(scale p - lse): the weights, recomputed from the scores
+// d (n) = p (d - D) scale: from d loss / d weights to d loss / d scores
+inline void softmax_backward_row(float* p, float* d, int64_t n, float scale, float lse, float D) {
+  const V s = set1(scale), l = set1(lse), dd = set1(D);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const V e = simd::exp(sub(mul(load(p + i), s), l));
+    store(p + i, e);
+    store(d + i, mul(mul(e, sub(load(d + i), dd)), s));
+  }
+  if (i < n) {
+    const Mask m = mask_first(n - i);
+    const V e = simd::exp(sub(mul(load(p + i, m), s), l));
+    store(p + i, e, m);
+    store(d + i, mul(mul(e, sub(load(d + i, m), dd)), s), m);
+  }
+}
+
+void attention_forward_tiled(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
+                             float* scratch) {
+  const int64_t HS = C / NH, C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-  std::vector<float> a(static_cast<size_t>(T));
+  float* Kt = scratch;          // (HS, T): the head's keys, transposed
+  float* S = Kt + HS * T;       // (kQueryTile, U): a tile's scores, then weights
   for (int64_t h = 0; h < NH; h++) {
-    for (int64_t t = t0; t < T; t++) {
-      const float* q = qkv + t * C3 + h * HS;
-      for (int64_t u = 0; u <= t; u++) {
-        const float* k = qkv + u * C3 + C + h * HS;
-        float s = 0.0f;
-        for (int64_t j = 0; j < HS; j++) s += q[j] * k[j];
-        a[static_cast<size_t>(u)] = s * scale;
+    transpose(Kt, T, qkv + C + h * HS, C3, T, HS);
+    for (int64_t ta = t0; ta < T; ta += kQueryTile) {
+      const int64_t Q = std::min(kQueryTile, T - ta), U = ta + Q;  // queries ta.., keys 0..U-1
+      gemm(S, U, qkv + ta * C3 + h * HS, C3, 1, Kt, T, Q, U, HS, false);
+      for (int64_t i = 0; i < Q; i++) {
+        float* s = S + i * U;
+        const int64_t n = ta + i + 1;  // causal: keys 0..ta+i
+        scale_into(s, scale, s, n);
+        float m;
+        const float sum = exp_shifted(s, n, &m);
+        scale_into(s, 1.0f / sum, s, n);
+        std::fill(s + n, s + U, 0.0f);
+        lse[(ta + i) * NH + h] = m + std::log(sum);
       }
-      float maxv;
-      const float inv = 1.0f / exp_shifted(a.data(), t + 1, &maxv);
-      float* o = out + t * C + h * HS;
-      for (int64_t j = 0; j < HS; j++) o[j] = 0.0f;
-      for (int64_t u = 0; u <= t; u++) {
-        const float w = a[static_cast<size_t>(u)] * inv;
-        att[(t * T + u) * NH + h] = w;
-        const float* v = qkv + u * C3 + 2 * C + h * HS;
-        for (int64_t j = 0; j < HS; j++) o[j] += w * v[j];
-      }
+      gemm(out + ta * C + h * HS, C, S, U, 1, qkv + 2 * C + h * HS, C3, Q, HS, U, false);
     }
   }
 }
 
-template <int64_t HS_>
-void attention_backward_hs(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t T, int64_t C,
-                           int64_t NH, float* datt) {
-  const int64_t HS = HS_ > 0 ? HS_ : C / NH;
-  const int64_t C3 = 3 * C;
+void attention_backward_tiled(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                              int64_t T, int64_t C, int64_t NH, float* scratch) {
+  const int64_t HS = C / NH, C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  float* Kt = scratch;                // (HS, T)
+  float* Vt = Kt + HS * T;            // (HS, T)
+  float* P = Vt + HS * T;             // (kQueryTile, U): the tile's weights
+  float* dS = P + kQueryTile * T;     // (kQueryTile, U): d loss / d weights, then / d scores
   for (int64_t h = 0; h < NH; h++) {
-    for (int64_t t = 0; t < T; t++) {
-      const float* dy = dout + t * C + h * HS;
-      // out_t = sum_u a[u] v_u
-      float weighted = 0.0f;
-      for (int64_t u = 0; u <= t; u++) {
-        const float a = att[(t * T + u) * NH + h];
-        const float* v = qkv + u * C3 + 2 * C + h * HS;
-        float* dv = dqkv + u * C3 + 2 * C + h * HS;
-        float d = 0.0f;
-        for (int64_t j = 0; j < HS; j++) {
-          d += dy[j] * v[j];
-          dv[j] += a * dy[j];
-        }
-        datt[u] = d;
-        weighted += a * d;
+    transpose(Kt, T, qkv + C + h * HS, C3, T, HS);
+    transpose(Vt, T, qkv + 2 * C + h * HS, C3, T, HS);
+    for (int64_t ta = 0; ta < T; ta += kQueryTile) {
+      const int64_t Q = std::min(kQueryTile, T - ta), U = ta + Q;
+      const float* q = qkv + ta * C3 + h * HS;
+      const float* dy = dout + ta * C + h * HS;
+      gemm(P, U, q, C3, 1, Kt, T, Q, U, HS, false);    // scores
+      gemm(dS, U, dy, C, 1, Vt, T, Q, U, HS, false);   // d loss / d weights = dy . v
+      for (int64_t i = 0; i < Q; i++) {
+        const int64_t n = ta + i + 1;
+        // sum_u a_u (dy . v_u) = dy . out: the softmax's Jacobian term, from forward's output
+        const float D = dot(dy + i * C, out + (ta + i) * C + h * HS, HS);
+        softmax_backward_row(P + i * U, dS + i * U, n, scale, lse[(ta + i) * NH + h], D);
+        std::fill(P + i * U + n, P + (i + 1) * U, 0.0f);
+        std::fill(dS + i * U + n, dS + (i + 1) * U, 0.0f);
       }
-      // a = softmax(s): ds[u] = a[u] (datt[u] - sum_w a[w] datt[w]); s[u] = scale q_t . k_u
-      const float* q = qkv + t * C3 + h * HS;
-      float* dq = dqkv + t * C3 + h * HS;
-      for (int64_t u = 0; u <= t; u++) {
-        const float ds = att[(t * T + u) * NH + h] * (datt[u] - weighted) * scale;
-        const float* k = qkv + u * C3 + C + h * HS;
-        float* dk = dqkv + u * C3 + C + h * HS;
-        for (int64_t j = 0; j < HS; j++) {
-          dq[j] += ds * k[j];
-          dk[j] += ds * q[j];
-        }
-      }
+      // dv (U,HS) += P^T dy;  dk (U,HS) += dS^T q;  dq (Q,HS) += dS k
+      gemm(dqkv + 2 * C + h * HS, C3, P, 1, U, dy, C, U, HS, Q, true);
+      gemm(dqkv + C + h * HS, C3, dS, 1, U, q, C3, U, HS, Q, true);
+      gemm(dqkv + ta * C3 + h * HS, C3, dS, U, 1, qkv + C + h * HS, C3, Q, HS, U, true);
     }
   }
 }
@@ -378,7 +394,7 @@ struct HeadLanes {
   void store_heads(float* a, V x) const { store(a, permute(x, compress), mask_first(G)); }
 };
 
-void attention_forward_lanes(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
+void attention_forward_lanes(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
                              float* scratch) {
   const HeadLanes lanes(C / NH);
   const int64_t C3 = 3 * C, G = lanes.G;
@@ -401,43 +417,37 @@ void attention_forward_lanes(float* out, float* att, const float* qkv, int64_t T
       }
       const V inv = div(set1(1.0f), sum);
       V o = zero();
-      for (int64_t u = 0; u <= t; u++) {
-        const V a = mul(load(S + u * W), inv);
-        lanes.store_heads(att + (t * T + u) * NH + c / W * G, a);
-        o = fma(a, load(qkv + u * C3 + 2 * C + c), o);
-      }
+      for (int64_t u = 0; u <= t; u++) o = fma(mul(load(S + u * W), inv), load(qkv + u * C3 + 2 * C + c), o);
       store(out + t * C + c, o);
+      float m[W], s[W];
+      lanes.store_heads(m, smax);
+      lanes.store_heads(s, sum);
+      for (int64_t g = 0; g < G; g++) lse[t * NH + c / W * G + g] = m[g] + std::log(s[g]);
     }
   }
 }
 
-void attention_backward_lanes(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t T, int64_t C,
-                              int64_t NH, float* scratch) {
+void attention_backward_lanes(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                              int64_t T, int64_t C, int64_t NH) {
   const HeadLanes lanes(C / NH);
   const int64_t C3 = 3 * C, G = lanes.G;
   const V scale = set1(1.0f / std::sqrt(static_cast<float>(C / NH)));
-  float* D = scratch;  // (T, W): d loss / d att, per head, in its lanes
   for (int64_t t = 0; t < T; t++) {
     for (int64_t c = 0; c < C; c += W) {
-      const float* a_row = att + t * T * NH + c / W * G;
-      const V dy = load(dout + t * C + c);
-      // out_t = sum_u a_u v_u
-      V weighted = zero();
-      for (int64_t u = 0; u <= t; u++) {
-        const V a = lanes.load_heads(a_row + u * NH);
-        const V d = lanes.head_sum(mul(dy, load(qkv + u * C3 + 2 * C + c)));
-        store(D + u * W, d);
-        float* dv = dqkv + u * C3 + 2 * C + c;
-        store(dv, fma(a, dy, load(dv)));
-        weighted = fma(a, d, weighted);
-      }
-      // a = softmax(s): ds_u = a_u (d_u - sum_w a_w d_w); s_u = scale q_t . k_u
-      const V q = load(qkv + t * C3 + c);
+      const V q = load(qkv + t * C3 + c), dy = load(dout + t * C + c);
+      const V l = lanes.load_heads(lse + t * NH + c / W * G);
+      // sum_u a_u (dy . v_u) = dy . out_t, per head
+      const V D = lanes.head_sum(mul(dy, load(out + t * C + c)));
       V dq = zero();
       for (int64_t u = 0; u <= t; u++) {
-        const V a = lanes.load_heads(a_row + u * NH);
-        const V ds = mul(mul(a, sub(load(D + u * W), weighted)), scale);
-        dq = fma(ds, load(qkv + u * C3 + C + c), dq);
+        const V k = load(qkv + u * C3 + C + c);
+        const V a = simd::exp(sub(mul(lanes.head_sum(mul(q, k)), scale), l));  // the weight, recomputed
+        const V d = lanes.head_sum(mul(dy, load(qkv + u * C3 + 2 * C + c)));
+        float* dv = dqkv + u * C3 + 2 * C + c;
+        store(dv, fma(a, dy, load(dv)));
+        // a = softmax(s): ds_u = a_u (d_u - D); s_u = scale q_t . k_u
+        const V ds = mul(mul(a, sub(d, D)), scale);
+        dq = fma(ds, k, dq);
         float* dk = dqkv + u * C3 + C + c;
         store(dk, fma(ds, q, load(dk)));
       }
@@ -453,34 +463,20 @@ void attention_backward_lanes(float* dqkv, const float* dout, const float* qkv, 
   return W > 1 && HS <= W && (HS & (HS - 1)) == 0 && C % W == 0;
 }
 
-void attention_forward(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
-                       [[maybe_unused]] float* scratch) {
+void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
+                       float* scratch) {
 #if defined(MICROGPT_SIMD_VECTOR)
-  if (heads_fit_lanes(C, NH)) return attention_forward_lanes(out, att, qkv, T, t0, C, NH, scratch);
+  if (heads_fit_lanes(C, NH)) return attention_forward_lanes(out, lse, qkv, T, t0, C, NH, scratch);
 #endif
-  switch (C / NH) {
-    case 4: return attention_forward_hs<4>(out, att, qkv, T, t0, C, NH);
-    case 8: return attention_forward_hs<8>(out, att, qkv, T, t0, C, NH);
-    case 16: return attention_forward_hs<16>(out, att, qkv, T, t0, C, NH);
-    case 32: return attention_forward_hs<32>(out, att, qkv, T, t0, C, NH);
-    case 64: return attention_forward_hs<64>(out, att, qkv, T, t0, C, NH);
-    default: return attention_forward_hs<0>(out, att, qkv, T, t0, C, NH);
-  }
+  attention_forward_tiled(out, lse, qkv, T, t0, C, NH, scratch);
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t T, int64_t C,
-                        int64_t NH, float* scratch) {
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                        int64_t T, int64_t C, int64_t NH, float* scratch) {
 #if defined(MICROGPT_SIMD_VECTOR)
-  if (heads_fit_lanes(C, NH)) return attention_backward_lanes(dqkv, dout, qkv, att, T, C, NH, scratch);
+  if (heads_fit_lanes(C, NH)) return attention_backward_lanes(dqkv, dout, qkv, out, lse, T, C, NH);
 #endif
-  switch (C / NH) {
-    case 4: return attention_backward_hs<4>(dqkv, dout, qkv, att, T, C, NH, scratch);
-    case 8: return attention_backward_hs<8>(dqkv, dout, qkv, att, T, C, NH, scratch);
-    case 16: return attention_backward_hs<16>(dqkv, dout, qkv, att, T, C, NH, scratch);
-    case 32: return attention_backward_hs<32>(dqkv, dout, qkv, att, T, C, NH, scratch);
-    case 64: return attention_backward_hs<64>(dqkv, dout, qkv, att, T, C, NH, scratch);
-    default: return attention_backward_hs<0>(dqkv, dout, qkv, att, T, C, NH, scratch);
-  }
+  attention_backward_tiled(dqkv, dout, qkv, out, lse, T, C, NH, scratch);
 }
 
 void residual_forward(float* out, const float* a, const float* b, int64_t n) {

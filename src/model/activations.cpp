@@ -8,8 +8,8 @@ ActivationSizes::ActivationSizes(const ModelConfig& c, bool dropout) {
   const int64_t C = c.n_embd, V = c.vocab_size, T = c.block_size, NH = c.n_head, H = c.mlp_hidden();
   emb = C;
   rstd0 = 1;
-  // att: a document of T rows has NH * T * T weights, which is NH * T per row at most.
-  layer = Layer{C, C, 1, 3 * C, NH * T, C, C, C, 1, H, H};
+  // Attention keeps no weights, only their log-normaliser: NH floats per row.
+  layer = Layer{C, C, 1, 3 * C, NH, C, C, C, 1, H, H};
   x_final = C;
   logits = V;
   probs = V;
@@ -24,8 +24,9 @@ ActivationSizes::ActivationSizes(const ModelConfig& c, bool dropout) {
   demb = C;
   ddrop = dropout ? C : 0;
   // matmul transposes the weight (up to 3C x C for q, k, v together, H x C for the MLP,
-  // V x C for lm_head); attention keeps a row of T scores per head.
-  scratch = std::max({H * C, 3 * C * C, V * C, T * C});
+  // V x C for lm_head); attention transposes a head's keys and values and works on tiles
+  // of 16 queries (fast/kernels.h's attention_scratch, which the engine checks against).
+  scratch = std::max({H * C, 3 * C * C, V * C, T * (2 * C + 32)});
 }
 
 double ActivationSizes::forward_per_row() const {

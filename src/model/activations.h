@@ -17,12 +17,12 @@ struct ActivationSizes {
 
   // Forward, kept for backward. Before the blocks: the embedding sum and its rmsnorm.
   int64_t emb, rstd0;
-  // Each block's, per layer: its input, the attention half (rmsnorm, q k v, attention
-  // weights over up to block_size positions per head, their output, the residual sum)
+  // Each block's, per layer: its input, the attention half (rmsnorm, q k v, each head's
+  // softmax log-normaliser (lse), the attention output, the residual sum)
   // and the MLP half (rmsnorm, fc1, its ReLU).
   struct Layer {
-    int64_t x, ln1, rstd1, qkv, att, atty, xmid, ln2, rstd2, h, hr;
-    int64_t total() const { return x + ln1 + rstd1 + qkv + att + atty + xmid + ln2 + rstd2 + h + hr; }
+    int64_t x, ln1, rstd1, qkv, lse, atty, xmid, ln2, rstd2, h, hr;
+    int64_t total() const { return x + ln1 + rstd1 + qkv + lse + atty + xmid + ln2 + rstd2 + h + hr; }
   } layer;
   // After the blocks: the last block's output, the logits and their softmax.
   int64_t x_final, logits, probs;
@@ -32,7 +32,7 @@ struct ActivationSizes {
   // gradient of a block's output when dropout is on.
   int64_t dx, dln, dqkv, datty, dhr, dh, dlogits, demb, ddrop;
 
-  // Per thread, not per row: room for a transposed weight matrix or a row of attention.
+  // Per thread, not per row: room for a transposed weight matrix or attention's tiles.
   int64_t scratch;
 
   // Totals per row, in double: a configuration far too large to allocate is measured

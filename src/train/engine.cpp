@@ -145,6 +145,7 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelCon
     throw usage_error("this model would need about " + human_bytes(need) + " of memory (" +
                       human_count(ParamLayout::count(model)) + " parameters: n_embd " + std::to_string(model.n_embd) +
                       ", n_layer " + std::to_string(model.n_layer) + ", vocab " + std::to_string(model.vocab_size) +
+                      ", block_size " + std::to_string(model.block_size) + ", batch " + std::to_string(train.batch_size) +
                       ", engine " + options.name + ") but " + human_bytes(have) + " is available; choose smaller sizes");
   }
   if (options.name == "reference") return std::make_unique<ReferenceEngine>(model, train);

@@ -203,7 +203,7 @@ TEST(FastVsReferenceShape, TruncationAtBlockSize) {
 void relu_backward_passes_negatives(float* dinp, const float* dout, const float*, int64_t n) {
   for (int64_t i = 0; i < n; i++) dinp[i] += dout[i];
 }
-void attention_forward_unscaled(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
+void attention_forward_unscaled(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
                                 float* scratch) {
   // q scaled by sqrt(HS) cancels the kernel's 1/sqrt(HS)
   std::vector<float> q(qkv, qkv + T * 3 * C);
@@ -211,7 +211,7 @@ void attention_forward_unscaled(float* out, float* att, const float* qkv, int64_
   for (int64_t t = 0; t < T; t++) {
     for (int64_t i = 0; i < C; i++) q[static_cast<size_t>(t * 3 * C + i)] *= s;
   }
-  cpu_kernels_named("generic")->attention_forward(out, att, q.data(), T, t0, C, NH, scratch);
+  cpu_kernels_named("generic")->attention_forward(out, lse, q.data(), T, t0, C, NH, scratch);
 }
 
 TEST(FastVsReferenceChecks, CatchWrongKernels) {

@@ -5,11 +5,12 @@
 // element of every input perturbed), and its outputs and gradients with the generic
 // build's. Buffers carry guard zones (a kernel must not write outside its outputs or
 // use more scratch than documented) and start as NaN (a kernel must write every output
-// it owns, and backward must not read what forward leaves unwritten, such as att above
-// the diagonal); gradient buffers start non-zero (backward adds). The last tests run
+// it owns, and backward must not read what forward leaves unwritten, such as
+// scratch); gradient buffers start non-zero (backward adds). The last tests run
 // the same checks on deliberately wrong kernels and expect every one to be caught.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -141,6 +142,11 @@ struct OpCase {
   std::function<Grads(const Kernels&, const Inputs&)> backward;
   double fd_step = 0x1p-7;
   double fd_tol = 1e-3;  // max |fd - analytic| / max |analytic|, per input
+  int64_t fd_sample = 0;  // > 0: finite differences for this many elements of each input, chosen at random
+  // Optional: the gradients from a naive double-precision backward, compared with every
+  // element of backward's (relative to the largest, within grad_tol).
+  std::function<Grads(const Inputs&)> reference_backward;
+  double grad_tol = 1e-5;
 };
 
 // L = sum(R * out) over the output named `name`.
@@ -292,12 +298,17 @@ OpCase matmul_case(int64_t N, int64_t C, int64_t OC, uint64_t seed) {
   return c;
 }
 
-// Naive attention of one document in double: out (T,C), att (T,T,NH) below the diagonal.
-void attention_reference(std::vector<double>& out, std::vector<double>& att, const std::vector<float>& qkv,
-                         int64_t T, int64_t C, int64_t NH) {
+// Naive attention of one document in double: out (T,C), the weights att (T,T,NH) below
+// the diagonal, lse (T,NH) the log of each softmax's normaliser.
+struct AttentionRef {
+  std::vector<double> out, att, lse;
+};
+AttentionRef attention_reference(const std::vector<float>& qkv, int64_t T, int64_t C, int64_t NH) {
   const int64_t HS = C / NH;
-  out.assign(static_cast<size_t>(T * C), 0.0);
-  att.assign(static_cast<size_t>(T * T * NH), 0.0);
+  AttentionRef r;
+  r.out.assign(static_cast<size_t>(T * C), 0.0);
+  r.att.assign(static_cast<size_t>(T * T * NH), 0.0);
+  r.lse.assign(static_cast<size_t>(T * NH), 0.0);
   for (int64_t h = 0; h < NH; h++) {
     for (int64_t t = 0; t < T; t++) {
       std::vector<double> s(static_cast<size_t>(t + 1));
@@ -312,26 +323,52 @@ void attention_reference(std::vector<double>& out, std::vector<double>& att, con
       }
       double sum = 0.0;
       for (double& x : s) sum += (x = std::exp(x - mx));
+      r.lse[static_cast<size_t>(t * NH + h)] = mx + std::log(sum);
       for (int64_t u = 0; u <= t; u++) {
         const double a = s[static_cast<size_t>(u)] / sum;
-        att[static_cast<size_t>((t * T + u) * NH + h)] = a;
+        r.att[static_cast<size_t>((t * T + u) * NH + h)] = a;
         for (int64_t j = 0; j < HS; j++) {
-          out[static_cast<size_t>(t * C + h * HS + j)] += a * qkv[u * 3 * C + 2 * C + h * HS + j];
+          r.out[static_cast<size_t>(t * C + h * HS + j)] += a * qkv[u * 3 * C + 2 * C + h * HS + j];
         }
       }
     }
   }
+  return r;
 }
 
-// att's entries for queries t0..T-1 and keys u <= t, in (t, u, h) order
-std::vector<double> causal_entries(const std::vector<double>& att, int64_t T, int64_t NH, int64_t t0 = 0) {
-  std::vector<double> v;
-  for (int64_t t = t0; t < T; t++) {
-    for (int64_t u = 0; u <= t; u++) {
-      for (int64_t h = 0; h < NH; h++) v.push_back(att[static_cast<size_t>((t * T + u) * NH + h)]);
+// The gradient of sum(dout * out) with respect to qkv, from the textbook formulas in
+// double: the plain kernel that keeps every weight, which the tiled one must equal.
+std::vector<double> attention_reference_backward(const std::vector<float>& qkv, const std::vector<float>& dout,
+                                                 int64_t T, int64_t C, int64_t NH) {
+  const int64_t HS = C / NH;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
+  const AttentionRef f = attention_reference(qkv, T, C, NH);
+  std::vector<double> d(static_cast<size_t>(T * 3 * C), 0.0);
+  for (int64_t h = 0; h < NH; h++) {
+    for (int64_t t = 0; t < T; t++) {
+      std::vector<double> datt(static_cast<size_t>(t + 1));
+      double weighted = 0.0;
+      for (int64_t u = 0; u <= t; u++) {
+        const double a = f.att[static_cast<size_t>((t * T + u) * NH + h)];
+        double x = 0.0;
+        for (int64_t j = 0; j < HS; j++) {
+          const double dy = dout[t * C + h * HS + j];
+          x += dy * qkv[u * 3 * C + 2 * C + h * HS + j];
+          d[static_cast<size_t>(u * 3 * C + 2 * C + h * HS + j)] += a * dy;
+        }
+        datt[static_cast<size_t>(u)] = x;
+        weighted += a * x;
+      }
+      for (int64_t u = 0; u <= t; u++) {
+        const double ds = f.att[static_cast<size_t>((t * T + u) * NH + h)] * (datt[static_cast<size_t>(u)] - weighted) * scale;
+        for (int64_t j = 0; j < HS; j++) {
+          d[static_cast<size_t>(t * 3 * C + h * HS + j)] += ds * qkv[u * 3 * C + C + h * HS + j];
+          d[static_cast<size_t>(u * 3 * C + C + h * HS + j)] += ds * qkv[t * 3 * C + h * HS + j];
+        }
+      }
     }
   }
-  return v;
+  return d;
 }
 
 OpCase attention_case(int64_t T, int64_t C, int64_t NH, uint64_t seed) {
@@ -342,34 +379,45 @@ OpCase attention_case(int64_t T, int64_t C, int64_t NH, uint64_t seed) {
                (long long)(C / NH));
   c.input_names = {"qkv"};
   c.inputs = {random_grid(rng, T * 3 * C, -1.5, 1.5)};
+  const int64_t S = attention_scratch(T, C);
   c.forward = [=](const Kernels& k, const Inputs& in) {
     InBufs ins(in);
-    Buf out(T * C), att(T * T * NH), scratch(T * C);
-    k.attention_forward(out.data(), att.data(), ins[0], T, 0, C, NH, scratch.data());
+    Buf out(T * C), lse(T * NH), scratch(S);
+    k.attention_forward(out.data(), lse.data(), ins[0], T, 0, C, NH, scratch.data());
     ins.check("attention_forward");
     scratch.check_guards("attention_forward scratch");
-    return Outputs{{"out", out.values("attention_forward out")},
-                   {"att", causal_entries(att.values("attention_forward att"), T, NH)}};
+    return Outputs{{"out", out.values("attention_forward out")}, {"lse", lse.values("attention_forward lse")}};
   };
   c.reference = [=](const Inputs& in) {
-    std::vector<double> out, att;
-    attention_reference(out, att, in[0], T, C, NH);
-    return Outputs{{"out", out}, {"att", causal_entries(att, T, NH)}};
+    const AttentionRef r = attention_reference(in[0], T, C, NH);
+    return Outputs{{"out", r.out}, {"lse", r.lse}};
   };
   const std::vector<float> R = random_grid(rng, T * C, -1, 1);
   c.objective = weighted_sum(R, "out");
   c.backward = [=](const Kernels& k, const Inputs& in) {
     InBufs ins(in);
-    Buf out(T * C), att(T * T * NH), scratch(T * C), dout(R);
-    k.attention_forward(out.data(), att.data(), ins[0], T, 0, C, NH, scratch.data());
+    Buf out(T * C), lse(T * NH), scratch(S), dout(R);
+    k.attention_forward(out.data(), lse.data(), ins[0], T, 0, C, NH, scratch.data());
+    const std::vector<double> out_v = out.values("out"), lse_v = lse.values("lse");
     GradBuf dqkv(T * 3 * C, 6);
-    Buf scratch2(T * C);  // NaN: backward may not rely on what forward left there
-    k.attention_backward(dqkv.data(), dout.data(), ins[0], att.data(), T, C, NH, scratch2.data());
+    Buf scratch2(S);  // NaN: backward may not rely on what forward left there
+    k.attention_backward(dqkv.data(), dout.data(), ins[0], out.data(), lse.data(), T, C, NH, scratch2.data());
     ins.check("attention_backward");
     dout.check_equals(R, "attention_backward dout");
+    if (out.values("out") != out_v || lse.values("lse") != lse_v) {
+      throw std::runtime_error("attention_backward changed forward's out or lse");
+    }
     scratch2.check_guards("attention_backward scratch");
     return Grads{dqkv.added("attention_backward dqkv")};
   };
+  c.reference_backward = [=](const Inputs& in) { return Grads{attention_reference_backward(in[0], R, T, C, NH)}; };
+  // Long documents: finite differences on a sample of the elements (every element is
+  // still checked against the reference gradient), with a longer step: L sums T * C
+  // float outputs, whose rounding a short step would magnify.
+  if (T * 3 * C > 6000) {
+    c.fd_sample = 48;
+    c.fd_step = 0x1p-5;
+  }
   return c;
 }
 
@@ -478,7 +526,8 @@ OpCase crossentropy_case(int64_t N, int64_t V, double offset, uint64_t seed) {
 }
 
 // Attention shapes: head sizes 4, 16 (one AVX-512 vector), 12 (no power of two), 32
-// (wider than a vector), 8 with C = 24 (not a multiple of 16), 1.
+// (wider than a vector), 8 with C = 24 (not a multiple of 16), 1. Longer documents and
+// wider heads are added in cases_of.
 struct AttentionShape {
   int64_t C, NH;
 };
@@ -509,6 +558,11 @@ std::vector<OpCase> cases_of(const std::string& op) {
       for (int64_t T : {1, 2, 5, 9}) cs.push_back(attention_case(T, s.C, s.NH, seed++));
     }
     cs.push_back(attention_case(16, 16, 4, seed++));
+    // Head sizes 8 to 128, documents longer than a tile of 16 queries, up to 300.
+    for (const auto& [T, C, NH] : std::vector<std::array<int64_t, 3>>{
+             {17, 32, 4}, {33, 64, 4}, {48, 64, 2}, {100, 128, 2}, {40, 128, 1}, {300, 16, 2}, {300, 64, 2}, {300, 128, 1}}) {
+      cs.push_back(attention_case(T, C, NH, seed++));
+    }
   } else if (op == "residual") {
     cs.push_back(residual_case(37, seed++));
     cs.push_back(residual_case(64, seed++));
@@ -568,11 +622,31 @@ void check_gradients(const OpCase& c, const Kernels& k, Check& r) {
   if (!c.backward) return;
   try {
     const Grads grads = c.backward(k, c.inputs);
+    if (c.reference_backward) {
+      const Grads want = c.reference_backward(c.inputs);
+      for (size_t i = 0; i < want.size(); i++) {
+        const double err = testing::rel_inf(grads[i], want[i]);
+        if (verbose()) std::printf("  %-40s d%-7s reference error %.2e\n", c.name.c_str(), c.input_names[i].c_str(), err);
+        if (!(err <= c.grad_tol)) {
+          r.fail(c.name + ": gradient of " + c.input_names[i] + " differs from the naive double one by " +
+                 std::to_string(err) + " (relative; tolerance " + std::to_string(c.grad_tol) + ")");
+        }
+      }
+    }
     Inputs in = c.inputs;
     const double h = c.fd_step;
+    TestRng pick(4242);
     for (size_t i = 0; i < in.size(); i++) {
-      std::vector<double> fd(in[i].size());
-      for (size_t j = 0; j < in[i].size(); j++) {
+      // the elements checked: all, or a random sample (with the first and the last)
+      std::vector<size_t> elements;
+      if (c.fd_sample > 0 && static_cast<size_t>(c.fd_sample) < in[i].size()) {
+        elements = {0, in[i].size() - 1};
+        while (elements.size() < static_cast<size_t>(c.fd_sample)) elements.push_back(pick.below(static_cast<int64_t>(in[i].size())));
+      } else {
+        for (size_t j = 0; j < in[i].size(); j++) elements.push_back(j);
+      }
+      std::vector<double> fd, g;
+      for (size_t j : elements) {
         const float x = in[i][j];
         auto L = [&](int m) {
           const double xm = static_cast<double>(x) + m * h;
@@ -581,10 +655,10 @@ void check_gradients(const OpCase& c, const Kernels& k, Check& r) {
           return c.objective(c.forward(k, in));
         };
         // central differences with the h^2 error term cancelled: error O(h^4)
-        fd[j] = (8.0 * (L(1) - L(-1)) - (L(2) - L(-2))) / (12.0 * h);
+        fd.push_back((8.0 * (L(1) - L(-1)) - (L(2) - L(-2))) / (12.0 * h));
+        g.push_back(grads[i][j]);
         in[i][j] = x;
       }
-      const std::vector<double>& g = grads[i];
       bool finite = true;
       for (double x : g) finite = finite && std::isfinite(x);
       const double err = testing::rel_inf(g, fd);
@@ -935,26 +1009,28 @@ TEST_P(KernelIsa, ResidualInPlace) {
 // the whole computation.
 TEST_P(KernelIsa, AttentionKvCacheRowsMatchFullComputation) {
   uint64_t seed = 31;
-  for (const auto& s : kAttentionShapes) {
-    for (int64_t T : {2, 5, 9, 16}) {
+  std::vector<AttentionShape> shapes(std::begin(kAttentionShapes), std::end(kAttentionShapes));
+  shapes.push_back({128, 2});
+  for (const auto& s : shapes) {
+    for (int64_t T : {2, 5, 9, 16, 37}) {
       TestRng rng(seed++);
       const std::vector<float> qkv = random_grid(rng, T * 3 * s.C, -1.5, 1.5);
-      Buf q(qkv), out(T * s.C), att(T * T * s.NH), scratch(T * s.C);
-      k().attention_forward(out.data(), att.data(), q.data(), T, 0, s.C, s.NH, scratch.data());
-      const auto out_full = out.values("out"), att_full = att.values("att");
+      Buf q(qkv), out(T * s.C), lse(T * s.NH), scratch(attention_scratch(T, s.C));
+      k().attention_forward(out.data(), lse.data(), q.data(), T, 0, s.C, s.NH, scratch.data());
+      const auto out_full = out.values("out"), lse_full = lse.values("lse");
       for (int64_t t0 : {int64_t{1}, T / 2, T - 1}) {
         if (t0 < 1) continue;
         SCOPED_TRACE(fmt("C=%lld NH=%lld T=%lld t0=%lld", (long long)s.C, (long long)s.NH, (long long)T, (long long)t0));
-        Buf out2(T * s.C), att2(T * T * s.NH), scratch2(T * s.C);
-        k().attention_forward(out2.data(), att2.data(), q.data(), T, t0, s.C, s.NH, scratch2.data());
+        Buf out2(T * s.C), lse2(T * s.NH), scratch2(attention_scratch(T, s.C));
+        k().attention_forward(out2.data(), lse2.data(), q.data(), T, t0, s.C, s.NH, scratch2.data());
         q.check_equals(qkv, "qkv");
         scratch2.check_guards("scratch");
-        const auto o = out2.values("out");
-        const std::vector<double> rows(o.begin() + t0 * s.C, o.end());
-        const std::vector<double> want_rows(out_full.begin() + t0 * s.C, out_full.end());
-        EXPECT_LE(testing::rel_inf(rows, want_rows), 1e-6);
-        EXPECT_LE(testing::rel_inf(causal_entries(att2.values("att"), T, s.NH, t0),
-                                   causal_entries(att_full, T, s.NH, t0)),
+        const auto o = out2.values("out"), l = lse2.values("lse");
+        EXPECT_LE(testing::rel_inf(std::vector<double>(o.begin() + t0 * s.C, o.end()),
+                                   std::vector<double>(out_full.begin() + t0 * s.C, out_full.end())),
+                  1e-6);
+        EXPECT_LE(testing::rel_inf(std::vector<double>(l.begin() + t0 * s.NH, l.end()),
+                                   std::vector<double>(lse_full.begin() + t0 * s.NH, lse_full.end())),
                   1e-6);
       }
     }
@@ -1053,25 +1129,27 @@ void matmul_backward_slightly_off(float* dinp, float* dweight, const float* dout
   for (int64_t i = 0; i < OC * C; i++) dweight[i] += 1.002f * dw[static_cast<size_t>(i)];
 }
 // dq and dk without the 1 / sqrt(HS) of the scores
-void attention_backward_unscaled(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t T,
-                                 int64_t C, int64_t NH, float* scratch) {
+void attention_backward_unscaled(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                                 int64_t T, int64_t C, int64_t NH, float* scratch) {
   std::vector<float> d(static_cast<size_t>(T * 3 * C), 0.0f);
-  real().attention_backward(d.data(), dout, qkv, att, T, C, NH, scratch);
+  real().attention_backward(d.data(), dout, qkv, out, lse, T, C, NH, scratch);
   const float s = std::sqrt(static_cast<float>(C / NH));
   for (int64_t t = 0; t < T; t++) {
     for (int64_t i = 0; i < 3 * C; i++) dqkv[t * 3 * C + i] += d[static_cast<size_t>(t * 3 * C + i)] * (i < 2 * C ? s : 1.0f);
   }
 }
-// the softmax's Jacobian reduced to its diagonal: ds = a * datt, without - sum a datt
-void attention_backward_diagonal_softmax(float* dqkv, const float* dout, const float* qkv, const float* att,
-                                         int64_t T, int64_t C, int64_t NH, float*) {
+// The softmax's Jacobian reduced to its diagonal: ds = a * datt, without - sum a datt.
+// The weights are recomputed from lse, as the real kernel does.
+void attention_backward_diagonal_softmax(float* dqkv, const float* dout, const float* qkv, const float*,
+                                         const float* lse, int64_t T, int64_t C, int64_t NH, float*) {
   const int64_t HS = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   for (int64_t h = 0; h < NH; h++) {
     for (int64_t t = 0; t < T; t++) {
       for (int64_t u = 0; u <= t; u++) {
-        const float a = att[(t * T + u) * NH + h];
-        float d = 0.0f;
+        float s = 0.0f, d = 0.0f;
+        for (int64_t j = 0; j < HS; j++) s += qkv[t * 3 * C + h * HS + j] * qkv[u * 3 * C + C + h * HS + j];
+        const float a = std::exp(s * scale - lse[t * NH + h]);
         for (int64_t j = 0; j < HS; j++) {
           d += dout[t * C + h * HS + j] * qkv[u * 3 * C + 2 * C + h * HS + j];
           dqkv[u * 3 * C + 2 * C + h * HS + j] += a * dout[t * C + h * HS + j];
@@ -1086,7 +1164,7 @@ void attention_backward_diagonal_softmax(float* dqkv, const float* dout, const f
   }
 }
 // every query sees every key (no causal mask)
-void attention_forward_not_causal(float* out, float* att, const float* qkv, int64_t T, int64_t t0, int64_t C,
+void attention_forward_not_causal(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
                                   int64_t NH, float*) {
   const int64_t HS = C / NH;
   for (int64_t h = 0; h < NH; h++) {
@@ -1100,14 +1178,20 @@ void attention_forward_not_causal(float* out, float* att, const float* qkv, int6
         mx = std::max(mx, s[static_cast<size_t>(u)]);
       }
       for (float& x : s) sum += (x = std::exp(x - mx));
+      lse[t * NH + h] = mx + std::log(sum);
       for (int64_t j = 0; j < HS; j++) out[t * C + h * HS + j] = 0.0f;
       for (int64_t u = 0; u < T; u++) {
         const float a = s[static_cast<size_t>(u)] / sum;
-        att[(t * T + u) * NH + h] = a;
         for (int64_t j = 0; j < HS; j++) out[t * C + h * HS + j] += a * qkv[u * 3 * C + 2 * C + h * HS + j];
       }
     }
   }
+}
+// lse stored as the plain sum of exponentials, not its log: backward's weights go wrong
+void attention_forward_lse_not_logged(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
+                                      int64_t NH, float* scratch) {
+  real().attention_forward(out, lse, qkv, T, t0, C, NH, scratch);
+  for (int64_t i = t0 * NH; i < T * NH; i++) lse[i] = std::exp(lse[i]);
 }
 void relu_backward_passes_negatives(float* dinp, const float* dout, const float*, int64_t n) {
   for (int64_t i = 0; i < n; i++) dinp[i] += dout[i];
@@ -1167,6 +1251,8 @@ TEST(KernelChecks, CatchDeliberatelyWrongKernels) {
        [](Kernels& k) { k.attention_backward = attention_backward_diagonal_softmax; }},
       {"attention forward without the causal mask", "attention",
        [](Kernels& k) { k.attention_forward = attention_forward_not_causal; }},
+      {"attention forward keeping the normaliser instead of its log", "attention",
+       [](Kernels& k) { k.attention_forward = attention_forward_lse_not_logged; }},
       {"relu backward passing gradient through negatives", "relu",
        [](Kernels& k) { k.relu_backward = relu_backward_passes_negatives; }},
       {"crossentropy backward ignoring dloss", "crossentropy",

@@ -112,5 +112,58 @@ TEST(MemoryEstimate, BoundsTheMeasuredPeakOfARealRunFromAbove) {
   }
 }
 
+// Long contexts: attention keeps no T x T weights, so a text model's memory grows
+// linearly with its block size. Of the peaks at block sizes 256, 512 and 1024, the rise
+// from 512 to 1024 is twice the rise from 256 to 512 (a (T,T) matrix per head, which
+// dominates at these sizes, would make it nearly four times). The estimate bounds each
+// peak, and its own rise from 256 to 1024 is the measured rise to within 30% (the peaks
+// are too small here for the estimate's fixed allowance to be compared as above).
+TEST(MemoryEstimate, GrowsLinearlyWithTheBlockSizeOfATextModel) {
+  if (kSanitized) GTEST_SKIP() << "skipped: a sanitizer's own memory is in every measurement";
+  TempDir dir;
+  std::string text;
+  uint64_t x = 7;
+  for (int i = 0; i < 20000; i++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    text.push_back(static_cast<char>(i % 50 == 49 ? '\n' : 'a' + (x >> 33) % 26));
+  }
+  testing::write_file(dir.file("book.txt"), text);
+  ModelConfig m;
+  m.n_layer = 2;
+  m.n_embd = 64;
+  m.n_head = 4;
+  m.vocab_size = 27;  // 26 letters and the newline; no BOS in a text
+  TrainConfig train;
+  train.format = "text";
+  train.batch_size = 4;
+  EngineOptions engine;
+  engine.threads = 1;
+  auto args_of = [&](const ModelConfig& c) {
+    return std::vector<std::string>{"train", "--data", "book.txt", "--format", "text", "--steps", "2",
+                                    "--num-samples", "0", "--val-frac", "0", "--out", "m.safetensors",
+                                    "--n-layer", std::to_string(c.n_layer), "--n-embd", std::to_string(c.n_embd),
+                                    "--n-head", std::to_string(c.n_head), "--block-size", std::to_string(c.block_size),
+                                    "--batch-size", "4", "--threads", "1"};
+  };
+  const double baseline = peak_bytes_of_run(args_of(ModelConfig{0, 8, 2, 1, 16}), dir.path());
+  std::vector<double> used, estimate;
+  for (const int64_t block : {256, 512, 1024}) {
+    m.block_size = block;
+    estimate.push_back(estimated_memory_bytes(engine, m, train));
+    used.push_back(peak_bytes_of_run(args_of(m), dir.path()) - baseline);
+    std::printf("block %lld: estimate %.1f MB, measured %.1f MB above a tiny run's\n", static_cast<long long>(block),
+                estimate.back() / 1e6, used.back() / 1e6);
+    EXPECT_LE(used.back(), estimate.back()) << "block " << block;
+  }
+  const double first = used[1] - used[0], second = used[2] - used[1];
+  const double rise_ratio = (estimate[2] - estimate[0]) / (used[2] - used[0]);
+  std::printf("rise from 256 to 512: %.1f MB; from 512 to 1024: %.1f MB (linear: twice the first); estimate's rise "
+              "/ measured rise: %.3f\n", first / 1e6, second / 1e6, rise_ratio);
+  EXPECT_GT(first, 0.0);
+  EXPECT_NEAR(second / first, 2.0, 0.3);
+  EXPECT_GE(rise_ratio, 1.0);
+  EXPECT_LE(rise_ratio, 1.3);
+}
+
 }  // namespace
 }  // namespace microgpt

@@ -14,7 +14,11 @@ int main() {
   const Kernels& k = cpu_kernels();
   struct Shape { const char* name; int64_t N, C, OC; } shapes[] = {
     {"qkv", 240, 192, 576}, {"wo", 240, 192, 192}, {"fc1", 240, 192, 768}, {"fc2", 240, 768, 192}, {"lm_head", 240, 192, 27},
-    {"mm-qkv", 128, 64, 192}, {"mm-wo", 128, 64, 64}, {"mm-fc1", 128, 64, 256}, {"mm-fc2", 128, 256, 64}, {"mm-lm", 128, 64, 27}, {"tiny-qkv", 7, 16, 48}, {"tiny-fc2", 7, 64, 16}};
+    {"mm-qkv", 128, 64, 192}, {"mm-wo", 128, 64, 64}, {"mm-fc1", 128, 64, 256}, {"mm-fc2", 128, 256, 64}, {"mm-lm", 128, 64, 27}, {"tiny-qkv", 7, 16, 48}, {"tiny-fc2", 7, 64, 16},
+    // text: 6 layers 384 wide, block 256, batch 16 on two threads (2048 rows each)
+    {"t-qkv", 2048, 384, 1152}, {"t-wo", 2048, 384, 384}, {"t-fc1", 2048, 384, 1536}, {"t-fc2", 2048, 1536, 384}, {"t-lm", 2048, 384, 65},
+    // text: nanoGPT's CPU recipe shape, 128 wide, block 64, batch 12 (384 rows a thread)
+    {"n-qkv", 384, 128, 384}, {"n-fc1", 384, 128, 512}, {"n-fc2", 384, 512, 128}};
   double ours_total = 0, blas_total = 0;
   for (auto s : shapes) {
     std::vector<float> inp(s.N * s.C, 0.01f), w(s.OC * s.C, 0.02f), out(s.N * s.OC), dout(s.N * s.OC, 0.03f),

@@ -79,21 +79,42 @@ inline void gemm_rows(int64_t mi, float* c, int64_t ldc, const float* a, int64_t
   }
 }
 
+// Large products are cut into blocks that stay in cache: kKc steps of K at a time (a
+// kKc x NR panel of B is 32 KB, an L1's worth, and is reused by every row tile of a
+// block), and kMc rows at a time (a kMc x kKc block of A, 96 KB, stays in L2 while the
+// column tiles pass over it). C is loaded and stored once per K block.
+constexpr int64_t kKc = 256, kMc = 96;
+
 void gemm(float* c, int64_t ldc, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb, int64_t M,
           int64_t N, int64_t K, bool accumulate) {
   constexpr int64_t NR = 2 * W;  // columns per tile
-  for (int64_t j0 = 0; j0 < N; j0 += NR) {
-    const int64_t nj = std::min(NR, N - j0);
-    const int64_t nv = (nj + W - 1) / W;
-    const Mask last = mask_first(nj - (nv - 1) * W);
-    for (int64_t i0 = 0; i0 < M; i0 += MR) {
-      const int64_t mi = std::min(MR, M - i0);
-      float* ct = c + i0 * ldc + j0;
-      const float* at = a + i0 * a_rs;
-      if (nv == 2) {
-        gemm_rows<2>(mi, ct, ldc, at, a_rs, a_cs, b + j0, ldb, K, last, accumulate);
-      } else {
-        gemm_rows<1>(mi, ct, ldc, at, a_rs, a_cs, b + j0, ldb, K, last, accumulate);
+  if (K == 0) {
+    if (!accumulate) {
+      for (int64_t i = 0; i < M; i++) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
+    }
+    return;
+  }
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kk = std::min(kKc, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    const float* ak = a + k0 * a_cs;
+    const float* bk = b + k0 * ldb;
+    for (int64_t m0 = 0; m0 < M; m0 += kMc) {
+      const int64_t m1 = std::min(M, m0 + kMc);
+      for (int64_t j0 = 0; j0 < N; j0 += NR) {
+        const int64_t nj = std::min(NR, N - j0);
+        const int64_t nv = (nj + W - 1) / W;
+        const Mask last = mask_first(nj - (nv - 1) * W);
+        for (int64_t i0 = m0; i0 < m1; i0 += MR) {
+          const int64_t mi = std::min(MR, m1 - i0);
+          float* ct = c + i0 * ldc + j0;
+          const float* at = ak + i0 * a_rs;
+          if (nv == 2) {
+            gemm_rows<2>(mi, ct, ldc, at, a_rs, a_cs, bk + j0, ldb, kk, last, acc);
+          } else {
+            gemm_rows<1>(mi, ct, ldc, at, a_rs, a_cs, bk + j0, ldb, kk, last, acc);
+          }
+        }
       }
     }
   }

@@ -553,6 +553,10 @@ std::vector<OpCase> cases_of(const std::string& op) {
     cs.push_back(matmul_case(3, 64, 28, seed++));
     cs.push_back(matmul_case(17, 8, 33, seed++));
     cs.push_back(matmul_case(4, 64, 16, seed++));
+    // gemm's cache blocks: K of more than 256 (C here, rows in the dweight product), and
+    // more than 96 rows
+    cs.push_back(matmul_case(3, 520, 5, seed++));
+    cs.push_back(matmul_case(300, 8, 5, seed++));
   } else if (op == "attention") {
     for (const auto& s : kAttentionShapes) {
       for (int64_t T : {1, 2, 5, 9}) cs.push_back(attention_case(T, s.C, s.NH, seed++));

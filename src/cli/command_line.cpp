@@ -72,8 +72,8 @@ struct TrainFlags {
   microgpt::TrainOptions options;
   std::string preset;
   std::string out = "model.safetensors";
-  CLI::Option *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every, *dropout, *ema, *reshuffle,
-      *init, *warmup;
+  CLI::Option *format, *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every, *dropout, *ema,
+      *reshuffle, *init, *warmup;
   CLI::Option *threads, *resume, *val_frac, *num_samples;
   // Flags that set the model or its training, which --resume takes from the checkpoint.
   std::vector<CLI::Option*> configuration;
@@ -97,7 +97,7 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--data", o.data_path, "Text file: one document per line, or with --format text one continuous "
                                          "text (default: the embedded names list)")
       ->type_name("PATH");
-  config(cmd->add_option("--format", o.train.format,
+  f.format = config(cmd->add_option("--format", o.train.format,
                          "lines: one document per line (names); text: one continuous text (a book), trained on in "
                          "windows of block-size + 1 characters")
       ->type_name("NAME")
@@ -199,6 +199,9 @@ void apply_preset(TrainFlags& f) {
   set(f.dropout, o.train.dropout, p.dropout);
   set(f.ema, o.train.ema, p.ema);
   set(f.reshuffle, o.train.reshuffle, p.reshuffle);
+  set(f.format, o.train.format, p.format);
+  set(f.init, o.train.init, p.init);
+  set(f.warmup, o.train.warmup, p.warmup);
 }
 
 // The options sample, eval and embed share.

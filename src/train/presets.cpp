@@ -12,6 +12,10 @@ const std::vector<Preset>& presets() {
        6, 192, 6, 16, 64, 2000, 1e-3, 0, 0.0, 0.0, false},
       {"quality", "the best validation loss we found on names.txt within 150 s: 4 layers, 128 wide, 32 documents per step, weights averaged, documents reshuffled every pass (see README)",
        4, 128, 4, 16, 32, 11000, 1.5e-3, 1000, 0.0, 0.9998, true},
+      {"text-small", "a continuous text (--format text), nanoGPT's CPU recipe: 4 layers, 128 wide, block 64, 12 windows per step, 2000 steps",
+       4, 128, 4, 64, 12, 2000, 1e-3, 500, 0.0, 0.0, false, "text", "microgpt", 100},
+      {"text", "a continuous text (--format text), the best validation loss we found on tinyshakespeare.txt within 10 minutes: 4 layers, 256 wide, block 128, 16 windows per step, 2000 steps (see README)",
+       4, 256, 4, 128, 16, 2000, 2e-3, 250, 0.0, 0.0, false, "text", "gpt2", 100},
   };
   return all;
 }

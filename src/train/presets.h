@@ -17,6 +17,9 @@ struct Preset {
   int64_t eval_every;  // 0: validation only at the end
   double dropout, ema;  // fast-engine training aids (0: off)
   bool reshuffle;       // a new document order in every pass
+  std::string format = "lines";   // "text": one continuous text in windows (a book)
+  std::string init = "microgpt";  // "gpt2": std 0.02, residual projections scaled down
+  int64_t warmup = 0;             // steps of linearly rising learning rate
 };
 
 const std::vector<Preset>& presets();

@@ -255,6 +255,11 @@ TEST(CliTrainingAids, PresetsSetThemExplicitFlagsWin) {
     EXPECT_EQ(c.train.train.dropout, p.dropout);
     EXPECT_EQ(c.train.train.ema, p.ema);
     EXPECT_EQ(c.train.train.reshuffle, p.reshuffle);
+    EXPECT_EQ(c.train.train.format, p.format);
+    EXPECT_EQ(c.train.train.init, p.init);
+    EXPECT_EQ(c.train.train.warmup, p.warmup);
+    // a text preset holds out a tenth and draws one long sample, as --format text does
+    EXPECT_EQ(c.train.train.val_frac, p.format == "text" ? 0.1 : 0.0);
     // explicit values win, whatever the preset's
     const CommandLine e = parse({"train", "--preset", p.name, "--dropout", "0.3", "--ema", "0.5"});
     EXPECT_EQ(e.train.train.dropout, 0.3);
@@ -276,7 +281,19 @@ TEST(CliTrainingAids, PresetsSetThemExplicitFlagsWin) {
     EXPECT_EQ(p.dropout, 0.0) << name;
     EXPECT_EQ(p.ema, 0.0) << name;
     EXPECT_FALSE(p.reshuffle) << name;
+    EXPECT_EQ(p.format, "lines") << name;
+    EXPECT_EQ(p.init, "microgpt") << name;  // microgpt.py's 0.08 stays the names presets' start
   }
+  // the text presets, as the README's table has them
+  const Preset& t = *find_preset("text");
+  EXPECT_EQ(t.format, "text");
+  EXPECT_EQ(t.init, "gpt2");
+  EXPECT_EQ(t.n_embd, 256);
+  EXPECT_EQ(t.block_size, 128);
+  EXPECT_EQ(t.lr, 2e-3);
+  EXPECT_EQ(find_preset("text-small")->format, "text");
+  EXPECT_EQ(parse({"train", "--preset", "text", "--format", "lines"}).train.train.format, "lines");
+  EXPECT_EQ(parse({"train", "--preset", "text", "--init", "microgpt"}).train.train.init, "microgpt");
 
   // and the binary trains with them: the checkpoint's configuration says so
   TempDir dir;

@@ -265,6 +265,10 @@ LetterClass classify_char(char32_t c) {
   return LetterClass::other;
 }
 
+bool is_capital(char32_t c) {
+  return (c >= U'A' && c <= U'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7);  // ASCII's and Latin-1's
+}
+
 LetterClass classify_token(const EmbeddingView& view, Token t) {
   check_token(view, t);
   return t == view.bos() ? LetterClass::other : classify_char(view.vocab[static_cast<size_t>(t)]);

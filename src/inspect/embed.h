@@ -128,6 +128,7 @@ enum class LetterClass { vowel, consonant, other };
 // × and ÷, the ordinal indicators ª º, µ, and letters of other scripts (they are not
 // classified rather than guessed at).
 LetterClass classify_char(char32_t c);
+bool is_capital(char32_t c);  // A-Z and Latin-1's capitals (À..Þ but ×)
 // BOS is other.
 LetterClass classify_token(const EmbeddingView& view, Token t);
 const char* letter_class_name(LetterClass c);  // "vowel", "consonant", "other"

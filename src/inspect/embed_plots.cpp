@@ -79,14 +79,18 @@ void write_embedding_plot_svg(const std::string& path, const EmbeddingView& view
   svg_text(out, left.left + left.width / 2, 66, "token embeddings (rows of wte), first two principal components",
            "text-anchor=\"middle\" font-size=\"13\"");
   svg_axes(out, left, x, y, percent_axis(0, tok.variance_share[0]), percent_axis(1, tok.variance_share[1]));
-  int64_t counts[3] = {0, 0, 0};
+  int64_t counts[3] = {0, 0, 0}, capitals = 0;
   out += "<g font-size=\"12\">\n";
   for (Token t = 0; t < view.vocab_size(); t++) {
     const LetterClass c = classify_token(view, t);
     counts[static_cast<int>(c)]++;
     const double px = left.x(x, tok.coords[static_cast<size_t>(2 * t)]);
     const double py = left.y(y, tok.coords[static_cast<size_t>(2 * t + 1)]);
-    out += "<circle cx=\"" + svg_num(px) + "\" cy=\"" + svg_num(py) + "\" r=\"3.5\" fill=\"" + class_color(c) + "\"/>\n";
+    // capitals as rings, everything else as dots
+    const bool capital = t != view.bos() && is_capital(view.vocab[static_cast<size_t>(t)]);
+    if (capital) capitals++;
+    out += "<circle cx=\"" + svg_num(px) + "\" cy=\"" + svg_num(py) + "\" r=\"3.5\" " +
+           (capital ? std::string("fill=\"none\" stroke=\"") : std::string("fill=\"")) + class_color(c) + "\"/>\n";
     svg_text(out, px + 5, py - 5, token_label(view, t), std::string("fill=\"") + class_color(c) + "\"");
   }
   out += "</g>\n";
@@ -96,6 +100,11 @@ void write_embedding_plot_svg(const std::string& path, const EmbeddingView& view
     out += "<circle cx=\"" + svg_num(lx + 5) + "\" cy=\"546\" r=\"4\" fill=\"" + class_color(c) + "\"/>\n";
     svg_text(out, lx + 14, 550, text);
     lx += 30 + 7.5 * static_cast<double>(text.size());
+  }
+  if (capitals > 0) {
+    const std::string text = "ring: capital (" + std::to_string(capitals) + ")";
+    out += "<circle cx=\"" + svg_num(lx + 5) + "\" cy=\"546\" r=\"4\" fill=\"none\" stroke=\"#333\"/>\n";
+    svg_text(out, lx + 14, 550, text);
   }
 
   // Right: positions, joined in order so the drift from one position to the next shows.

@@ -211,6 +211,14 @@ TEST(Labels, InvisibleCharactersAreSpelledOut) {
 
 // ---- Vowels and consonants --------------------------------------------------------------
 
+// Capitals are drawn as rings in the token plot (a text model's capitals begin names and lines).
+TEST(LetterClasses, Capitals) {
+  for (char32_t c : std::u32string(U"AZMQ\u00c0\u00c9\u00d6\u00d8\u00de")) EXPECT_TRUE(is_capital(c)) << static_cast<uint32_t>(c);
+  for (char32_t c : std::u32string(U"az09 .,\n@[`{\u00d7\u00df\u00e0\u00ff\u0100\u044f")) {
+    EXPECT_FALSE(is_capital(c)) << static_cast<uint32_t>(c);
+  }
+}
+
 TEST(LetterClasses, VowelsConsonantsAndOther) {
   for (char32_t c : std::u32string(U"aeiouAEIOU\u00e1\u00e0\u00e2\u00e4\u00e3\u00e5\u0101\u00e9\u00e8\u00ea\u00eb\u0113"
                                    U"\u00ed\u00ec\u00ee\u00ef\u012b\u00f3\u00f2\u00f4\u00f6\u00f5\u00f8\u014d\u00fa\u00f9"

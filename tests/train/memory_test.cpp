@@ -65,19 +65,24 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-TEST(MemoryEstimate, BoundsTheMeasuredPeakOfARealRunFromAbove) {
-  if (kSanitized) GTEST_SKIP() << "skipped: a sanitizer's own memory is in every measurement";
-  TempDir dir;
+// `lines` lines of `width` pseudo-random letters each.
+std::string random_lines(int lines, int width, uint64_t seed) {
   std::string text;
-  uint64_t x = 1;
-  for (int line = 0; line < 300; line++) {
-    for (int i = 0; i < 70; i++) {
+  uint64_t x = seed;
+  for (int line = 0; line < lines; line++) {
+    for (int i = 0; i < width; i++) {
       x = x * 6364136223846793005ULL + 1442695040888963407ULL;
       text.push_back(static_cast<char>('a' + (x >> 33) % 26));
     }
     text.push_back('\n');
   }
-  testing::write_file(dir.file("long.txt"), text);
+  return text;
+}
+
+TEST(MemoryEstimate, BoundsTheMeasuredPeakOfARealRunFromAbove) {
+  if (kSanitized) GTEST_SKIP() << "skipped: a sanitizer's own memory is in every measurement";
+  TempDir dir;
+  testing::write_file(dir.file("long.txt"), random_lines(300, 70, 1));
   auto args_of = [&](const ModelConfig& m, int64_t batch, int64_t threads) {
     return std::vector<std::string>{"train", "--data", "long.txt", "--steps", "3", "--num-samples", "0",
                                     "--out", "m.safetensors", "--n-layer", std::to_string(m.n_layer),
@@ -121,13 +126,7 @@ TEST(MemoryEstimate, BoundsTheMeasuredPeakOfARealRunFromAbove) {
 TEST(MemoryEstimate, GrowsLinearlyWithTheBlockSizeOfATextModel) {
   if (kSanitized) GTEST_SKIP() << "skipped: a sanitizer's own memory is in every measurement";
   TempDir dir;
-  std::string text;
-  uint64_t x = 7;
-  for (int i = 0; i < 20000; i++) {
-    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    text.push_back(static_cast<char>(i % 50 == 49 ? '\n' : 'a' + (x >> 33) % 26));
-  }
-  testing::write_file(dir.file("book.txt"), text);
+  testing::write_file(dir.file("book.txt"), random_lines(400, 49, 7));  // 20,000 characters
   ModelConfig m;
   m.n_layer = 2;
   m.n_embd = 64;

@@ -195,4 +195,23 @@ void tokenize_documents(const Dataset& data, const Tokenizer& tokenizer, std::sp
   }
 }
 
+int64_t predicted_rows(DocRef doc, int64_t block_size) {
+  return std::min(block_size, static_cast<int64_t>(doc.size()) - 1);
+}
+
+DocRange batch_part(std::span<const int64_t> row_starts, int64_t part, int64_t parts) {
+  const int64_t docs = static_cast<int64_t>(row_starts.size()) - 1;
+  const int64_t n = std::min(parts, docs);
+  if (part >= n) return DocRange{docs, docs};
+  const int64_t rows = row_starts.back();
+  auto boundary = [&](int64_t t) -> int64_t {
+    if (t == 0) return 0;
+    if (t == n) return docs;
+    const int64_t target = rows * t / n;
+    auto it = std::lower_bound(row_starts.begin(), row_starts.end(), target);
+    return std::min<int64_t>(it - row_starts.begin(), docs);
+  };
+  return DocRange{boundary(part), boundary(part + 1)};
+}
+
 }  // namespace microgpt

@@ -89,7 +89,24 @@ using DocRef = std::span<const Token>;
 struct Batch {
   std::vector<DocRef> docs;
   int64_t tokens = 0;
+  // A share of a step's batch (one process's, in a run under mpirun) keeps the whole
+  // step's `tokens`, and says at which of the step's rows its first document starts.
+  int64_t first_row = 0;
 };
+
+// The positions a model predicts in a document: min(block_size, length - 1).
+int64_t predicted_rows(DocRef doc, int64_t block_size);
+
+// Where a batch is cut between workers: part `part` of `parts` is a contiguous run of
+// documents [begin, end), cut where the rows (row_starts[d] is the first row of
+// document d, row_starts.back() all rows) come closest to equal shares. There are at
+// most as many parts as documents; parts past that are empty. The fast engine's threads
+// split a batch this way and so do the processes of a run under mpirun, which is why
+// 2 processes of 1 thread train exactly as 1 process of 2 threads.
+struct DocRange {
+  int64_t begin = 0, end = 0;
+};
+DocRange batch_part(std::span<const int64_t> row_starts, int64_t part, int64_t parts);
 
 // Documents as token sequences ([BOS] + ids + [BOS]), back to back.
 struct TokenizedDocs {

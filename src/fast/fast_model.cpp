@@ -87,7 +87,7 @@ void run_parallel(int64_t n, Fn&& fn) {
 }  // namespace
 
 FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t threads, int64_t max_batch_docs,
-                     const Kernels& kernels)
+                     const Kernels& kernels, ParamRange optimizer_part)
     : config_(model),
       train_(train),
       layout_(model),
@@ -95,10 +95,12 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
       threads_(std::max<int64_t>(1, threads)),
       max_rows_(std::max<int64_t>(1, max_batch_docs) * model.block_size),
       params_(layout_.total()),
-      m_(layout_.total()),
-      v_(layout_.total()),
+      optimizer_part_(optimizer_part.size() > 0 ? optimizer_part : ParamRange{0, layout_.total()}),
       batch_(std::make_unique<Packed>()) {
   validate_configuration("fast", config_, train_);
+  if (optimizer_part_.begin < 0 || optimizer_part_.end > layout_.total()) throw Error("fast engine: optimizer part out of range");
+  m_ = FloatBuffer(optimizer_part_.size());
+  v_ = FloatBuffer(optimizer_part_.size());
   if (train_.ema > 0.0) average_ = FloatBuffer(layout_.total());
   for (int64_t t = 0; t < threads_; t++) grads_.emplace_back(layout_.total());
 
@@ -189,7 +191,7 @@ void FastModel::prepare(std::span<const DocRef> docs, Packed& b) const {
   b.positions.clear();
   b.doc_start.assign(1, 0);
   for (const DocRef& d : docs) {
-    const int64_t n = std::min(config_.block_size, static_cast<int64_t>(d.size()) - 1);
+    const int64_t n = predicted_rows(d, config_.block_size);
     if (n < 1) throw Error("a document needs at least two tokens");
     for (int64_t t = 0; t < n; t++) {
       b.inputs.push_back(d[static_cast<size_t>(t)]);
@@ -204,21 +206,14 @@ void FastModel::prepare(std::span<const DocRef> docs, Packed& b) const {
 int64_t FastModel::threads_for(const Packed& b) const { return std::min(threads_, b.docs()); }
 
 FastModel::Range FastModel::docs_of_thread(const Packed& b, int64_t thread, int64_t n_threads) const {
-  // Contiguous documents, split where the rows are closest to equal shares.
-  auto boundary = [&](int64_t t) -> int64_t {
-    if (t == 0) return 0;
-    if (t == n_threads) return b.docs();
-    const int64_t target = b.rows() * t / n_threads;
-    auto it = std::lower_bound(b.doc_start.begin(), b.doc_start.end(), target);
-    return std::min<int64_t>(it - b.doc_start.begin(), b.docs());
-  };
-  return Range{boundary(thread), boundary(thread + 1)};
+  const DocRange d = batch_part(b.doc_start, thread, n_threads);
+  return Range{d.begin, d.end};
 }
 
-double FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread) {
+void FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread, double* doc_loss) {
   const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
   const int64_t r0 = rows.begin, n = rows.end - rows.begin;
-  if (n <= 0) return 0.0;
+  if (n <= 0) return;
   const bool training = pass == Pass::kTrain, incremental = pass == Pass::kIncremental;
   const bool drop = training && train_.dropout > 0.0;
   const float p_drop = static_cast<float>(train_.dropout);
@@ -245,18 +240,22 @@ double FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, in
       k_.attention_forward(a.atty + s * C, a.lse + s * NH, a.qkv + s * 3 * C, T, t0, C, NH, scratch);
     }
     k_.matmul_forward(a.xmid + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C, scratch);
-    if (drop) k_.dropout_forward(a.xmid + r0 * C, a.xmid + r0 * C, r0, n, C, p_drop, dropout_key(l, 0));
+    if (drop) k_.dropout_forward(a.xmid + r0 * C, a.xmid + r0 * C, first_row_ + r0, n, C, p_drop, dropout_key(l, 0));
     k_.residual_forward(a.xmid + r0 * C, a.xmid + r0 * C, a.x + r0 * C, n * C);
     k_.rmsnorm_forward(a.ln2 + r0 * C, a.rstd2 + r0, a.xmid + r0 * C, n, C);
     k_.matmul_forward(a.h + r0 * 4 * C, a.ln2 + r0 * C, w(*lp.mlp_fc1), n, C, 4 * C, scratch);
     k_.relu_forward(a.hr + r0 * 4 * C, a.h + r0 * 4 * C, n * 4 * C);
     k_.matmul_forward(x_out + r0 * C, a.hr + r0 * 4 * C, w(*lp.mlp_fc2), n, 4 * C, C, scratch);
-    if (drop) k_.dropout_forward(x_out + r0 * C, x_out + r0 * C, r0, n, C, p_drop, dropout_key(l, 1));
+    if (drop) k_.dropout_forward(x_out + r0 * C, x_out + r0 * C, first_row_ + r0, n, C, p_drop, dropout_key(l, 1));
     k_.residual_forward(x_out + r0 * C, x_out + r0 * C, a.xmid + r0 * C, n * C);
   }
   k_.matmul_forward(logits_ + r0 * V, x_final_ + r0 * C, w(layout_.lm_head()), n, C, V, scratch);
-  if (pass == Pass::kLogits || incremental) return 0.0;
-  return k_.crossentropy_forward(probs_ + r0 * V, logits_ + r0 * V, b.targets.data() + r0, n, V);
+  if (pass == Pass::kLogits || incremental) return;
+  for (int64_t d = docs.begin; d < docs.end; d++) {
+    const int64_t s = b.doc_start[static_cast<size_t>(d)];
+    const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
+    doc_loss[d] = k_.crossentropy_forward(probs_ + s * V, logits_ + s * V, b.targets.data() + s, T, V);
+  }
 }
 
 void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, int64_t thread) {
@@ -275,7 +274,7 @@ void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, i
   auto through_dropout = [&](int64_t l, int branch) -> const float* {
     if (!drop) return dx_;
     zero_rows(ddrop_ + r0 * C, n, C);
-    k_.dropout_backward(ddrop_ + r0 * C, dx_ + r0 * C, r0, n, C, p_drop, dropout_key(l, branch));
+    k_.dropout_backward(ddrop_ + r0 * C, dx_ + r0 * C, first_row_ + r0, n, C, p_drop, dropout_key(l, branch));
     return ddrop_;
   };
 
@@ -318,47 +317,78 @@ void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, i
                       b.positions.data() + r0, n, C);
 }
 
-LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_tokens) {
+LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_tokens, int64_t first_row) {
   Packed& b = *batch_;
   prepare(batch, b);
   const int64_t nt = threads_for(b);
-  const float dloss = 1.0f / static_cast<float>(loss_tokens > 0 ? loss_tokens : b.rows());
-  std::vector<double> losses(static_cast<size_t>(nt), 0.0);
+  const float dloss = 1.0f / static_cast<float>(loss_tokens > 0 ? loss_tokens : std::max<int64_t>(1, b.rows()));
+  first_row_ = first_row;
+  doc_losses_.assign(static_cast<size_t>(b.docs()), 0.0);
   auto work = [&](int64_t t) {
     const Range docs = docs_of_thread(b, t, nt);
     const Range rows{b.doc_start[static_cast<size_t>(docs.begin)], b.doc_start[static_cast<size_t>(docs.end)]};
-    losses[static_cast<size_t>(t)] = forward(b, docs, rows, Pass::kTrain, t);
+    forward(b, docs, rows, Pass::kTrain, t, doc_losses_.data());
     backward(b, docs, rows, dloss, t);
   };
-  run_parallel(nt, work);
+  if (nt > 0) run_parallel(nt, work);  // a process's share may be empty
   LossSum out;
-  for (double l : losses) out.sum += l;
+  for (double l : doc_losses_) out.sum += l;
   out.tokens = b.rows();
   return out;
+}
+
+std::span<float> FastModel::combined_gradient() {
+  const int64_t P = layout_.total();
+  if (grads_.size() > 1 && !combined_) {
+    const int64_t nt = P >= 65536 ? threads_ : 1;
+    run_parallel(nt, [&](int64_t t) {
+      const ParamRange r = param_part(P, t, nt);
+      float* g0 = grads_[0].data();
+      for (size_t k = 1; k < grads_.size(); k++) {
+        float* gk = grads_[k].data();
+        for (int64_t i = r.begin; i < r.end; i++) g0[i] += gk[i];
+        std::memset(gk + r.begin, 0, static_cast<size_t>(r.size()) * sizeof(float));
+      }
+    });
+  }
+  combined_ = true;
+  return grads_[0].span();
 }
 
 bool FastModel::adam_step(int64_t step, int64_t total_steps) {
   const float lr = static_cast<float>(learning_rate(train_, step, total_steps));
   const float bias1 = static_cast<float>(1.0 - std::pow(train_.beta1, static_cast<double>(step + 1)));
   const float bias2 = static_cast<float>(1.0 - std::pow(train_.beta2, static_cast<double>(step + 1)));
-  const int64_t P = layout_.total();
+  const ParamRange part = optimizer_part_;
+  const int64_t P = part.size();
   // Slices of whole cache lines, one per thread; small models need no threads.
   const int64_t nt = P >= 65536 ? threads_ : 1;
+  // After combined_gradient(), the first buffer holds the whole sum.
+  const size_t n_grads = combined_ ? 1 : grads_.size();
   std::vector<int64_t> nonfinite(static_cast<size_t>(nt), 0);
   // The average: the mean of all weights so far while that is fewer steps than the
   // average's window (1 / (1 - ema)), then the exponential average.
   const float decay = static_cast<float>(std::min(train_.ema, 1.0 - 1.0 / (static_cast<double>(step) + 2.0)));
   auto work = [&](int64_t t) {
-    const int64_t a = (P * t / nt) / 16 * 16;
-    const int64_t e = t + 1 == nt ? P : (P * (t + 1) / nt) / 16 * 16;
+    const ParamRange r = param_part(P, t, nt);  // within the part
+    const int64_t a = part.begin + r.begin, n = r.size();
     std::vector<float*> g;
-    for (auto& buf : grads_) g.push_back(buf.data() + a);
-    nonfinite[static_cast<size_t>(t)] = k_.adam_update(params_.data() + a, g.data(), static_cast<int64_t>(g.size()), m_.data() + a, v_.data() + a, e - a, lr,
-                   static_cast<float>(train_.beta1), static_cast<float>(train_.beta2), static_cast<float>(train_.eps),
-                   bias1, bias2);
-    if (averaging()) k_.average_update(average_.data() + a, params_.data() + a, e - a, decay);
+    for (size_t k = 0; k < n_grads; k++) g.push_back(grads_[k].data() + a);
+    nonfinite[static_cast<size_t>(t)] =
+        k_.adam_update(params_.data() + a, g.data(), static_cast<int64_t>(g.size()), m_.data() + r.begin,
+                       v_.data() + r.begin, n, lr, static_cast<float>(train_.beta1), static_cast<float>(train_.beta2),
+                       static_cast<float>(train_.eps), bias1, bias2);
+    if (averaging()) k_.average_update(average_.data() + a, params_.data() + a, n, decay);
   };
   run_parallel(nt, work);
+  combined_ = false;
+  // The gradient outside the part (another process's to apply) is cleared here.
+  if (part.size() < layout_.total()) {
+    for (auto& buf : grads_) {
+      std::memset(buf.data(), 0, static_cast<size_t>(part.begin) * sizeof(float));
+      std::memset(buf.data() + part.end, 0, static_cast<size_t>(layout_.total() - part.end) * sizeof(float));
+    }
+  }
   for (int64_t bad : nonfinite) {
     if (bad > 0) return false;
   }
@@ -387,7 +417,8 @@ std::vector<float> FastModel::gradient() const {
 }
 
 LossSum FastModel::evaluate(std::span<const DocRef> docs) {
-  LossSum total;
+  std::vector<double> losses(docs.size(), 0.0);
+  int64_t tokens = 0;
   Packed& b = *batch_;
   size_t i = 0;
   while (i < docs.size()) {
@@ -395,24 +426,26 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
     size_t j = i;
     int64_t rows = 0;
     while (j < docs.size()) {
-      const int64_t n = std::min(config_.block_size, static_cast<int64_t>(docs[j].size()) - 1);
+      const int64_t n = predicted_rows(docs[j], config_.block_size);
       if (rows + n > max_rows_) break;
       rows += n;
       j++;
     }
     prepare(docs.subspan(i, j - i), b);
     const int64_t nt = threads_for(b);
-    std::vector<double> losses(static_cast<size_t>(nt), 0.0);
     auto work = [&](int64_t t) {
       const Range d = docs_of_thread(b, t, nt);
       const Range r{b.doc_start[static_cast<size_t>(d.begin)], b.doc_start[static_cast<size_t>(d.end)]};
-      losses[static_cast<size_t>(t)] = forward(b, d, r, Pass::kEvaluate, t);
+      forward(b, d, r, Pass::kEvaluate, t, losses.data() + i);
     };
     run_parallel(nt, work);
-    for (double l : losses) total.sum += l;
-    total.tokens += b.rows();
+    tokens += b.rows();
     i = j;
   }
+  doc_losses_ = std::move(losses);
+  LossSum total;
+  for (double l : doc_losses_) total.sum += l;
+  total.tokens = tokens;
   return total;
 }
 

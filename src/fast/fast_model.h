@@ -4,10 +4,16 @@
 // gradients (one buffer per thread), Adam's m and v, and the activations.
 //
 // Threads split a batch by documents (each thread runs forward and backward on its
-// documents' rows, with its own gradient buffer) and then the parameters (each thread
-// sums the gradient buffers and runs Adam on its share). One OpenMP parallel region
-// per pass; sums are always taken in thread order, so a run is repeatable for a given
-// thread count.
+// documents' rows, with its own gradient buffer; data/dataset.h's batch_part says where
+// the cuts fall) and then the parameters (each thread sums the gradient buffers and runs
+// Adam on its share). One OpenMP parallel region per pass; gradients are always summed in
+// thread order, so a run is repeatable for a given thread count, and losses are summed
+// document by document in batch order, so they do not depend on it.
+//
+// For a run spread over processes (train/data_parallel.h): forward_backward takes one
+// process's share of a step's batch, combined_gradient() gives its gradient to be summed
+// with the others', and Adam's moments may cover only a part of the parameters (the
+// part this process updates, --zero 1).
 //
 // Two training aids microgpt.py lacks, both off by default: dropout (train.dropout)
 // zeroes each output of an attention or MLP block with that probability during training
@@ -61,8 +67,10 @@ class FastModel {
  public:
   // max_batch_docs: the most documents one call to forward_backward receives. Refuses
   // (usage error) a configuration outside model/limits.h.
+  // optimizer_part: the parameters whose Adam moments this model keeps and updates
+  // (empty: all of them).
   FastModel(const ModelConfig& model, const TrainConfig& train, int64_t threads, int64_t max_batch_docs,
-            const Kernels& kernels = cpu_kernels());
+            const Kernels& kernels = cpu_kernels(), ParamRange optimizer_part = {});
   // The bytes such a model allocates: weights, Adam's moments, the average, a gradient
   // buffer and scratch per thread, activations and their gradients for max_batch_docs
   // documents of block_size rows (model/activations.h), the same sums the constructor
@@ -83,6 +91,8 @@ class FastModel {
   void init_params(PyRandom& rng);
   std::span<float> params() { return params_.span(); }
   std::span<const float> params() const { return params_.span(); }
+  // Adam's moments of optimizer_part().
+  const ParamRange& optimizer_part() const { return optimizer_part_; }
   std::span<float> adam_m() { return m_.span(); }
   std::span<float> adam_v() { return v_.span(); }
   std::span<const float> adam_m() const { return m_.span(); }
@@ -100,9 +110,15 @@ class FastModel {
   // the step last given to set_dropout_step or train_step); the gradient of the loss
   // summed over the batch, divided by loss_tokens (0: the batch's own predicted tokens,
   // which makes it the batch's mean loss per token), is added to the gradient buffers.
-  // Returns the loss summed over the batch.
-  LossSum forward_backward(std::span<const DocRef> batch, int64_t loss_tokens = 0);
-  // Adam at step `step` (from 0) of `total_steps` with the summed gradient, which is
+  // first_row: the row of the step's whole batch at which this one starts (a process's
+  // share; it keys the dropout mask). Returns the loss summed over the batch; doc_losses()
+  // then holds each document's.
+  LossSum forward_backward(std::span<const DocRef> batch, int64_t loss_tokens = 0, int64_t first_row = 0);
+  // The gradient gathered so far, summed over the threads (in thread order) into one
+  // buffer, for a caller to combine in place with other processes' before adam_step.
+  std::span<float> combined_gradient();
+  // Adam at step `step` (from 0) of `total_steps` with the summed gradient, over
+  // optimizer_part() (the rest of the weights are left to the caller); the gradient is
   // then cleared. Returns false if a gradient was infinite or NaN (the parameters are
   // then no longer usable).
   bool adam_step(int64_t step, int64_t total_steps);
@@ -112,8 +128,11 @@ class FastModel {
 
   // The gradient gathered so far (summed over threads), without clearing it.
   std::vector<float> gradient() const;
-  // Loss over documents without training (any number of documents).
+  // Loss over documents without training (any number of documents), summed document by
+  // document in order; doc_losses() then holds each document's.
   LossSum evaluate(std::span<const DocRef> docs);
+  // Each document's loss sum in the last forward_backward or evaluate.
+  std::span<const double> doc_losses() const { return doc_losses_; }
   // Logits of every predicted position of one document (for tests and tools).
   std::vector<std::vector<float>> logits(DocRef doc);
 
@@ -136,15 +155,16 @@ class FastModel {
   };
   void prepare(std::span<const DocRef> docs, Packed& b) const;
   Range docs_of_thread(const Packed& b, int64_t thread, int64_t n_threads) const;
-  // Runs the model on rows `rows` (whole documents `docs`, or one new row of a single
-  // document for kIncremental); returns the loss sum over those rows (kTrain, kEvaluate).
   enum class Pass {
     kTrain,        // the trained weights, dropout, loss
     kEvaluate,     // the model's weights, loss
     kLogits,       // the model's weights, logits only
     kIncremental,  // the model's weights, one new row of a document (the rows before it cached)
   };
-  double forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread);
+  // Runs the model on rows `rows` (whole documents `docs`, or one new row of a single
+  // document for kIncremental); for kTrain and kEvaluate, writes each document's loss
+  // sum to doc_loss[d].
+  void forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread, double* doc_loss = nullptr);
   const float* model_weights() const { return model_params().data(); }
   uint64_t dropout_key(int64_t layer, int branch) const;
   // The next token's probabilities (or logits, at temperature 0) from a row's logits.
@@ -163,6 +183,10 @@ class FastModel {
   FloatBuffer params_, m_, v_;
   FloatBuffer average_;        // empty without --ema
   int64_t dropout_step_ = 0;
+  int64_t first_row_ = 0;  // of the batch in forward_backward, in its step's whole batch
+  ParamRange optimizer_part_;
+  bool combined_ = false;  // the threads' gradients are summed in the first buffer
+  std::vector<double> doc_losses_;
   std::vector<FloatBuffer> grads_;  // one per thread
 
   // Activations (rows x width), shared by the threads, each writing only its rows.

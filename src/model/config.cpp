@@ -73,4 +73,9 @@ const ParamTensor* ParamLayout::find(const std::string& name) const {
   return nullptr;
 }
 
+ParamRange param_part(int64_t total, int64_t part, int64_t parts) {
+  auto cut = [&](int64_t k) { return k >= parts ? total : (total * k / parts) / 16 * 16; };
+  return ParamRange{cut(part), cut(part + 1)};
+}
+
 }  // namespace microgpt

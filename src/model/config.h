@@ -113,4 +113,15 @@ class ParamLayout {
   int64_t total_ = 0;
 };
 
+// A run of the flat parameter buffer, [begin, end).
+struct ParamRange {
+  int64_t begin = 0, end = 0;
+  int64_t size() const { return end - begin; }
+};
+
+// Part `part` of `parts` of `total` parameters: near-equal runs, cut on multiples of 16
+// floats (a cache line). How the fast engine's threads share Adam's update, and how the
+// processes of a run with --zero 1 share Adam's moments.
+ParamRange param_part(int64_t total, int64_t part, int64_t parts);
+
 }  // namespace microgpt

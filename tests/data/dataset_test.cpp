@@ -121,5 +121,31 @@ TEST(DatasetErrors, EmptyAndBlankFiles) {
   }
 }
 
+// Threads and processes cut a batch the same way: contiguous documents covering the
+// batch, the rows as equal as whole documents allow, and empty parts past the documents.
+TEST(BatchPart, ContiguousNearEqualSharesOfTheRows) {
+  const std::vector<int64_t> starts = {0, 5, 6, 14, 15, 18, 26};  // 6 documents, 26 rows
+  EXPECT_EQ(batch_part(starts, 0, 1).begin, 0);
+  EXPECT_EQ(batch_part(starts, 0, 1).end, 6);
+  // two parts: row 13, half of the rows, falls inside document 2 (rows 6 to 13), which
+  // stays in the first part
+  EXPECT_EQ(batch_part(starts, 0, 2).end, 3);
+  EXPECT_EQ(batch_part(starts, 1, 2).begin, 3);
+  EXPECT_EQ(batch_part(starts, 1, 2).end, 6);
+  for (int64_t n = 1; n <= 9; n++) {
+    int64_t at = 0;
+    for (int64_t p = 0; p < n; p++) {
+      const DocRange r = batch_part(starts, p, n);
+      EXPECT_EQ(r.begin, at) << n << " parts";
+      EXPECT_LE(r.begin, r.end);
+      if (p >= 6) {
+        EXPECT_EQ(r.begin, r.end) << "a part past the documents is empty";
+      }
+      at = r.end;
+    }
+    EXPECT_EQ(at, 6) << n << " parts";
+  }
+}
+
 }  // namespace
 }  // namespace microgpt

@@ -165,6 +165,30 @@ class Loader {
 
 }  // namespace
 
+namespace {
+
+json settings_object(const ModelConfig& model, const TrainConfig& train) {
+  return json{
+      {"n_layer", model.n_layer},         {"n_embd", model.n_embd},         {"n_head", model.n_head},
+      {"block_size", model.block_size},   {"vocab_size", model.vocab_size}, {"seed", train.seed},
+      {"steps", train.steps},             {"lr", train.lr},                 {"beta1", train.beta1},
+      {"beta2", train.beta2},             {"eps", train.eps},               {"init_std", train.init_std},
+      {"temperature", train.temperature}, {"num_samples", train.num_samples}, {"batch_size", train.batch_size},
+      {"val_frac", train.val_frac},       {"eval_every", train.eval_every}, {"dropout", train.dropout},
+      {"ema", train.ema},                 {"reshuffle", train.reshuffle},   {"format", train.format},
+      {"init", train.init},               {"warmup", train.warmup},
+  };
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> recorded_settings(const ModelConfig& model, const TrainConfig& train) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const json settings = settings_object(model, train);
+  for (const auto& [name, value] : settings.items()) out.emplace_back(name, value.dump());
+  return out;
+}
+
 void save_checkpoint(const std::string& path, const CheckpointData& c) {
   const ParamLayout layout(c.model);
   const int64_t P = layout.total();
@@ -195,16 +219,7 @@ void save_checkpoint(const std::string& path, const CheckpointData& c) {
     }
     header[s.name] = {{"dtype", s.dtype}, {"shape", s.shape}, {"data_offsets", {begin, static_cast<int64_t>(data.size())}}};
   }
-  json config = {
-      {"n_layer", c.model.n_layer},         {"n_embd", c.model.n_embd},         {"n_head", c.model.n_head},
-      {"block_size", c.model.block_size},   {"vocab_size", c.model.vocab_size}, {"seed", c.train.seed},
-      {"steps", c.train.steps},             {"lr", c.train.lr},                 {"beta1", c.train.beta1},
-      {"beta2", c.train.beta2},             {"eps", c.train.eps},               {"init_std", c.train.init_std},
-      {"temperature", c.train.temperature}, {"num_samples", c.train.num_samples}, {"batch_size", c.train.batch_size},
-      {"val_frac", c.train.val_frac},       {"eval_every", c.train.eval_every}, {"dropout", c.train.dropout},
-      {"ema", c.train.ema},                 {"reshuffle", c.train.reshuffle}, {"format", c.train.format},
-      {"init", c.train.init},               {"warmup", c.train.warmup},
-  };
+  const json config = settings_object(c.model, c.train);
   json vocab = json::array();
   for (char32_t ch : c.vocab) vocab.push_back(encode_utf8(std::u32string(1, ch)));
   json data_info = {{"source", c.data_source}, {"docs", c.data_docs}, {"crc32", c.data_crc}};

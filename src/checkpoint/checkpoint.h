@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/python_random.h"
@@ -48,6 +49,9 @@ struct CheckpointData {
 };
 
 void save_checkpoint(const std::string& path, const CheckpointData& c);
+// The settings a checkpoint records under "config": (name, value as JSON) pairs, in
+// name order.
+std::vector<std::pair<std::string, std::string>> recorded_settings(const ModelConfig& model, const TrainConfig& train);
 CheckpointData load_checkpoint(const std::string& path);
 
 }  // namespace microgpt

@@ -178,6 +178,14 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
       ->type_name("PATH");
   cmd->add_option("--plot-loss", o.plot_loss_path, "Draw the training and validation loss as an SVG file")
       ->type_name("PATH.svg");
+  // Under mpirun (README: Training on several processes)
+  cmd->add_option("--zero", o.zero,
+                  "Under mpirun: 1 shards Adam's moments between the processes (ZeRO stage 1: each keeps and "
+                  "updates 1/N of them); 0 keeps them whole in every process")
+      ->type_name("STAGE")->check(CLI::IsMember({0, 1}).description(""))->capture_default_str();
+  cmd->add_option("--check-every", o.check_every,
+                  "Under mpirun: compare the processes' weights every N steps and at the end (0: only at the end)")
+      ->type_name("N")->check(whole_number(limits::check_every))->capture_default_str();
 }
 
 // A preset fills in what the command line left unset.

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -16,9 +17,13 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "train/commands.h"
+#include "train/process_group.h"
 #include "train/run.h"
 
 namespace {
+
+// The processes of a run that mpirun started (none otherwise): an error then ends them all.
+std::unique_ptr<microgpt::ProcessGroup> group;
 
 // OpenMP threads that spin while they wait for work take a core from whatever else
 // runs on a shared machine, and libgomp spins for milliseconds unless OMP_WAIT_POLICY
@@ -52,7 +57,13 @@ int run(int argc, char** argv) {
       if (o.engine.name == "fast" && o.engine.threads > 1 && (o.train.batch_size > 1 || params >= 65536 || o.resume_path)) {
         prefer_passive_openmp(argv);
       }
+      // MPI starts only when mpirun started this process with others.
+      if (microgpt::launched_process_count() > 1) {
+        group = microgpt::join_launched_group();
+        o.group = group.get();
+      }
       microgpt::run_training(o, std::cout);
+      group.reset();  // MPI ends with the run
       return 0;
     }
     case Command::sample:
@@ -82,8 +93,23 @@ void check_stdout() {
 
 int fail(const std::string& message, int code) {
   std::cout.flush();
+  if (group) {
+    // One process's own failure, while the others may wait for it: the job ends.
+    std::cerr << "microgpt: error: rank " << group->rank() << " of " << group->size() << ": "
+              << microgpt::one_line(message) << "\n"
+              << std::flush;
+    group->abort(code);
+  }
   std::cerr << "microgpt: error: " << microgpt::one_line(message) << "\n";
   return code;
+}
+
+// An error every process raised together: rank 0 says it once and all end normally.
+int fail_together(const microgpt::GroupError& e) {
+  std::cout.flush();
+  if (!group || group->leader()) std::cerr << "microgpt: error: " << microgpt::one_line(e.what()) << "\n" << std::flush;
+  group.reset();
+  return e.exit_code();
 }
 
 }  // namespace
@@ -97,6 +123,8 @@ int main(int argc, char** argv) {
     const int code = run(argc, argv);
     check_stdout();
     return code;
+  } catch (const microgpt::GroupError& e) {
+    return fail_together(e);
   } catch (const microgpt::Error& e) {
     return fail(e.what(), e.exit_code());
   } catch (const std::bad_alloc&) {

@@ -66,12 +66,12 @@ class ReferenceEngine final : public Engine {
 class FastEngine final : public Engine {
  public:
   FastEngine(const EngineOptions& o, const ModelConfig& model, const TrainConfig& train)
-      : model_(model, train, o.threads, train.batch_size) {}
+      : model_(model, train, o.threads, train.batch_size, cpu_kernels(), o.optimizer_part) {}
   int64_t num_params() const override { return model_.num_params(); }
   void init_params(PyRandom& rng) override { model_.init_params(rng); }
   double forward_backward(int64_t step, const Batch& batch) override {
     model_.set_dropout_step(step);
-    return model_.forward_backward(batch.docs, batch.tokens).mean();
+    return model_.forward_backward(batch.docs, batch.tokens, batch.first_row).mean();
   }
   bool update(int64_t step, int64_t total_steps) override { return model_.adam_step(step, total_steps); }
   LossSum evaluate(std::span<const DocRef> docs) override { return model_.evaluate(docs); }
@@ -79,6 +79,13 @@ class FastEngine final : public Engine {
   std::vector<double> next(Token token, double temperature) override { return model_.next(token, temperature); }
   std::vector<double> next_window(std::span<const Token> window, double temperature) override {
     return model_.next_window(window, temperature);
+  }
+  std::span<const double> doc_losses() const override { return model_.doc_losses(); }
+  std::span<float> gradient() override { return model_.combined_gradient(); }
+  std::vector<std::span<float>> trained_weights() override {
+    std::vector<std::span<float>> w{model_.params()};
+    if (model_.averaging()) w.push_back(model_.model_params());
+    return w;
   }
   void save_state(CheckpointData& c) const override {
     c.f64 = false;
@@ -93,8 +100,13 @@ class FastEngine final : public Engine {
     auto copy = [](const std::vector<double>& from, std::span<float> to) {
       for (size_t i = 0; i < from.size(); i++) to[i] = static_cast<float>(from[i]);
     };
-    copy(c.adam_m, model_.adam_m());
-    copy(c.adam_v, model_.adam_v());
+    // Adam's moments of this engine's part of the parameters.
+    const ParamRange part = model_.optimizer_part();
+    auto moments = [&](const std::vector<double>& from) {
+      return std::vector<double>(from.begin() + part.begin, from.begin() + part.end);
+    };
+    copy(moments(c.adam_m), model_.adam_m());
+    copy(moments(c.adam_v), model_.adam_v());
     if (model_.averaging()) {
       if (c.trained_params.size() != c.params.size()) throw Error("the checkpoint lacks the trained weights of its average");
       copy(c.params, model_.model_params());
@@ -131,6 +143,11 @@ std::vector<double> Engine::next_window(std::span<const Token> window, double te
   for (Token t : window) w = next(t, temperature);
   return w;
 }
+
+// Only the fast engine trains across processes (TrainingRun refuses the reference first).
+std::span<const double> Engine::doc_losses() const { throw Error("this engine cannot train across processes"); }
+std::span<float> Engine::gradient() { throw Error("this engine cannot train across processes"); }
+std::vector<std::span<float>> Engine::trained_weights() { throw Error("this engine cannot train across processes"); }
 
 double Engine::train_step(int64_t step, int64_t total_steps, const Batch& batch) {
   const double loss = forward_backward(step, batch);

@@ -48,11 +48,25 @@ class Engine {
   // Parameters and Adam's moments, in layout order, for checkpoints.
   virtual void save_state(CheckpointData& c) const = 0;
   virtual void load_state(const CheckpointData& c) = 0;
+
+  // What a run spread over processes needs (train/data_parallel.h). The reference engine
+  // has none of it (one document a step cannot be shared) and throws.
+  // Each document's loss sum in the last forward_backward or evaluate.
+  virtual std::span<const double> doc_losses() const;
+  // The gradient so far, summed over this process's threads, for the caller to combine
+  // with other processes' in place before update().
+  virtual std::span<float> gradient();
+  // The weights update() changes (and, with --ema, their average): what the caller
+  // makes whole when each process updates only a part of them.
+  virtual std::vector<std::span<float>> trained_weights();
 };
 
 struct EngineOptions {
   std::string name = "fast";  // "fast" or "reference"
   int64_t threads = 1;
+  // The parameters whose Adam moments the engine keeps and updates (fast engine; empty:
+  // all). A run whose processes share Adam's state gives each its part.
+  ParamRange optimizer_part;
 };
 
 // Builds the engine; first refuses a configuration outside model/limits.h, and then,

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ostream>
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/text.h"
 #include "model/limits.h"
 #include "train/reporters.h"
 #include "train/sampler.h"
@@ -14,6 +16,18 @@
 namespace microgpt {
 
 TrainingRun::TrainingRun(const TrainOptions& given) : options_(given), rng_(given.train.seed) {
+  if (given.group && given.group->size() > 1) {
+    parallel_ = std::make_unique<DataParallel>(*given.group, given.zero == 1, given.check_every);
+  }
+  try {
+    resolve();
+  } catch (const Error& e) {
+    if (!parallel_) throw;
+    start_error_ = e;  // told to every process in prepare()
+  }
+}
+
+void TrainingRun::resolve() {
   TrainOptions& o = options_;
   // A resumed run takes its configuration from the checkpoint.
   if (o.resume_path) {
@@ -34,7 +48,12 @@ TrainingRun::TrainingRun(const TrainOptions& given) : options_(given), rng_(give
     step_ = c.step;
   }
   validate_configuration(o.engine.name, o.model, o.train);
+  if (parallel_ && o.engine.name == "reference") {
+    throw usage_error("the reference engine trains one document a step, which cannot be shared between " +
+                      std::to_string(parallel_->group().size()) + " processes: use --engine fast under mpirun");
+  }
   check(limits::threads, o.engine.threads);
+  check(limits::check_every, o.check_every);
   check(limits::checkpoint_every, o.checkpoint_every);
   const int64_t steps = o.train.steps;
   if (o.stop_after != 0 && (!limits::stop_after.contains(o.stop_after) || o.stop_after > steps || o.stop_after <= step_)) {
@@ -54,9 +73,12 @@ TrainingRun::TrainingRun(const TrainOptions& given) : options_(given), rng_(give
   if (o.plot_loss_path) files.push_back({"--plot-loss", *o.plot_loss_path, true});
   const std::pair<std::string_view, std::string_view> same_file_allowed[] = {{"--resume", "--out"}};
   check_distinct_files(files, same_file_allowed);
-  if (o.out_path) check_writable(*o.out_path, "checkpoint");
-  if (o.log_path) check_writable(*o.log_path, "log file");
-  if (o.plot_loss_path) check_writable(*o.plot_loss_path, "plot");
+  // Only rank 0 of several processes writes files.
+  if (leader()) {
+    if (o.out_path) check_writable(*o.out_path, "checkpoint");
+    if (o.log_path) check_writable(*o.log_path, "log file");
+    if (o.plot_loss_path) check_writable(*o.plot_loss_path, "plot");
+  }
   first_step_ = step_;
   last_step_ = o.stop_after > 0 ? o.stop_after : steps;
   if (resume_ && o.out_path && *o.out_path == *o.resume_path) saved_step_ = step_;
@@ -66,23 +88,24 @@ TrainingRun::TrainingRun(const TrainOptions& given) : options_(given), rng_(give
 TrainingRun::~TrainingRun() = default;
 
 void TrainingRun::prepare() {
-  const TrainOptions& o = options_;
-  std::unique_ptr<DataSource> source = make_data_source(o.data_path, rng_, o.train, o.model.block_size);
-  const DataIdentity data = source->identity();
-  if (resume_ && (data.docs != resume_->data_docs || data.crc != resume_->data_crc)) {
-    throw Error("data file '" + data.source + "' is not the data checkpoint '" + *o.resume_path + "' was trained on (" +
-                std::to_string(resume_->data_docs) + " documents from '" + resume_->data_source + "')");
-  }
-  source_ = std::move(source);
-  config_ = o.model;
-  config_.vocab_size = source_->tokenizer().vocab_size();
-  engine_ = make_engine(o.engine, config_, o.train);  // refuses what cannot fit
-  if (resume_) {
-    engine_->load_state(*resume_);
-    rng_.set_state(resume_->rng);  // where the generator stood after the initial weights
+  // Processes that failed to start, or that would train on other data or settings, end
+  // every process here, before anything is reported.
+  if (parallel_) {
+    std::string error;
+    int code = 0;
+    try {
+      if (start_error_) throw *start_error_;
+      build();
+    } catch (const Error& e) {
+      error = e.what();
+      code = e.exit_code();
+    }
+    parallel_->agree(error, code, error.empty() ? settings() : decltype(settings()){});
   } else {
-    engine_->init_params(rng_);
+    build();
   }
+  const TrainOptions& o = options_;
+  const DataIdentity data = source_->identity();
   RunStarted e;
   e.data_source = data.source;
   e.docs = source_->size();
@@ -99,15 +122,61 @@ void TrainingRun::prepare() {
   notify(&Observer::on_start, e);
 }
 
+std::vector<std::pair<std::string, std::string>> TrainingRun::settings() const {
+  const DataIdentity data = source_->identity();
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x", data.crc);
+  std::vector<std::pair<std::string, std::string>> out = {
+      {"engine", options_.engine.name},
+      {"data", std::to_string(data.docs) + (options_.train.is_text() ? " characters" : " documents") + " with CRC-32 " + crc},
+      {"vocabulary", "'" + encode_utf8(source_->tokenizer().chars()) + "'"},
+      {"first step", std::to_string(step_)},
+      {"ZeRO stage", std::to_string(options_.zero)},
+  };
+  // The model and training settings, one by one, as a checkpoint records them.
+  for (const auto& [name, value] : recorded_settings(config_, options_.train)) out.emplace_back(name, value);
+  return out;
+}
+
+void TrainingRun::build() {
+  const TrainOptions& o = options_;
+  std::unique_ptr<DataSource> source = make_data_source(o.data_path, rng_, o.train, o.model.block_size);
+  const DataIdentity data = source->identity();
+  if (resume_ && (data.docs != resume_->data_docs || data.crc != resume_->data_crc)) {
+    throw Error("data file '" + data.source + "' is not the data checkpoint '" + *o.resume_path + "' was trained on (" +
+                std::to_string(resume_->data_docs) + " documents from '" + resume_->data_source + "')");
+  }
+  source_ = std::move(source);
+  config_ = o.model;
+  config_.vocab_size = source_->tokenizer().vocab_size();
+  EngineOptions engine = o.engine;
+  if (parallel_) engine.optimizer_part = parallel_->optimizer_part(ParamLayout(config_).total());
+  engine_ = make_engine(engine, config_, o.train);  // refuses what cannot fit
+  if (resume_) {
+    engine_->load_state(*resume_);
+    rng_.set_state(resume_->rng);  // where the generator stood after the initial weights
+  } else {
+    engine_->init_params(rng_);
+  }
+}
+
 void TrainingRun::step() {
   if (!engine_ || !steps_left()) throw Error("training run: step() before prepare() or after the last step");
   const TrainOptions& o = options_;
   const int64_t steps = o.train.steps;
   const auto start = std::chrono::steady_clock::now();
   const Batch& batch = source_->batch(step_);
-  double loss = engine_->forward_backward(step_, batch);
-  if (reducer_) reducer_->reduce(*engine_, batch, loss);
-  if (!engine_->update(step_, steps)) loss = NAN;
+  double loss = 0.0;
+  bool finite = true;
+  if (parallel_) {
+    engine_->forward_backward(step_, parallel_->share(batch, config_.block_size));
+    loss = parallel_->reduce(*engine_, batch);
+    finite = parallel_->finish_update(*engine_, engine_->update(step_, steps));
+  } else {
+    loss = engine_->forward_backward(step_, batch);
+    finite = engine_->update(step_, steps);
+  }
+  if (!finite) loss = NAN;
   const int64_t done = ++step_;
   StepFinished e;
   e.step = done;
@@ -123,6 +192,7 @@ void TrainingRun::step() {
   // 1e20 finite).
   if (done == first_step_ + 1) first_loss_ = std::max(loss, std::log(static_cast<double>(config_.vocab_size)));
   if (!std::isfinite(loss) || loss > 1000 * first_loss_) diverged(done, loss);
+  if (parallel_ && (parallel_->check_due(done) || done == last_step_)) parallel_->check_weights(*engine_, done);
   if (o.train.eval_every > 0 && done % o.train.eval_every == 0 && done < steps) validate(done);
   if (o.checkpoint_every > 0 && done % o.checkpoint_every == 0 && done < last_step_) save(done);
 }
@@ -147,7 +217,7 @@ void TrainingRun::finish() {
   if (o.out_path) save(steps);
   const SampleOptions sampling = at_temperature(o.train.temperature);
   const Tokenizer& tokenizer = source_->tokenizer();
-  for (int64_t i = 0; i < o.train.num_samples; i++) {
+  for (int64_t i = 0; i < (leader() ? o.train.num_samples : 0); i++) {
     SampleDrawn s;
     s.index = i + 1;
     s.count = o.train.num_samples;
@@ -171,7 +241,9 @@ void TrainingRun::run() {
 void TrainingRun::validate(int64_t step) {
   const Batch& val = source_->validation();
   if (val.docs.empty()) return;
-  notify(&Observer::on_validation, Validated{step, options_.train.steps, engine_->evaluate(val.docs).mean()});
+  const double loss =
+      parallel_ ? parallel_->evaluate(*engine_, val.docs, config_.block_size) : engine_->evaluate(val.docs).mean();
+  notify(&Observer::on_validation, Validated{step, options_.train.steps, loss});
 }
 
 void TrainingRun::save(int64_t step) {
@@ -190,10 +262,15 @@ void TrainingRun::save(int64_t step) {
   engine_->save_state(c);
   for (double p : c.params) {
     if (!std::isfinite(p)) {
-      throw Error("training diverged by step " + std::to_string(step) +
-                  ": a parameter is not finite; the last good checkpoint is kept (try a lower --lr)");
+      // (the weights are the same in every process, so all of them see this)
+      const std::string message = "training diverged by step " + std::to_string(step) +
+                                  ": a parameter is not finite; the last good checkpoint is kept (try a lower --lr)";
+      if (parallel_) throw GroupError(message);
+      throw Error(message);
     }
   }
+  if (parallel_) parallel_->gather_state(c);
+  if (!leader()) return;
   c.rng = rng_.state();
   save_checkpoint(*o.out_path, c);
   saved_step_ = step;
@@ -210,6 +287,7 @@ void TrainingRun::diverged(int64_t step, double loss) {
                    : std::string("no checkpoint was written")) +
       " (try a lower --lr)";
   notify(&Observer::on_diverged, RunDiverged{step, message});
+  if (parallel_) throw GroupError(message);  // every process saw the same loss
   throw Error(message);
 }
 
@@ -222,10 +300,13 @@ void run_training(const TrainOptions& options, std::ostream& out) {
   ConsoleReport console(out, options.interactive);
   std::optional<JsonLog> log;
   std::optional<LossPlot> plot;
-  run.add_observer(progress);
-  if (options.log_path) run.add_observer(log.emplace(*options.log_path));
-  run.add_observer(console);
-  if (options.plot_loss_path) run.add_observer(plot.emplace(*options.plot_loss_path));
+  // Only one process of several reports and writes.
+  if (run.leader()) {
+    run.add_observer(progress);
+    if (options.log_path) run.add_observer(log.emplace(*options.log_path));
+    run.add_observer(console);
+    if (options.plot_loss_path) run.add_observer(plot.emplace(*options.plot_loss_path));
+  }
   run.run();
 }
 

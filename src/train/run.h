@@ -2,10 +2,12 @@
 // comes from its checkpoint) and checked, before anything is read or written → the data
 // source (train/data_source.h) → the engine, initialised or loaded (train/engine.h) →
 // step() in a loop → validation → checkpoint → samples. Everything that reacts to
-// training is an Observer of its events (train/observer.h); between the two halves of
-// every step a GradientReducer may combine gradients across processes. `run_training`
-// is the whole of `microgpt train`: a run with the console report, the log, the
-// progress line and the plot attached.
+// training is an Observer of its events (train/observer.h). A run launched by mpirun
+// is spread over its processes (train/data_parallel.h): each computes the gradient of
+// its share of every batch, and between the two halves of every step they are summed;
+// rank 0 alone has observers and writes files. `run_training` is the whole of
+// `microgpt train`: a run with the console report, the log, the progress line and the
+// plot attached.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,9 @@
 #include "model/config.h"
 #include "train/data_source.h"
 #include "train/engine.h"
+#include "train/data_parallel.h"
 #include "train/observer.h"
+#include "train/process_group.h"
 #include "train/progress.h"
 
 namespace microgpt {
@@ -45,28 +49,25 @@ struct TrainOptions {
   bool interactive = false;
   std::ostream* progress = nullptr;
   Progress::Mode progress_mode = Progress::Mode::off;
-};
-
-// Between backward and the update of every step: where a run spread over several
-// processes sums their gradients and losses. A run in one process has none.
-class GradientReducer {
- public:
-  virtual ~GradientReducer() = default;
-  // `loss`: this process's mean loss of the step, to be made the whole step's.
-  virtual void reduce(Engine& engine, const Batch& batch, double& loss) = 0;
+  // The processes mpirun started, when it did (none, or a group of one: a plain run).
+  ProcessGroup* group = nullptr;
+  int64_t zero = 0;           // ZeRO stage: 1, each process keeps Adam's moments of its part only
+  int64_t check_every = 100;  // compare the processes' weights every N steps (0: at the end)
 };
 
 class TrainingRun {
  public:
   // Resolves and checks the options: usage errors (and outputs that cannot be written)
-  // are thrown here, before any data is read or anything is written.
+  // are thrown here, before any data is read or anything is written. (In a run of
+  // several processes they are thrown by prepare(), once every process has started.)
   explicit TrainingRun(const TrainOptions& options);
   ~TrainingRun();
 
   // Observers are told of every event in the order they were added; add them before
   // prepare(), and keep them alive as long as the run.
   void add_observer(Observer& observer) { observers_.push_back(&observer); }
-  void set_gradient_reducer(GradientReducer* reducer) { reducer_ = reducer; }
+  // Whether this process reports and writes files: a plain run's, or rank 0 of several.
+  bool leader() const { return !parallel_ || parallel_->leader(); }
 
   // Reads the data, builds the engine (refusing a model that does not fit), initialises
   // it or loads the checkpoint; then tells the observers the run has started.
@@ -95,6 +96,9 @@ class TrainingRun {
   void notify(void (Observer::*handler)(const Event&), const Event& event) {
     for (Observer* o : observers_) (o->*handler)(event);
   }
+  void resolve();
+  void build();
+  std::vector<std::pair<std::string, std::string>> settings() const;
   void validate(int64_t step);
   void save(int64_t step);
   [[noreturn]] void diverged(int64_t step, double loss);
@@ -102,7 +106,8 @@ class TrainingRun {
   TrainOptions options_;
   std::optional<CheckpointData> resume_;
   std::vector<Observer*> observers_;
-  GradientReducer* reducer_ = nullptr;
+  std::unique_ptr<DataParallel> parallel_;  // none in a run of one process
+  std::optional<Error> start_error_;         // a process's failure to start, for prepare() to share
   PyRandom rng_;
   std::unique_ptr<DataSource> source_;
   ModelConfig config_;

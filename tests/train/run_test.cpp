@@ -124,44 +124,6 @@ TEST(TrainingRun, StepByStepWithTheStandardObserversIsRunTraining) {
   EXPECT_EQ(r.losses, logged);
 }
 
-// The reducer is called once per step, after backward, with that step's batch, and what
-// it makes of the loss is what the observers hear; doing nothing changes nothing.
-class HalvingReducer final : public GradientReducer {
- public:
-  std::vector<int64_t> tokens;
-  double factor = 1.0;
-  void reduce(Engine&, const Batch& batch, double& loss) override {
-    tokens.push_back(batch.tokens);
-    loss *= factor;
-  }
-};
-
-TEST(TrainingRun, TheGradientReducerSitsBetweenBackwardAndTheUpdate) {
-  TempDir dir;
-  TrainOptions o = small_run(dir);
-  o.out_path.reset();
-  o.checkpoint_every = 0;
-  std::vector<double> plain_losses;
-  {
-    TrainingRun run(o);
-    Recorder r;
-    run.add_observer(r);
-    run.run();
-    plain_losses = r.losses;
-  }
-  for (double factor : {1.0, 0.5}) {
-    TrainingRun run(o);
-    Recorder r;
-    HalvingReducer reducer;
-    reducer.factor = factor;
-    run.add_observer(r);
-    run.set_gradient_reducer(&reducer);
-    run.run();
-    ASSERT_EQ(reducer.tokens.size(), 6u);
-    for (size_t i = 0; i < plain_losses.size(); i++) EXPECT_EQ(r.losses[i], plain_losses[i] * factor) << factor;
-  }
-}
-
 TEST(TrainingRun, DivergenceIsAnEventThenAnError) {
   TempDir dir;
   TrainOptions o = small_run(dir);

@@ -107,7 +107,9 @@ int fail(const std::string& message, int code) {
 // An error every process raised together: rank 0 says it once and all end normally.
 int fail_together(const microgpt::GroupError& e) {
   std::cout.flush();
-  if (!group || group->leader()) std::cerr << "microgpt: error: " << microgpt::one_line(e.what()) << "\n" << std::flush;
+  if (group ? group->leader() : microgpt::launched_rank() == 0) {
+    std::cerr << "microgpt: error: " << microgpt::one_line(e.what()) << "\n" << std::flush;
+  }
   group.reset();
   return e.exit_code();
 }

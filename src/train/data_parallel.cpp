@@ -42,7 +42,8 @@ void DataParallel::agree(const std::string& error, int exit_code,
   // one per line.
   std::string mine;
   if (!error.empty()) {
-    mine = "E" + std::to_string(exit_code) + " " + error;
+    mine = "E";  // (appended: GCC 12 warns falsely about "E" + string)
+    mine += std::to_string(exit_code) + " " + error;
   } else {
     mine = "S";
     for (const auto& [name, value] : settings) mine += "\n" + name + "\t" + value;

@@ -55,8 +55,12 @@ class GroupError : public Error {
 // not. Reads the environment only: it starts no MPI, so a plain run pays nothing for it.
 int64_t launched_process_count();
 
-// Joins the group of processes mpirun started (initialising MPI, once). Throws Error
-// when this build has no MPI.
+// This process's rank as the launcher numbered it (OMPI_COMM_WORLD_RANK or PMI_RANK);
+// 0 when it was not launched by one.
+int64_t launched_rank();
+
+// Joins the group of processes mpirun started (initialising MPI, once). Throws a
+// GroupError (every process fails alike) when this build has no MPI.
 std::unique_ptr<ProcessGroup> join_launched_group();
 
 }  // namespace microgpt

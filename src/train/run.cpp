@@ -126,10 +126,13 @@ std::vector<std::pair<std::string, std::string>> TrainingRun::settings() const {
   const DataIdentity data = source_->identity();
   char crc[16];
   std::snprintf(crc, sizeof crc, "%08x", data.crc);
+  std::string vocabulary = "'";  // (appended: GCC 12 warns falsely about "'" + string)
+  vocabulary += encode_utf8(source_->tokenizer().chars());
+  vocabulary += "'";
   std::vector<std::pair<std::string, std::string>> out = {
       {"engine", options_.engine.name},
       {"data", std::to_string(data.docs) + (options_.train.is_text() ? " characters" : " documents") + " with CRC-32 " + crc},
-      {"vocabulary", "'" + encode_utf8(source_->tokenizer().chars()) + "'"},
+      {"vocabulary", vocabulary},
       {"first step", std::to_string(step_)},
       {"ZeRO stage", std::to_string(options_.zero)},
   };

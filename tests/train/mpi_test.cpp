@@ -245,3 +245,26 @@ TEST(Mpi, APlainRunDoesNotStartMpi) {
 
 }  // namespace
 }  // namespace microgpt
+
+namespace microgpt {
+namespace {
+
+// MPI's libraries are loaded from a module beside the executable, only under mpirun:
+// without it (a build that found no MPI), a launched run is refused with one line.
+TEST(Mpi, WithoutItsMpiModuleARunUnderMpirunIsRefused) {
+  REQUIRE_MPI();
+  TempDir dir;
+  std::filesystem::copy_file(testing::microgpt_binary(), dir.file("microgpt"));
+  std::filesystem::permissions(dir.file("microgpt"), std::filesystem::perms::owner_all);
+  const int code = run_shell("cd '" + dir.path() + "' && " + mpirun(2) + "./microgpt train --steps 2 --out '' >out 2>err", 120);
+  const std::string err = read_file(dir.file("err"));
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(err.find("microgpt: error: this microgpt cannot train across the 2 processes mpirun started: its MPI module "
+                     "would not load"),
+            0u)
+      << err;
+  EXPECT_EQ(testing::count_lines(err), 1) << err;
+}
+
+}  // namespace
+}  // namespace microgpt

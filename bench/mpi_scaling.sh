@@ -32,7 +32,7 @@ done
 export OMP_WAIT_POLICY=PASSIVE
 args=(train --data "$data" --preset "$preset" --val-frac 0 --num-samples 0 --out "")
 [ -n "$threads" ] && args+=(--threads "$threads")
-seconds() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+seconds() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
 
 # The parameter count and batch, as the run prints and the preset sets them.
 params=$("$bin" "${args[@]}" --steps 1 | sed -n 's/^num params: //p')

@@ -27,7 +27,7 @@ export OMP_WAIT_POLICY=PASSIVE
 mpirun_np2=(mpirun -q -np 2)
 [ "$(id -u)" = 0 ] && mpirun_np2=(mpirun -q --allow-run-as-root -np 2)
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-seconds() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+seconds() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
 
 # name | S1 | S2 | flags
 workloads=("makemore (4x64, batch 32 names)|300|1500|--data $names --preset makemore --val-frac 0 --num-samples 0 --out ''")

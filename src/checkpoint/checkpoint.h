@@ -34,7 +34,7 @@ struct CheckpointData {
   TrainConfig train;
   std::u32string vocab;  // the characters in token order; BOS is vocab.size()
   int64_t step = 0;      // steps done (the plan is train.steps)
-  int64_t threads = 1;   // the fast engine's sums depend on it
+  int64_t threads = 1;   // the fast engine's sums depend on it (processes x threads, under mpirun)
   // What it was trained on: the path (or "<embedded names>"), its document count and
   // dataset_crc() of its documents, to refuse resuming on different data.
   std::string data_source;

@@ -36,7 +36,10 @@ void TrainingRun::resolve() {
     o.model = c.model;
     o.train = c.train;
     o.engine.name = c.engine;
-    if (!o.threads_given) o.engine.threads = c.threads;
+    // The checkpoint records the workers of the run (processes x threads); a run of
+    // several processes shares them out, so that 2 processes of 1 thread continue as 1
+    // process of 2 threads, or back, with the same sums.
+    if (!o.threads_given) o.engine.threads = std::max<int64_t>(1, c.threads / (parallel_ ? parallel_->group().size() : 1));
     if (!o.data_path && c.data_source != kEmbeddedSource) {
       throw usage_error("checkpoint '" + *o.resume_path + "' was trained on '" + c.data_source +
                         "': give that file again with --data");
@@ -258,7 +261,7 @@ void TrainingRun::save(int64_t step) {
   c.train = o.train;
   c.vocab = source_->tokenizer().chars();
   c.step = step;
-  c.threads = o.engine.threads;
+  c.threads = o.engine.threads * (parallel_ ? parallel_->group().size() : 1);  // the workers
   c.data_source = data.source;
   c.data_docs = data.docs;
   c.data_crc = data.crc;

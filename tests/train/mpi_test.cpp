@@ -46,6 +46,16 @@ std::string bin() {
   return quoted + "'";
 }
 
+// Two processes launched apart (mpirun's "A : B"): rank 0 runs `rank0`, rank 1 runs
+// `rank1`, each a command line after mpirun's own options for it.
+testing::RunResult launch_two(const TempDir& dir, const std::string& rank0, const std::string& rank1) {
+  testing::RunResult r;
+  r.exit_code = run_shell("cd '" + dir.path() + "' && " + mpirun(1) + rank0 + " : -np 1 " + rank1 + " >out 2>err", 120);
+  r.out = read_file(dir.file("out"));
+  r.err = read_file(dir.file("err"));
+  return r;
+}
+
 struct Outputs {
   int exit_code = -1;
   std::string out, err, log;
@@ -147,14 +157,7 @@ TEST(Mpi, ProcessesOnOtherDataOrSettingsAreRefusedAtStart) {
   testing::write_file(dir.file("a.txt"), "anna\nbob\ncarl\ndora\nemma\n");
   testing::write_file(dir.file("b.txt"), "anna\nbob\ncarl\ndora\nemmy\n");
   auto launch = [&](const std::string& rank0, const std::string& rank1) {
-    testing::RunResult r;
-    r.exit_code = run_shell("cd '" + dir.path() + "' && " + mpirun(1) +
-                                bin() + " train --steps 5 --out '' " + rank0 + " : -np 1 " + bin() +
-                                " train --steps 5 --out '' " + rank1 + " >out 2>err",
-                            120);
-    r.out = read_file(dir.file("out"));
-    r.err = read_file(dir.file("err"));
-    return r;
+    return launch_two(dir, bin() + " train --steps 5 --out '' " + rank0, bin() + " train --steps 5 --out '' " + rank1);
   };
   // (Python: '%08x' % zlib.crc32(open('b.txt', 'rb').read()) is c75fc9b2, a.txt's 454451eb)
   testing::RunResult r = launch("--data a.txt", "--data b.txt");
@@ -179,13 +182,11 @@ TEST(Mpi, ProcessesThatStopAgreeingEndTheRunNamingTheStep) {
   // Rank 1 on the plain kernels, whose Adam rounds otherwise than the vector ones: the
   // weights drift apart, which the checksum of every step catches.
   const std::string flags = " train --steps 20 --batch-size 4 --check-every 1 --out '' --num-samples 0";
-  const int code = run_shell("cd '" + dir.path() + "' && " + mpirun(1) +
-                                 bin() + flags + " : -np 1 -x MICROGPT_KERNELS=generic " + bin() + flags + " >out 2>err",
-                             120);
-  const std::string err = read_file(dir.file("err"));
-  EXPECT_EQ(code, 1) << err;
-  EXPECT_NE(err.find("microgpt: error: the weights of rank 1 differ from rank 0's after step "), std::string::npos) << err;
-  EXPECT_EQ(testing::count_lines(err), 1) << err;
+  const testing::RunResult r = launch_two(dir, bin() + flags, "-x MICROGPT_KERNELS=generic " + bin() + flags);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("microgpt: error: the weights of rank 1 differ from rank 0's after step "), std::string::npos)
+      << r.err;
+  EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
 }
 
 TEST(Mpi, AKilledProcessEndsTheJobAndKeepsTheLastCheckpoint) {
@@ -227,14 +228,11 @@ TEST(Mpi, AProcessThatRunsOutOfMemoryEndsTheJobWithItsReason) {
   // Rank 1 may not map more than 400 MB: a model that needs more fails there, and rank 0
   // must not wait for it.
   const std::string flags = " train --steps 5 --n-embd 512 --n-layer 4 --batch-size 32 --block-size 64 --threads 1 --out ''";
-  const int code = run_shell("cd '" + dir.path() + "' && " + mpirun(1) +
-                                 bin() + flags + " : -np 1 sh -c 'ulimit -v 400000; exec \"$0\" \"$@\"' " + bin() + flags +
-                                 " >out 2>err",
-                             120);
-  const std::string err = read_file(dir.file("err"));
-  EXPECT_EQ(code, 1) << err;
-  EXPECT_NE(err.find("microgpt: error: rank 1 of 2: "), std::string::npos) << err;
-  EXPECT_EQ(testing::count_lines(err), 1) << err;
+  const testing::RunResult r =
+      launch_two(dir, bin() + flags, "sh -c 'ulimit -v 400000; exec \"$0\" \"$@\"' " + bin() + flags);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err.find("microgpt: error: rank 1 of 2: "), 0u) << r.err;
+  EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
 }
 
 TEST(Mpi, APlainRunDoesNotStartMpi) {

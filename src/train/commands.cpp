@@ -72,8 +72,8 @@ LoadedModel load_model(const std::string& path, int64_t threads) {
 namespace {
 
 // A text model writes on: --max-len characters (500 by default, the prefix included),
-// as many as wanted past the block size, printed as they come.
-void sample_text_model(const SampleCommand& cmd, const LoadedModel& m, SampleOptions o, std::ostream& out) {
+// as many as wanted past the block size, handed on as they come.
+void draw_text_samples(const SampleCommand& cmd, const LoadedModel& m, SampleOptions o, const SampleSink& sink) {
   const CheckpointData& c = m.checkpoint;
   if (cmd.novel) throw usage_error("--novel is for models of names; '" + cmd.model_path + "' is a text model");
   const std::vector<Token> prefix = o.prefix;
@@ -86,57 +86,48 @@ void sample_text_model(const SampleCommand& cmd, const LoadedModel& m, SampleOpt
   PyRandom rng(cmd.seed.value_or(0));
   if (!cmd.seed) rng.set_state(c.rng);  // where training left it: the text train printed
   const int64_t wanted = cmd.num_samples.value_or(c.train.num_samples);
-  std::optional<JsonLines> log;
-  if (cmd.log_path) log.emplace(*cmd.log_path, false);
   const std::vector<Token> start = prefix.empty() ? std::vector<Token>{text_start_token(m.tokenizer)} : prefix;
   for (int64_t i = 1; i <= wanted; i++) {
-    if (wanted > 1) out << "--- sample " << i << " of " << wanted << " ---\n";
+    if (sink.begin) sink.begin(i, wanted);
     std::u32string text = m.tokenizer.chars_of(prefix);
-    out << encode_utf8(text) << std::flush;
+    if (sink.write) sink.write(text);
     sample_text(*m.engine, rng, o, start, c.model.block_size, length - static_cast<int64_t>(prefix.size()), [&](Token t) {
       const std::u32string ch = m.tokenizer.chars_of(std::span(&t, 1));
       text += ch;
-      out << encode_utf8(ch) << std::flush;
-      check_output(out);
+      if (sink.write) sink.write(ch);
     });
-    out << "\n";
-    check_output(out);
-    if (log) log->sample(i, text);
+    sink.end(i, text);
   }
-  if (log) log->close();
 }
 
 }  // namespace
 
-void run_sample(const SampleCommand& cmd, std::ostream& out) {
+namespace {
+
+// The checks that need no model, made before one is loaded.
+std::u32string checked_prefix(const SampleCommand& cmd) {
   if (cmd.num_samples) check(limits::num_samples, *cmd.num_samples);
   if (cmd.temperature) check(limits::sample_temperature, *cmd.temperature);
   check(limits::top_k, cmd.top_k);
   check(limits::top_p, cmd.top_p);
   check(limits::max_len, cmd.max_len);
-  check(limits::threads, cmd.threads);
   const auto prefix_text = decode_utf8(cmd.prefix);
   if (!prefix_text) throw usage_error("--prefix is not valid UTF-8");
-  if (cmd.log_path) check_writable(*cmd.log_path, "log file");
-  LoadedModel m = load_model(cmd.model_path, cmd.threads);
+  return *prefix_text;
+}
+
+}  // namespace
+
+void draw_samples(const SampleCommand& cmd, const LoadedModel& m, const SampleSink& sink) {
+  const std::u32string prefix_text = checked_prefix(cmd);
   const CheckpointData& c = m.checkpoint;
-  {
-    std::vector<FileRole> files = {{"--model", cmd.model_path, false}};
-    if (cmd.data_path) {
-      files.push_back({"--data", *cmd.data_path, false});
-    } else if (cmd.novel && c.data_source != kEmbeddedSource) {
-      files.push_back({"the model's training data", c.data_source, false});
-    }
-    if (cmd.log_path) files.push_back({"--log", *cmd.log_path, true});
-    check_distinct_files(files);
-  }
   SampleOptions o;
   o.temperature = cmd.temperature.value_or(c.train.temperature);
   o.top_k = cmd.top_k;
   o.top_p = cmd.top_p;
-  o.prefix = tokens_of(m.tokenizer, *prefix_text, "--prefix");
+  o.prefix = tokens_of(m.tokenizer, prefix_text, "--prefix");
   o.max_len = cmd.max_len;
-  if (c.train.is_text()) return sample_text_model(cmd, m, o, out);
+  if (c.train.is_text()) return draw_text_samples(cmd, m, o, sink);
   if (o.max_len > 0 && o.max_len <= static_cast<int64_t>(o.prefix.size())) {
     throw usage_error("--max-len " + std::to_string(o.max_len) + " leaves no room after the " +
                       std::to_string(o.prefix.size()) + " characters of --prefix");
@@ -150,36 +141,70 @@ void run_sample(const SampleCommand& cmd, std::ostream& out) {
   PyRandom rng(cmd.seed.value_or(0));
   if (!cmd.seed) rng.set_state(c.rng);  // where training left it: the names train printed
   const int64_t wanted = cmd.num_samples.value_or(c.train.num_samples);
-  std::optional<JsonLines> log;
-  if (cmd.log_path) log.emplace(*cmd.log_path, false);
   // --novel draws again while a name is in the training data. Greedy sampling draws the
   // same name every time, so there one miss is final; otherwise the search gives up
   // after kMaxMisses draws in a row that found nothing new.
   constexpr int64_t kMaxMisses = 10000;
   const bool greedy = o.temperature == 0.0 || o.top_k == 1;
-  int64_t printed = 0, misses = 0;
-  while (printed < wanted) {
+  int64_t drawn = 0, misses = 0;
+  while (drawn < wanted) {
     const std::u32string text = m.tokenizer.chars_of(sample_sequence(*m.engine, rng, o, m.tokenizer.bos(), c.model.block_size));
     if (cmd.novel && known.contains(text)) {
       misses++;
       if (greedy) {
-        throw Error("found " + std::to_string(printed) + " of " + std::to_string(wanted) +
+        throw Error("found " + std::to_string(drawn) + " of " + std::to_string(wanted) +
                     " names that are not in the training data: greedy sampling draws '" + encode_utf8(text) +
                     "' every time, and it is a training name (raise --temperature)");
       }
       if (misses >= kMaxMisses) {
-        throw Error("found " + std::to_string(printed) + " of " + std::to_string(wanted) +
+        throw Error("found " + std::to_string(drawn) + " of " + std::to_string(wanted) +
                     " names that are not in the training data: the last " + std::to_string(kMaxMisses) +
                     " draws were all training names (raise --temperature?)");
       }
       continue;
     }
     misses = 0;
-    printed++;
-    out << sample_line(printed, text) << "\n";
-    check_output(out);
-    if (log) log->sample(printed, text);
+    drawn++;
+    sink.end(drawn, text);
   }
+}
+
+void run_sample(const SampleCommand& cmd, std::ostream& out) {
+  checked_prefix(cmd);
+  check(limits::threads, cmd.threads);
+  if (cmd.log_path) check_writable(*cmd.log_path, "log file");
+  LoadedModel m = load_model(cmd.model_path, cmd.threads);
+  const CheckpointData& c = m.checkpoint;
+  {
+    std::vector<FileRole> files = {{"--model", cmd.model_path, false}};
+    if (cmd.data_path) {
+      files.push_back({"--data", *cmd.data_path, false});
+    } else if (cmd.novel && c.data_source != kEmbeddedSource) {
+      files.push_back({"the model's training data", c.data_source, false});
+    }
+    if (cmd.log_path) files.push_back({"--log", *cmd.log_path, true});
+    check_distinct_files(files);
+  }
+  std::optional<JsonLines> log;
+  if (cmd.log_path) log.emplace(*cmd.log_path, false);
+  const bool text = c.train.is_text();
+  SampleSink sink;
+  if (text) {
+    // a text model's characters are printed as they come, each sample under a header
+    sink.begin = [&](int64_t i, int64_t n) {
+      if (n > 1) out << "--- sample " << i << " of " << n << " ---\n";
+    };
+    sink.write = [&](const std::u32string& chars) {
+      out << encode_utf8(chars) << std::flush;
+      check_output(out);
+    };
+  }
+  sink.end = [&](int64_t i, const std::u32string& sample) {
+    out << (text ? std::string() : sample_line(i, sample)) << "\n";
+    check_output(out);
+    if (log) log->sample(i, sample);
+  };
+  draw_samples(cmd, m, sink);
   if (log) log->close();
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -38,6 +39,17 @@ struct SampleCommand {
   int64_t threads = 1;
 };
 void run_sample(const SampleCommand& command, std::ostream& out);
+
+// What draw_samples hands on: for a text model, begin(i, count) as sample i starts and
+// write(characters) as they come; for every sample, end(i, text) with the whole of it.
+struct SampleSink {
+  std::function<void(int64_t index, int64_t count)> begin;
+  std::function<void(const std::u32string& chars)> write;
+  std::function<void(int64_t index, const std::u32string& text)> end;
+};
+// The samples `command` asks for (its model_path only names the model in messages),
+// from a model already loaded: what `microgpt sample` prints, and the web API returns.
+void draw_samples(const SampleCommand& command, const LoadedModel& model, const SampleSink& sink);
 
 struct EvalCommand {
   std::string model_path;

@@ -19,9 +19,10 @@ CMAKE_FLAGS ?=
 # variable MICROGPT_SHARED_DIR).
 NAMES ?=
 # Debian 12 packages the build and the tests need.
-DEB_PACKAGES ?= cmake make g++ libcli11-dev nlohmann-json3-dev libgtest-dev libopenmpi-dev openmpi-bin
+DEB_PACKAGES ?= cmake make g++ pkg-config libcli11-dev nlohmann-json3-dev libgtest-dev libopenmpi-dev openmpi-bin \
+  libcpp-httplib-dev
 # The same on macOS, from Homebrew (Apple's clang, with Homebrew's libomp for OpenMP).
-BREW_PACKAGES ?= cmake cli11 nlohmann-json googletest libomp open-mpi
+BREW_PACKAGES ?= cmake pkg-config cli11 nlohmann-json googletest libomp open-mpi cpp-httplib
 ifeq ($(UNAME),Darwin)
   # CMake's FindOpenMP looks under OpenMP_ROOT: Homebrew's prefix of libomp, which is not
   # linked into the system's paths.
@@ -143,7 +144,7 @@ test-tsan: deps-sanitize
 # The libFuzzer targets of fuzz/, each for FUZZ_SECONDS; fails when one crashes.
 fuzz: deps-sanitize
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=Debug -DMICROGPT_TESTS=OFF \
-	  -DMICROGPT_FUZZ=ON -DMICROGPT_MPI=OFF "-DCMAKE_CXX_FLAGS=$(FUZZ_FLAGS)"
+	  -DMICROGPT_FUZZ=ON -DMICROGPT_MPI=OFF -DMICROGPT_SERVE=OFF "-DCMAKE_CXX_FLAGS=$(FUZZ_FLAGS)"
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	PATH="$(LLVM_BIN):$$PATH" fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
@@ -157,7 +158,7 @@ deps-arm64:
 
 test-arm64: deps-arm64
 	cmake -S . -B $(ARM64_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
-	  -DMICROGPT_MPI=OFF $(CMAKE_FLAGS)
+	  -DMICROGPT_MPI=OFF -DMICROGPT_SERVE=OFF $(CMAKE_FLAGS)
 	cmake --build $(ARM64_BUILD) -j $(JOBS) --target microgpt fast_tests reference_tests
 	cd $(ARM64_BUILD) && ctest --output-on-failure -j $(JOBS) --no-tests=error -R '$(ARM64_TESTS)' -E '_NOT_BUILT$$'
 	cd $(ARM64_BUILD) && $(ARM64_RUN) ./microgpt --steps 200 --num-samples 3 --out arm64.safetensors | tail -4 && \

@@ -269,6 +269,19 @@ void add_embed_flags(CLI::App* cmd, microgpt::EmbedCommand& c) {
       ->type_name("TEXT");
 }
 
+void add_serve_flags(CLI::App* cmd, microgpt::ServeCommand& c) {
+  cmd->add_option("--model", c.model_path, "Checkpoint to open in the page")->type_name("PATH");
+  cmd->add_option("--data", c.data_path, "Data the page trains on (default: the embedded names)")->type_name("PATH");
+  cmd->add_option("--port", c.port, "TCP port (0: any free one, printed)")
+      ->type_name("N")->check(whole_number(limits::port))->capture_default_str();
+  cmd->add_option("--host", c.host, "Address to listen on (127.0.0.1: this machine only)")
+      ->type_name("ADDRESS")->capture_default_str();
+  cmd->add_option("--out-dir", c.out_dir, "Folder the page saves checkpoints to and loads them from")
+      ->type_name("DIR")->capture_default_str();
+  cmd->add_option("--threads", c.threads, "Threads for the fast engine (default: all cores)")
+      ->type_name("N")->check(whole_number(limits::threads));
+}
+
 }  // namespace
 
 CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out, std::ostream& err) {
@@ -296,6 +309,9 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
   add_eval_flags(eval, result.eval);
   CLI::App* embed = app.add_subcommand("embed", "Look inside a trained model's embeddings");
   add_embed_flags(embed, result.embed);
+  result.serve.threads = omp_get_num_procs();
+  CLI::App* serve = app.add_subcommand("serve", "A local web page to watch and use a model (prints its address)");
+  add_serve_flags(serve, result.serve);
 
   auto usage = [&](const std::string& where, const std::string& message) {
     err << where << ": error: " << one_line(message) << "\n";
@@ -352,6 +368,8 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
       result.command = CommandLine::Command::eval;
     } else if (embed->parsed()) {
       result.command = CommandLine::Command::embed;
+    } else if (serve->parsed()) {
+      result.command = CommandLine::Command::serve;
     }
   } catch (const microgpt::Error& e) {
     std::string where = "microgpt";

@@ -1,6 +1,8 @@
 // The `microgpt` executable: parses the command line (cli/command_line.h) and runs the
 // command. Every error is one line on stderr, with exit code 2 for usage errors and 1
-// for everything else; nothing ends in an abort or a stack trace.
+// for everything else; nothing ends in an abort or a stack trace. Compiled a second time
+// with MICROGPT_WITH_SERVER as microgpt-serve, the one that runs `serve` (the other
+// starts it in its place).
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +18,7 @@
 #include "cli/command_line.h"
 #include "core/error.h"
 #include "core/text.h"
+#include "serve/serve.h"
 #include "train/commands.h"
 #include "train/process_group.h"
 #include "train/run.h"
@@ -35,6 +38,25 @@ void prefer_passive_openmp(char** argv) {
   std::cout.flush();
   ::execv("/proc/self/exe", argv);  // returns only if it failed: carry on as we are
 }
+
+#ifndef MICROGPT_WITH_SERVER
+// `microgpt serve` is the executable microgpt-serve beside this one (src/serve/serve.h
+// says why), started in this process's place with the same arguments.
+[[noreturn]] void start_server(char** argv) {
+  std::string self(4096, '\0');
+  const ssize_t n = ::readlink("/proc/self/exe", self.data(), self.size() - 1);
+  std::string server = "microgpt-serve";
+  if (n > 0) {
+    self.resize(static_cast<size_t>(n));
+    server = self.substr(0, self.rfind('/') + 1) + server;
+  }
+  std::cout.flush();
+  ::execv(server.c_str(), argv);
+  throw microgpt::Error("this microgpt has no web server: '" + server + "' " +
+                        (errno == ENOENT ? "is not there" : std::string("cannot start: ") + std::strerror(errno)) +
+                        " (a build makes it when libcpp-httplib-dev is installed: make build installs it)");
+}
+#endif
 
 int run(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
@@ -74,6 +96,13 @@ int run(int argc, char** argv) {
       return 0;
     case Command::embed:
       microgpt::run_embed(cl.embed, std::cout);
+      return 0;
+    case Command::serve:
+#ifdef MICROGPT_WITH_SERVER
+      microgpt::run_serve(cl.serve, std::cout);
+#else
+      start_server(argv);
+#endif
       return 0;
   }
   return 0;

@@ -53,6 +53,7 @@ inline constexpr WholeRange eval_every{"--eval-every", 0, kMaxCount};
 inline constexpr WholeRange warmup{"--warmup", 0, kMaxCount};
 inline constexpr WholeRange checkpoint_every{"--checkpoint-every", 0, kMaxCount};
 inline constexpr WholeRange check_every{"--check-every", 0, kMaxCount};
+inline constexpr WholeRange port{"--port", 0, 65535};
 inline constexpr WholeRange stop_after{"--stop-after", 1, kMaxCount};
 inline constexpr WholeRange threads{"--threads", 1, 4096};
 // Settings microgpt.py fixes in its code; no flag sets them, but a checkpoint stores them.

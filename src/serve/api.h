@@ -1,0 +1,56 @@
+// The web API as plain functions: a JSON request in, a JSON answer out, no HTTP (the
+// server in server.cpp routes to them; tests call them directly). Each answer is what the
+// command-line tool gives for the same question: /api/sample the names of `microgpt
+// sample`, with the same seed and controls.
+//
+// Errors: ApiError, with the HTTP status it means (400 for a request that asks for
+// something impossible, 404 for no model, 500 for the rest) and one line of message.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "train/commands.h"
+
+namespace microgpt {
+
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
+// The model the page works with, one at a time; every call locks it.
+class ModelHost {
+ public:
+  explicit ModelHost(int64_t threads) : threads_(threads) {}
+  // Loads a checkpoint, replacing the model (Error when it cannot be read).
+  void load(const std::string& path);
+
+  // GET /api/model: {"loaded": false} or {"loaded": true, "path", "engine", "format",
+  // "config": {n_layer, n_embd, n_head, block_size, vocab_size}, "vocab": [...] (token
+  // order; a model of names has BOS after them), "bos": id or null, "step", "steps",
+  // "num_params", "data"}.
+  nlohmann::json model();
+  // POST /api/sample: {"num_samples", "seed", "temperature", "top_k", "top_p", "prefix",
+  // "max_len"} (each optional, as `microgpt sample`'s flags) -> {"samples": [...]}.
+  nlohmann::json sample(const nlohmann::json& request);
+
+ private:
+  const LoadedModel& loaded() const;
+
+  std::mutex mutex_;
+  int64_t threads_;
+  std::string path_;
+  std::optional<LoadedModel> model_;
+};
+
+}  // namespace microgpt

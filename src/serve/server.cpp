@@ -1,0 +1,98 @@
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <ostream>
+#include <string_view>
+#include <thread>
+
+#include "core/error.h"
+#include "core/text.h"
+#include "serve/api.h"
+#include "serve/serve.h"
+
+namespace microgpt {
+
+// The page, compiled in from web/ (src/CMakeLists.txt): nothing is fetched from elsewhere.
+std::string_view web_index_html();
+std::string_view web_app_js();
+std::string_view web_style_css();
+
+namespace {
+
+using nlohmann::json;
+
+std::atomic<bool> stop_requested{false};
+extern "C" void request_stop(int) { stop_requested = true; }
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json; charset=utf-8");
+}
+
+// Runs an API call, answering its JSON or its error as {"error": "..."}.
+template <class Fn>
+void api(httplib::Response& res, Fn&& fn) {
+  try {
+    reply(res, 200, fn());
+  } catch (const ApiError& e) {
+    reply(res, e.status(), json{{"error", e.what()}});
+  } catch (const json::exception& e) {
+    reply(res, 400, json{{"error", std::string("the request is not valid JSON: ") + e.what()}});
+  } catch (const std::exception& e) {
+    reply(res, 500, json{{"error", one_line(e.what())}});
+  }
+}
+
+json body_of(const httplib::Request& req) { return req.body.empty() ? json::object() : json::parse(req.body); }
+
+}  // namespace
+
+void run_serve(const ServeCommand& cmd, std::ostream& out) {
+  ModelHost host(cmd.threads);
+  if (cmd.model_path) host.load(*cmd.model_path);
+
+  httplib::Server server;
+  auto page = [](std::string_view content, const char* type) {
+    return [content, type](const httplib::Request&, httplib::Response& res) {
+      res.set_content(std::string(content), type);
+    };
+  };
+  server.Get("/", page(web_index_html(), "text/html; charset=utf-8"));
+  server.Get("/app.js", page(web_app_js(), "text/javascript; charset=utf-8"));
+  server.Get("/style.css", page(web_style_css(), "text/css; charset=utf-8"));
+  server.Get("/api/model", [&](const httplib::Request&, httplib::Response& res) { api(res, [&] { return host.model(); }); });
+  server.Post("/api/sample", [&](const httplib::Request& req, httplib::Response& res) {
+    api(res, [&] { return host.sample(body_of(req)); });
+  });
+  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty()) reply(res, res.status, json{{"error", "no such page: " + req.method + " " + req.path}});
+  });
+
+  int port = static_cast<int>(cmd.port);
+  if (port == 0) {
+    port = server.bind_to_any_port(cmd.host);
+  } else if (!server.bind_to_port(cmd.host, port)) {
+    port = -1;
+  }
+  if (port < 0) {
+    throw Error("cannot listen on " + cmd.host + ":" + std::to_string(cmd.port) +
+                " (is another server there? choose another --port)");
+  }
+  out << "microgpt serve: http://" << cmd.host << ":" << port << "/ (Ctrl-C stops it)" << std::endl;
+
+  // Ctrl-C or SIGTERM: the listening loop is stopped from a thread, not from the handler.
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  std::thread watcher([&] {
+    while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    server.stop();
+  });
+  const bool listened = server.listen_after_bind();
+  const bool asked = stop_requested.exchange(true);  // (ends the watcher either way)
+  watcher.join();
+  if (!listened && !asked) throw Error("the server stopped listening");
+}
+
+}  // namespace microgpt

@@ -492,6 +492,29 @@ std::vector<double> FastModel::next_window(std::span<const Token> window, double
   return next_of_row(n - 1, temperature);
 }
 
+std::vector<double> FastModel::attention_weights(std::span<const Token> window) {
+  next_window(window, 1.0);  // the pass whose q, k and lse the weights come from
+  const int64_t T = static_cast<int64_t>(window.size()), C = config_.n_embd, NH = config_.n_head, HS = C / NH;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
+  std::vector<double> w(static_cast<size_t>(config_.n_layer * NH * T * T), 0.0);
+  for (int64_t l = 0; l < config_.n_layer; l++) {
+    const LayerActs& a = layers_[static_cast<size_t>(l)];
+    for (int64_t h = 0; h < NH; h++) {
+      double* out = w.data() + (l * NH + h) * T * T;
+      for (int64_t t = 0; t < T; t++) {
+        const float* q = a.qkv + t * 3 * C + h * HS;
+        for (int64_t u = 0; u <= t; u++) {
+          const float* k = a.qkv + u * 3 * C + C + h * HS;
+          double dot = 0.0;
+          for (int64_t i = 0; i < HS; i++) dot += static_cast<double>(q[i]) * static_cast<double>(k[i]);
+          out[t * T + u] = std::exp(dot * scale - static_cast<double>(a.lse[t * NH + h]));
+        }
+      }
+    }
+  }
+  return w;
+}
+
 std::vector<double> FastModel::next_of_row(int64_t row, double temperature) const {
   const int64_t V = config_.vocab_size;
   const float* l = logits_ + row * V;

@@ -147,6 +147,10 @@ class FastModel {
   // text model's sampling slides its context: the next token's distribution after it.
   // The window then fills the KV cache.
   std::vector<double> next_window(std::span<const Token> window, double temperature);
+  // The attention weights of every head of every layer over a window (1 to block_size
+  // tokens, from position 0): (n_layer, n_head, T, T) row-major, weight [l][h][t][u] of
+  // query t on key u (0 for u > t), recomputed in double from the pass's q, k and lse.
+  std::vector<double> attention_weights(std::span<const Token> window);
 
  private:
   struct Packed;  // a batch laid out for the kernels

@@ -357,7 +357,7 @@ ProjectorFiles export_projector_tsv(const std::string& prefix, const EmbeddingVi
   return files;
 }
 
-std::string show_report(const EmbeddingView& view, std::string_view text, const NextTokenProbs& predict) {
+ShownInput read_input(const EmbeddingView& view, std::string_view text, const NextTokenProbs& predict) {
   check_embedding_view(view);
   const auto decoded = decode_utf8(text);
   if (!decoded) throw usage_error("the text to show is not valid UTF-8");
@@ -371,13 +371,32 @@ std::string show_report(const EmbeddingView& view, std::string_view text, const 
                       std::to_string(room));
   }
   if (!view.has_bos() && decoded->empty()) throw usage_error("the text to show is empty");
-  std::vector<Token> tokens;
-  if (view.has_bos()) tokens.push_back(view.bos());
+  ShownInput in;
+  if (view.has_bos()) in.tokens.push_back(view.bos());
   for (char32_t c : *decoded) {
     const Token t = token_id(view, c);
     if (t < 0) throw not_in_vocabulary(c);
-    tokens.push_back(t);
+    in.tokens.push_back(t);
   }
+  in.probs = predict(in.tokens);
+  if (in.probs.size() != in.tokens.size()) {
+    throw Error("the model returned " + std::to_string(in.probs.size()) + " distributions for " +
+                std::to_string(in.tokens.size()) + " positions");
+  }
+  for (size_t p = 0; p < in.probs.size(); p++) {
+    if (static_cast<int64_t>(in.probs[p].size()) != view.vocab_size()) {
+      throw Error("the model returned " + std::to_string(in.probs[p].size()) + " probabilities at position " +
+                  std::to_string(p) + ", expected vocab_size " + std::to_string(view.vocab_size()));
+    }
+  }
+  return in;
+}
+
+std::vector<Token> most_likely(std::span<const double> probs, int64_t k) { return top_k(probs, k); }
+
+std::string show_report(const EmbeddingView& view, std::string_view text, const NextTokenProbs& predict) {
+  const ShownInput in = read_input(view, text, predict);
+  const std::vector<Token>& tokens = in.tokens;
 
   auto vector_line = [](std::string name, std::span<const double> v) {
     name.resize(std::max<size_t>(name.size(), 10), ' ');
@@ -402,22 +421,14 @@ std::string show_report(const EmbeddingView& view, std::string_view text, const 
     out += vector_line("sum", sum);
   }
 
-  const std::vector<std::vector<double>> probs = predict(tokens);
-  if (probs.size() != tokens.size()) {
-    throw Error("the model returned " + std::to_string(probs.size()) + " distributions for " +
-                std::to_string(tokens.size()) + " positions");
-  }
+  const std::vector<std::vector<double>>& probs = in.probs;
   out += view.has_bos() ? "top 5 predictions for the next character (<BOS> = end of the text):\n"
                         : "top 5 predictions for the next character:\n";
   std::string context;
   for (size_t p = 0; p < tokens.size(); p++) {
-    if (static_cast<int64_t>(probs[p].size()) != view.vocab_size()) {
-      throw Error("the model returned " + std::to_string(probs[p].size()) + " probabilities at position " +
-                  std::to_string(p) + ", expected vocab_size " + std::to_string(view.vocab_size()));
-    }
     context += token_label(view, tokens[p]);
     out += "pos " + std::to_string(p) + " after " + context + ":";
-    const auto best = top_k(probs[p], 5);
+    const auto best = most_likely(probs[p], 5);
     for (size_t i = 0; i < best.size(); i++) {
       out += i == 0 ? " " : ", ";
       out += token_label(view, best[i]) + " " + fixed(probs[p][static_cast<size_t>(best[i])], 3);

@@ -197,6 +197,18 @@ ProjectorFiles export_projector_tsv(const std::string& prefix, const EmbeddingVi
 // of vocab_size probabilities.
 using NextTokenProbs = std::function<std::vector<std::vector<double>>(const std::vector<Token>& tokens)>;
 
+// What the model receives and predicts for [BOS] + text (a text model: the text alone):
+// the tokens, and at each position the next token's distribution. The checks and
+// errors of show_report below.
+struct ShownInput {
+  std::vector<Token> tokens;
+  std::vector<std::vector<double>> probs;  // tokens.size() rows of vocab_size
+};
+ShownInput read_input(const EmbeddingView& view, std::string_view text, const NextTokenProbs& predict);
+// The k most likely tokens of a distribution, highest first, ties by id (as show_report
+// lists them).
+std::vector<Token> most_likely(std::span<const double> probs, int64_t k);
+
 // For [BOS] + text (UTF-8): at each position p, the token and its id, wte[token],
 // wpe[p] and their sum (the vector the model receives), each on one line with 3
 // decimals; then, at each position, the model's 5 most likely next tokens with their

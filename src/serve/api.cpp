@@ -51,8 +51,10 @@ auto answering(Fn&& fn) {
 
 void ModelHost::load(const std::string& path) {
   LoadedModel m = load_model(path, threads_);
+  EmbeddingView view = embedding_view_from_params(m.checkpoint.model, m.checkpoint.vocab, m.checkpoint.params);
   std::lock_guard lock(mutex_);
   model_.emplace(std::move(m));
+  view_.emplace(std::move(view));
   path_ = path;
 }
 
@@ -109,6 +111,65 @@ json ModelHost::sample(const json& request) {
     return 0;
   });
   return json{{"samples", samples}};
+}
+
+json ModelHost::inspect(const json& request) {
+  check_fields(request, {"text", "top"});
+  const std::string text = field<std::string>(request, "text").value_or("");
+  const int64_t top = field<int64_t>(request, "top").value_or(10);
+  if (top < 1) throw ApiError(400, "'top' must be at least 1");
+  std::lock_guard lock(mutex_);
+  const LoadedModel& m = loaded();
+  const EmbeddingView& view = *view_;
+  Engine& engine = *m.engine;
+  return answering([&] {
+    const NextTokenProbs predict = [&engine](const std::vector<Token>& tokens) {
+      std::vector<std::vector<double>> rows;
+      engine.start_sequence();
+      for (Token t : tokens) rows.push_back(engine.next(t, 1.0));
+      return rows;
+    };
+    const ShownInput in = read_input(view, text, predict);
+    json positions = json::array();
+    for (size_t p = 0; p < in.tokens.size(); p++) {
+      const Token t = in.tokens[p];
+      const auto te = view.token_row(t);
+      const auto pe = view.position_row(static_cast<int64_t>(p));
+      std::vector<double> sum(te.size());
+      for (size_t i = 0; i < sum.size(); i++) sum[i] = te[i] + pe[i];
+      json next = json::array();
+      for (Token n : most_likely(in.probs[p], top)) {
+        next.push_back({{"token", token_label(view, n)}, {"id", n}, {"p", in.probs[p][static_cast<size_t>(n)]}});
+      }
+      positions.push_back({{"pos", p},
+                           {"token", token_label(view, t)},
+                           {"id", t},
+                           {"wte", std::vector<double>(te.begin(), te.end())},
+                           {"wpe", std::vector<double>(pe.begin(), pe.end())},
+                           {"sum", sum},
+                           {"next", next}});
+    }
+    json attention = nullptr;
+    if (m.checkpoint.engine == "fast") {
+      const std::vector<double> w = engine.attention_weights(in.tokens);
+      const auto T = static_cast<int64_t>(in.tokens.size());
+      const int64_t L = m.checkpoint.model.n_layer, H = m.checkpoint.model.n_head;
+      attention = json::array();
+      for (int64_t l = 0; l < L; l++) {
+        json heads = json::array();
+        for (int64_t h = 0; h < H; h++) {
+          json rows = json::array();
+          for (int64_t q = 0; q < T; q++) {
+            const double* row = w.data() + ((l * H + h) * T + q) * T;
+            rows.push_back(std::vector<double>(row, row + q + 1));  // keys 0..q: the rest are 0
+          }
+          heads.push_back(rows);
+        }
+        attention.push_back(heads);
+      }
+    }
+    return json{{"positions", positions}, {"attention", attention}};
+  });
 }
 
 }  // namespace microgpt

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "inspect/embed.h"
 #include "train/commands.h"
 
 namespace microgpt {
@@ -43,6 +44,13 @@ class ModelHost {
   // POST /api/sample: {"num_samples", "seed", "temperature", "top_k", "top_p", "prefix",
   // "max_len"} (each optional, as `microgpt sample`'s flags) -> {"samples": [...]}.
   nlohmann::json sample(const nlohmann::json& request);
+  // POST /api/inspect: {"text": "emma", "top": 10} -> {"positions": [{"pos", "token",
+  // "id", "wte", "wpe", "sum", "next": [{"token", "id", "p"}, ...]}, ...], "attention":
+  // [layer][head][query] rows of the weights on keys 0..query, or null (the reference
+  // engine)}: for [BOS] + text, what
+  // the model receives at each position and its `top` most likely next tokens, the
+  // numbers `microgpt embed --show` prints (there rounded to 3 decimals).
+  nlohmann::json inspect(const nlohmann::json& request);
 
  private:
   const LoadedModel& loaded() const;
@@ -51,6 +59,7 @@ class ModelHost {
   int64_t threads_;
   std::string path_;
   std::optional<LoadedModel> model_;
+  std::optional<EmbeddingView> view_;  // the model's wte and wpe
 };
 
 }  // namespace microgpt

@@ -66,6 +66,9 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   server.Post("/api/sample", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] { return host.sample(body_of(req)); });
   });
+  server.Post("/api/inspect", [&](const httplib::Request& req, httplib::Response& res) {
+    api(res, [&] { return host.inspect(body_of(req)); });
+  });
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty()) reply(res, res.status, json{{"error", "no such page: " + req.method + " " + req.path}});
   });

@@ -80,6 +80,9 @@ class FastEngine final : public Engine {
   std::vector<double> next_window(std::span<const Token> window, double temperature) override {
     return model_.next_window(window, temperature);
   }
+  std::vector<double> attention_weights(std::span<const Token> window) override {
+    return model_.attention_weights(window);
+  }
   std::span<const double> doc_losses() const override { return model_.doc_losses(); }
   std::span<float> gradient() override { return model_.combined_gradient(); }
   std::vector<std::span<float>> trained_weights() override {
@@ -142,6 +145,10 @@ std::vector<double> Engine::next_window(std::span<const Token> window, double te
   std::vector<double> w;
   for (Token t : window) w = next(t, temperature);
   return w;
+}
+
+std::vector<double> Engine::attention_weights(std::span<const Token>) {
+  throw usage_error("the attention weights are shown for models of the fast engine only");
 }
 
 // Only the fast engine trains across processes (TrainingRun refuses the reference first).

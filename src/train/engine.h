@@ -45,6 +45,9 @@ class Engine {
   // The sequence restarted with a whole window (1 to block_size tokens), and the next
   // token's distribution after it: how a text model's sampling slides its context.
   virtual std::vector<double> next_window(std::span<const Token> window, double temperature);
+  // The attention weights of every head of every layer over a window, as FastModel's
+  // attention_weights gives them; the reference engine has none to give (throws).
+  virtual std::vector<double> attention_weights(std::span<const Token> window);
   // Parameters and Adam's moments, in layout order, for checkpoints.
   virtual void save_state(CheckpointData& c) const = 0;
   virtual void load_state(const CheckpointData& c) = 0;

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <string>
 
+#include "model/config.h"
 #include "serve/api.h"
 #include "test_support.h"
 
@@ -97,10 +98,118 @@ TEST(ServeApi, RequestsThatCannotBeAnsweredSaySo) {
   EXPECT_EQ(status_of([&] { host.sample({{"num_samples", "5"}}); }), 400);
   EXPECT_EQ(status_of([&] { host.sample({{"temperature", -1}}); }), 400);
   EXPECT_EQ(status_of([&] { host.sample({{"prefix", "M"}}); }), 400);  // not in the vocabulary
+  EXPECT_EQ(status_of([&] { host.inspect({{"text", "Emma"}}); }), 400);
+  EXPECT_EQ(status_of([&] { host.inspect({{"text", "a very long name indeed"}}); }), 400);  // past block_size
+  EXPECT_EQ(status_of([&] { host.inspect({{"text", "emma"}, {"top", 0}}); }), 400);
   try {
     host.sample({{"prefix", "Q!"}});
   } catch (const ApiError& e) {
     EXPECT_EQ(std::string(e.what()), "--prefix: 'Q', '!' are not in the model's vocabulary");
+  }
+}
+
+// The numbers of one `embed --show` line ("    wte[5]     =   0.109 ..."), or of the
+// predictions line ("pos 1 after <BOS>e: l 0.149, a 0.112, ...") as (label, p) pairs.
+std::vector<double> numbers_after(const std::string& line, char mark) {
+  std::istringstream in(line.substr(line.find(mark) + 1));
+  std::vector<double> v;
+  double x;
+  while (in >> x) v.push_back(x);
+  return v;
+}
+
+TEST(ServeApi, InspectGivesTheNumbersEmbedShowPrints) {
+  ModelHost host(1);
+  host.load(model_path());
+  const json answer = host.inspect({{"text", "emma"}, {"top", 5}});
+  const testing::RunResult cli = testing::run_microgpt("embed --model '" + model_path() + "' --show emma");
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  std::istringstream lines(cli.out.substr(cli.out.find("what the model receives")));
+  std::string line;
+  std::getline(lines, line);
+  const json& positions = answer["positions"];
+  ASSERT_EQ(positions.size(), 5u);  // <BOS> e m m a
+  for (const json& p : positions) {
+    std::getline(lines, line);
+    EXPECT_EQ(line, "pos " + std::to_string(p["pos"].get<int>()) + "  " + p["token"].get<std::string>() + "  (token " +
+                        std::to_string(p["id"].get<int>()) + ")");
+    for (const char* name : {"wte", "wpe", "sum"}) {
+      std::getline(lines, line);
+      const std::vector<double> printed = numbers_after(line, '=');
+      ASSERT_EQ(printed.size(), p[name].size()) << line;
+      for (size_t i = 0; i < printed.size(); i++) EXPECT_NEAR(p[name][i].get<double>(), printed[i], 0.0005 + 1e-12) << line;
+    }
+  }
+  std::getline(lines, line);  // "top 5 predictions ..."
+  for (const json& p : positions) {
+    std::getline(lines, line);
+    std::string want = line.substr(0, line.find(':') + 1);
+    for (const json& n : p["next"]) {
+      char prob[32];
+      std::snprintf(prob, sizeof prob, "%.3f", n["p"].get<double>());
+      want += (want.back() == ':' ? " " : ", ") + n["token"].get<std::string>() + " " + prob;
+    }
+    EXPECT_EQ(want, line);
+  }
+}
+
+// rmsnorm(x) = x (mean of x^2 + 1e-5)^-1/2, in double
+std::vector<double> rmsnorm(std::vector<double> x) {
+  double ms = 0.0;
+  for (double v : x) ms += v * v;
+  const double s = 1.0 / std::sqrt(ms / static_cast<double>(x.size()) + 1e-5);
+  for (double& v : x) v *= s;
+  return x;
+}
+
+// The first layer's attention, computed here from the checkpoint's weights in double
+// (docs/algorithm.md §4): the weights the API gives for layer 0.
+TEST(ServeApi, InspectGivesTheAttentionWeightsOfEveryHead) {
+  ModelHost host(1);
+  host.load(model_path());
+  const json answer = host.inspect({{"text", "anna"}});
+  const CheckpointData c = load_checkpoint(model_path());
+  const ParamLayout layout(c.model);
+  const int64_t C = c.model.n_embd, H = c.model.n_head, D = C / H;
+  const std::vector<Token> tokens = {27, 1, 14, 14, 1};  // <BOS> a n n a
+  auto row = [&](const ParamTensor& t, int64_t r) {
+    return std::vector<double>(c.params.begin() + t.offset + r * t.cols, c.params.begin() + t.offset + (r + 1) * t.cols);
+  };
+  std::vector<std::vector<double>> q, k;
+  const LayerParams l0 = layout.layer(0);
+  for (size_t p = 0; p < tokens.size(); p++) {
+    std::vector<double> x = row(layout.wte(), tokens[p]);
+    const std::vector<double> pe = row(layout.wpe(), static_cast<int64_t>(p));
+    for (int64_t i = 0; i < C; i++) x[i] += pe[i];
+    const std::vector<double> a = rmsnorm(rmsnorm(x));
+    std::vector<double> qp(C), kp(C);
+    for (int64_t o = 0; o < C; o++) {
+      const std::vector<double> wq = row(*l0.attn_wq, o), wk = row(*l0.attn_wk, o);
+      for (int64_t i = 0; i < C; i++) {
+        qp[o] += wq[i] * a[i];
+        kp[o] += wk[i] * a[i];
+      }
+    }
+    q.push_back(qp);
+    k.push_back(kp);
+  }
+  const json& heads = answer["attention"][0];
+  ASSERT_EQ(answer["attention"].size(), 1u);
+  ASSERT_EQ(heads.size(), static_cast<size_t>(H));
+  for (int64_t h = 0; h < H; h++) {
+    for (size_t t = 0; t < tokens.size(); t++) {
+      std::vector<double> z(t + 1);
+      double zmax = -INFINITY, total = 0.0;
+      for (size_t u = 0; u <= t; u++) {
+        for (int64_t i = h * D; i < (h + 1) * D; i++) z[u] += q[t][i] * k[u][i];
+        z[u] /= std::sqrt(static_cast<double>(D));
+        zmax = std::max(zmax, z[u]);
+      }
+      for (double& v : z) total += (v = std::exp(v - zmax));
+      const json& got = heads[h][t];
+      ASSERT_EQ(got.size(), t + 1);
+      for (size_t u = 0; u <= t; u++) EXPECT_NEAR(got[u].get<double>(), z[u] / total, 1e-5) << h << " " << t << " " << u;
+    }
   }
 }
 
@@ -151,14 +260,20 @@ TEST(Serve, AnswersOverHttpAndStopsOnCtrlC) {
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(json::parse(missing->body)["error"], "no such page: GET /api/nothing");
 
-  // The page and its two files, which load nothing from anywhere else.
+  // The page and its two files, which load nothing from anywhere else: no address but
+  // the SVG namespace's name, which is never fetched.
   for (const char* path : {"/", "/app.js", "/style.css"}) {
     auto page = client.Get(path);
     ASSERT_TRUE(page) << path;
     EXPECT_EQ(page->status, 200) << path;
     EXPECT_FALSE(page->body.empty()) << path;
-    EXPECT_EQ(page->body.find("http://"), std::string::npos) << path;
-    EXPECT_EQ(page->body.find("https://"), std::string::npos) << path;
+    std::string body = page->body;
+    for (size_t at; (at = body.find("'http://www.w3.org/2000/svg'")) != std::string::npos;) body.erase(at, 28);
+    EXPECT_EQ(body.find("http://"), std::string::npos) << path;
+    EXPECT_EQ(body.find("https://"), std::string::npos) << path;
+    for (const char* relative : {"=\"//", "='//", "url(//", "url('//", "url(\"//"}) {
+      EXPECT_EQ(body.find(relative), std::string::npos) << path << ": an address relative to the protocol";
+    }
   }
   EXPECT_NE(client.Get("/")->body.find("<script src=\"/app.js\">"), std::string::npos);
 

@@ -189,27 +189,14 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
 }
 
 // A preset fills in what the command line left unset.
-void apply_preset(TrainFlags& f) {
+void apply_preset(TrainFlags& f, const CLI::App* cmd) {
   if (f.preset.empty()) return;
-  const microgpt::Preset& p = *microgpt::find_preset(f.preset);
-  microgpt::TrainOptions& o = f.options;
-  auto set = [](CLI::Option* opt, auto& field, auto value) {
-    if (opt->count() == 0) field = value;
-  };
-  set(f.n_layer, o.model.n_layer, p.n_layer);
-  set(f.n_embd, o.model.n_embd, p.n_embd);
-  set(f.n_head, o.model.n_head, p.n_head);
-  set(f.block_size, o.model.block_size, p.block_size);
-  set(f.batch_size, o.train.batch_size, p.batch_size);
-  set(f.steps, o.train.steps, p.steps);
-  set(f.lr, o.train.lr, p.lr);
-  set(f.eval_every, o.train.eval_every, p.eval_every);
-  set(f.dropout, o.train.dropout, p.dropout);
-  set(f.ema, o.train.ema, p.ema);
-  set(f.reshuffle, o.train.reshuffle, p.reshuffle);
-  set(f.format, o.train.format, p.format);
-  set(f.init, o.train.init, p.init);
-  set(f.warmup, o.train.warmup, p.warmup);
+  // a setting was given when its flag (--n-layer for n_layer) was
+  microgpt::apply_preset(*microgpt::find_preset(f.preset), f.options.model, f.options.train, [cmd](const std::string& setting) {
+    std::string flag = "--" + setting;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return cmd->get_option(flag)->count() > 0;
+  });
 }
 
 // The options sample, eval and embed share.
@@ -352,7 +339,7 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
           }
         }
       } else {
-        apply_preset(flags);
+        apply_preset(flags, train);
         // A text holds out a tenth to validate on, as nanoGPT splits it, and shows one
         // long sample rather than twenty names.
         if (o.train.is_text() && flags.val_frac->count() == 0) o.train.val_frac = 0.1;

@@ -27,4 +27,25 @@ const Preset* find_preset(const std::string& name) {
   return nullptr;
 }
 
+void apply_preset(const Preset& p, ModelConfig& model, TrainConfig& train,
+                  const std::function<bool(const std::string& setting)>& given) {
+  auto set = [&](const char* name, auto& field, const auto& value) {
+    if (!given(name)) field = value;
+  };
+  set("n_layer", model.n_layer, p.n_layer);
+  set("n_embd", model.n_embd, p.n_embd);
+  set("n_head", model.n_head, p.n_head);
+  set("block_size", model.block_size, p.block_size);
+  set("batch_size", train.batch_size, p.batch_size);
+  set("steps", train.steps, p.steps);
+  set("lr", train.lr, p.lr);
+  set("eval_every", train.eval_every, p.eval_every);
+  set("dropout", train.dropout, p.dropout);
+  set("ema", train.ema, p.ema);
+  set("reshuffle", train.reshuffle, p.reshuffle);
+  set("format", train.format, p.format);
+  set("init", train.init, p.init);
+  set("warmup", train.warmup, p.warmup);
+}
+
 }  // namespace microgpt

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "model/config.h"
 
 namespace microgpt {
 
@@ -24,5 +27,12 @@ struct Preset {
 
 const std::vector<Preset>& presets();
 const Preset* find_preset(const std::string& name);
+
+// Sets the preset's values in `model` and `train`, except the settings `given` says were
+// chosen explicitly (asked by their names: "n_layer", "n_embd", "n_head", "block_size",
+// "batch_size", "steps", "lr", "eval_every", "dropout", "ema", "reshuffle", "format",
+// "init", "warmup").
+void apply_preset(const Preset& preset, ModelConfig& model, TrainConfig& train,
+                  const std::function<bool(const std::string& setting)>& given);
 
 }  // namespace microgpt

@@ -11,6 +11,7 @@
 #include "core/text.h"
 #include "serve/api.h"
 #include "serve/serve.h"
+#include "serve/trainer.h"
 
 namespace microgpt {
 
@@ -69,6 +70,35 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   server.Post("/api/inspect", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] { return host.inspect(body_of(req)); });
   });
+  Trainer trainer(cmd, host);
+  auto post = [&](const char* path, auto call) {
+    server.Post(path, [&, call](const httplib::Request& req, httplib::Response& res) {
+      api(res, [&] { return call(body_of(req)); });
+    });
+  };
+  post("/api/train", [&](const json& r) { return trainer.start(r); });
+  post("/api/train/stop", [&](const json&) { return trainer.stop(); });
+  post("/api/train/pause", [&](const json&) { return trainer.pause(); });
+  post("/api/train/resume", [&](const json&) { return trainer.resume(); });
+  server.Get("/api/train", [&](const httplib::Request&, httplib::Response& res) { api(res, [&] { return trainer.state(); }); });
+  // Server-Sent Events: every event of every run from the first, then new ones as they
+  // come, until the page goes or the server stops.
+  server.Get("/api/events", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    auto next = std::make_shared<size_t>(0);
+    res.set_chunked_content_provider("text/event-stream", [&trainer, next](size_t, httplib::DataSink& sink) {
+      const std::vector<std::string> events = trainer.events().after(*next, std::chrono::milliseconds(500));
+      if (trainer.events().closed()) {
+        sink.done();
+        return true;
+      }
+      for (const std::string& e : events) {
+        if (!sink.write(e.data(), e.size())) return false;
+      }
+      *next += events.size();
+      return sink.is_writable();
+    });
+  });
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty()) reply(res, res.status, json{{"error", "no such page: " + req.method + " " + req.path}});
   });
@@ -90,6 +120,7 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   std::signal(SIGTERM, request_stop);
   std::thread watcher([&] {
     while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    trainer.events().close();  // ends the event streams, so that the server can stop
     server.stop();
   });
   const bool listened = server.listen_after_bind();

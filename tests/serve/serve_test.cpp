@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <csignal>
+#include <sstream>
 #include <string>
 
 #include "model/config.h"
@@ -286,6 +287,135 @@ TEST(Serve, AnswersOverHttpAndStopsOnCtrlC) {
     code = read_file(dir.file("code"));
   }
   EXPECT_EQ(code, "0\n") << read_file(dir.file("err"));
+}
+
+// A server in the background for a test, on a free port, in `dir` (its --out-dir).
+class ServerProcess {
+ public:
+  explicit ServerProcess(const TempDir& dir, const std::string& flags = "") : dir_(dir) {
+    run_shell("cd '" + dir.path() + "' && ('" + bin() + "' serve --port 0 --out-dir . --threads 1 " + flags +
+              " >out 2>err & echo $! > pid; wait $!; echo $? > code) >/dev/null 2>&1 &");
+    const std::string where = "http://127.0.0.1:";
+    std::string out;
+    for (int i = 0; i < 200 && out.find("/ (") == std::string::npos; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      out = read_file(dir.file("out"));
+    }
+    const size_t at = out.find(where);
+    if (at != std::string::npos) port_ = std::stoi(out.substr(at + where.size()));
+  }
+  ~ServerProcess() {
+    const std::string pid = read_file(dir_.file("pid"));
+    if (!pid.empty() && read_file(dir_.file("code")).empty()) ::kill(std::stoi(pid), SIGKILL);
+  }
+  int port() const { return port_; }
+
+ private:
+  const TempDir& dir_;
+  int port_ = 0;
+};
+
+// The events of /api/events until one of type `last` (or `seconds` pass), as (type, data).
+std::vector<std::pair<std::string, json>> events_until(int port, const std::string& last, int seconds = 60) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(seconds, 0);
+  std::string buffer;
+  std::vector<std::pair<std::string, json>> events;
+  client.Get("/api/events", [&](const char* data, size_t n) {
+    buffer.append(data, n);
+    for (size_t end; (end = buffer.find("\n\n")) != std::string::npos;) {
+      const std::string e = buffer.substr(0, end);
+      buffer.erase(0, end + 2);
+      const size_t nl = e.find('\n');
+      events.emplace_back(e.substr(7, nl - 7), json::parse(e.substr(nl + 7)));  // "event: T\ndata: J"
+      if (events.back().first == last || events.back().first == "error") return false;
+    }
+    return true;
+  });
+  return events;
+}
+
+TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  auto started = client.Post("/api/train", R"({"steps": 30, "batch_size": 4, "snapshot_every": 10, "name": "t"})",
+                             "application/json");
+  ASSERT_TRUE(started);
+  ASSERT_EQ(started->status, 200) << started->body;
+  const auto events = events_until(server.port(), "finished");
+  ASSERT_FALSE(events.empty());
+  ASSERT_EQ(events.back().first, "finished") << events.back().second;
+
+  // The same run from the command line: the page's defaults (a tenth held out, a
+  // validation every 100 steps, 5 samples) given as flags.
+  const testing::RunResult cli = testing::run_microgpt(
+      "train --steps 30 --batch-size 4 --val-frac 0.1 --eval-every 100 --num-samples 5 --threads 1 --log '" +
+          dir.file("cli.jsonl") + "' --out '" + dir.file("cli.st") + "'",
+      dir.path());
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  std::vector<double> cli_losses, page_losses;
+  std::vector<std::string> cli_samples, page_samples;
+  for (const json& row : testing::read_jsonl(dir.file("cli.jsonl"))) {
+    if (row.contains("loss")) cli_losses.push_back(row["loss"].get<double>());
+    if (row.contains("text")) cli_samples.push_back(row["text"].get<std::string>());
+  }
+  std::vector<json> snapshots;
+  for (const auto& [type, data] : events) {
+    if (type == "step") page_losses.push_back(data["loss"].get<double>());
+    if (type == "sample") page_samples.push_back(data["text"].get<std::string>());
+    if (type == "snapshot") snapshots.push_back(data);
+  }
+  EXPECT_EQ(page_losses, cli_losses);
+  EXPECT_EQ(page_samples, cli_samples);
+  const CheckpointData page = load_checkpoint(dir.file("t.safetensors"));
+  const CheckpointData want = load_checkpoint(dir.file("cli.st"));
+  EXPECT_TRUE(page.params == want.params);
+
+  // Snapshots at steps 0, 10, 20 and 30, also written beside the checkpoint; the last
+  // one's wte is the checkpoint's.
+  ASSERT_EQ(snapshots.size(), 4u);
+  EXPECT_EQ(snapshots[0]["step"], 0);
+  EXPECT_EQ(snapshots[3]["step"], 30);
+  const ParamLayout layout(want.model);
+  for (int64_t r = 0; r < layout.wte().rows; r++) {
+    for (int64_t c = 0; c < layout.wte().cols; c++) {
+      ASSERT_EQ(snapshots[3]["wte"][r][c].get<double>(), want.params[static_cast<size_t>(layout.wte().offset + r * layout.wte().cols + c)]);
+    }
+  }
+  EXPECT_EQ(testing::read_jsonl(dir.file("t.snapshots.jsonl")).size(), 4u);
+
+  // The trained model is the page's model now.
+  const json model = json::parse(client.Get("/api/model")->body);
+  EXPECT_EQ(model["step"], 30);
+  EXPECT_EQ(model["path"], "./t.safetensors");
+}
+
+TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  auto started = client.Post("/api/train", R"({"steps": 1000000, "name": "long", "snapshot_every": 0})", "application/json");
+  ASSERT_TRUE(started);
+  ASSERT_EQ(started->status, 200) << started->body;
+  auto again = client.Post("/api/train", R"({"steps": 10})", "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 409);
+  auto bad = client.Post("/api/train", R"({"name": "../escape"})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(json::parse(client.Post("/api/train/stop", "{}", "application/json")->body)["state"], "stopping");
+  const auto events = events_until(server.port(), "finished");
+  ASSERT_FALSE(events.empty());
+  ASSERT_EQ(events.back().first, "finished");
+  EXPECT_EQ(events.back().second["stopped"], true);
+  const CheckpointData c = load_checkpoint(dir.file("long.safetensors"));
+  EXPECT_EQ(c.step, events.back().second["step"].get<int64_t>());
+  EXPECT_GT(c.step, 0);
+  EXPECT_LT(c.step, 1000000);
 }
 
 TEST(Serve, ABadModelOrPortIsOneLine) {

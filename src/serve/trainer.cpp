@@ -1,0 +1,233 @@
+#include "serve/trainer.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/text.h"
+#include "train/presets.h"
+#include "train/run.h"
+
+namespace microgpt {
+
+using nlohmann::json;
+
+void EventLog::push(const std::string& type, const json& data) {
+  {
+    std::lock_guard lock(mutex_);
+    events_.push_back("event: " + type + "\ndata: " + data.dump() + "\n\n");
+  }
+  changed_.notify_all();
+}
+
+std::vector<std::string> EventLog::after(size_t from, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, timeout, [&] { return closed_ || events_.size() > from; });
+  if (closed_ || events_.size() <= from) return {};
+  return std::vector<std::string>(events_.begin() + static_cast<std::ptrdiff_t>(from), events_.end());
+}
+
+void EventLog::close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
+}
+
+bool EventLog::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
+namespace {
+
+// The events of a run, as the page reads them.
+class EventReporter final : public Observer {
+ public:
+  explicit EventReporter(EventLog& log) : log_(log) {}
+  void on_start(const RunStarted& e) override {
+    log_.push("start", {{"data", e.data_source},
+                        {"docs", e.docs},
+                        {"vocab_size", e.vocab_size},
+                        {"num_params", e.num_params},
+                        {"first_step", e.first_step},
+                        {"steps", e.steps},
+                        {"validating", e.validating}});
+  }
+  void on_step(const StepFinished& e) override {
+    log_.push("step", {{"step", e.step}, {"loss", e.loss}, {"tokens", e.tokens}, {"seconds", e.seconds}});
+  }
+  void on_validation(const Validated& e) override { log_.push("validation", {{"step", e.step}, {"loss", e.loss}}); }
+  void on_checkpoint(const CheckpointWritten& e) override {
+    log_.push("checkpoint", {{"step", e.step}, {"path", e.path}});
+  }
+  void on_sample(const SampleDrawn& e) override {
+    log_.push("sample", {{"index", e.index}, {"text", encode_utf8(e.text)}});
+  }
+  void on_finish(const RunFinished& e) override {
+    log_.push("finished", {{"step", e.step}, {"stopped", e.stopped}, {"checkpoint", e.checkpoint_path}});
+  }
+
+ private:
+  EventLog& log_;
+};
+
+// wte and wpe as they stand, as rows.
+json snapshot(Engine& engine, const ModelConfig& config, int64_t step) {
+  CheckpointData c;
+  engine.save_state(c);
+  const ParamLayout layout(config);
+  auto rows = [&](const ParamTensor& t) {
+    json out = json::array();
+    for (int64_t r = 0; r < t.rows; r++) {
+      const auto at = c.params.begin() + t.offset + r * t.cols;
+      out.push_back(std::vector<double>(at, at + t.cols));
+    }
+    return out;
+  };
+  return json{{"step", step}, {"wte", rows(layout.wte())}, {"wpe", rows(layout.wpe())}};
+}
+
+template <class T>
+void take(const json& request, const char* name, T& field) {
+  if (!request.contains(name)) return;
+  try {
+    field = request[name].get<T>();
+  } catch (const json::exception&) {
+    throw ApiError(400, std::string("'") + name + "' has the wrong type");
+  }
+}
+
+}  // namespace
+
+Trainer::~Trainer() {
+  stop_ = true;
+  paused_ = false;
+  unpaused_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  events_.close();
+}
+
+json Trainer::start(const json& request) {
+  if (!request.is_object()) throw ApiError(400, "the request must be a JSON object");
+  static const char* known[] = {"preset", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "lr",
+                                "warmup", "init", "seed", "engine", "format", "val_frac", "eval_every", "num_samples",
+                                "threads", "snapshot_every", "name"};
+  for (const auto& [name, value] : request.items()) {
+    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return name == k; }) == std::end(known)) {
+      throw ApiError(400, "unknown field '" + name + "'");
+    }
+  }
+  TrainOptions o;
+  o.data_path = command_.data_path;
+  o.engine.threads = command_.threads;
+  o.train.num_samples = 5;
+  o.train.val_frac = 0.1;
+  o.train.eval_every = 100;
+  std::string preset, name = "model";
+  int64_t snapshot_every = 50;
+  take(request, "preset", preset);
+  if (!preset.empty()) {
+    const Preset* p = find_preset(preset);
+    if (!p) throw ApiError(400, "no preset '" + preset + "'");
+    apply_preset(*p, o.model, o.train, [&](const std::string& setting) { return request.contains(setting); });
+  }
+  take(request, "n_layer", o.model.n_layer);
+  take(request, "n_embd", o.model.n_embd);
+  take(request, "n_head", o.model.n_head);
+  take(request, "block_size", o.model.block_size);
+  take(request, "batch_size", o.train.batch_size);
+  take(request, "steps", o.train.steps);
+  take(request, "lr", o.train.lr);
+  take(request, "warmup", o.train.warmup);
+  take(request, "init", o.train.init);
+  take(request, "seed", o.train.seed);
+  take(request, "engine", o.engine.name);
+  take(request, "format", o.train.format);
+  take(request, "val_frac", o.train.val_frac);
+  take(request, "eval_every", o.train.eval_every);
+  take(request, "num_samples", o.train.num_samples);
+  take(request, "threads", o.engine.threads);
+  take(request, "snapshot_every", snapshot_every);
+  take(request, "name", name);
+  if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                          std::string::npos) {
+    throw ApiError(400, "'name' may hold only letters, digits, '_' and '-'");
+  }
+  if (snapshot_every < 0) throw ApiError(400, "'snapshot_every' must not be negative");
+  o.out_path = (std::filesystem::path(command_.out_dir) / (name + ".safetensors")).string();
+  std::lock_guard lock(mutex_);
+  if (running_) throw ApiError(409, "a run is going on: stop it first");
+  if (thread_.joinable()) thread_.join();
+  // Checked here, so that a request that cannot run is answered as such.
+  auto run = std::make_shared<std::unique_ptr<TrainingRun>>();
+  try {
+    *run = std::make_unique<TrainingRun>(o);
+  } catch (const Error& e) {
+    throw ApiError(e.kind() == Error::Kind::usage ? 400 : 500, one_line(e.what()));
+  }
+  running_ = true;
+  stop_ = false;
+  paused_ = false;
+  const std::string snapshots_path = (std::filesystem::path(command_.out_dir) / (name + ".snapshots.jsonl")).string();
+  thread_ = std::thread([this, run, snapshot_every, out = *o.out_path, snapshots_path] {
+    TrainingRun& r = **run;
+    EventReporter reporter(events_);
+    std::vector<std::string> snapshots;
+    try {
+      r.add_observer(reporter);
+      r.prepare();
+      auto keep = [&] {
+        const json s = snapshot(r.engine(), r.config(), r.steps_done());
+        snapshots.push_back(s.dump());
+        events_.push("snapshot", s);
+      };
+      keep();
+      while (r.steps_left() && !stop_) {
+        {
+          std::unique_lock lock(mutex_);
+          unpaused_.wait(lock, [&] { return !paused_ || stop_; });
+        }
+        if (stop_) break;
+        r.step();
+        if (snapshot_every > 0 && r.steps_done() % snapshot_every == 0) keep();
+      }
+      if (snapshot_every > 0 && r.steps_done() % snapshot_every != 0) keep();
+      r.finish();
+      std::string all;
+      for (const std::string& s : snapshots) all += s + "\n";
+      write_file_atomic(snapshots_path, all);
+      host_.load(out);
+    } catch (const std::exception& e) {
+      events_.push("error", {{"message", one_line(e.what())}});
+    }
+    running_ = false;
+  });
+  return json{{"started", true}, {"checkpoint", *o.out_path}};
+}
+
+json Trainer::stop() {
+  stop_ = true;
+  unpaused_.notify_all();
+  return state();
+}
+
+json Trainer::pause() {
+  if (running_) paused_ = true;
+  return state();
+}
+
+json Trainer::resume() {
+  paused_ = false;
+  unpaused_.notify_all();
+  return state();
+}
+
+json Trainer::state() {
+  const char* s = !running_ ? "idle" : stop_ ? "stopping" : paused_ ? "paused" : "running";
+  return json{{"state", s}};
+}
+
+}  // namespace microgpt

@@ -1,0 +1,74 @@
+// Training from the page: one run at a time, on a thread of its own, with the real
+// engines (train/run.h), told to the page as Server-Sent Events. Every event of every
+// run is kept, so a page that connects late (or reloads) replays the whole history,
+// embedding snapshots included; the snapshots are also written beside the checkpoint.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "serve/api.h"
+#include "serve/serve.h"
+
+namespace microgpt {
+
+// The events so far, each "event: TYPE\ndata: JSON\n\n" as SSE sends it.
+class EventLog {
+ public:
+  void push(const std::string& type, const nlohmann::json& data);
+  // The events from index `from` on; waits up to `timeout` for one when there are none.
+  // Empty also once closed.
+  std::vector<std::string> after(size_t from, std::chrono::milliseconds timeout);
+  void close();
+  bool closed() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> events_;
+  bool closed_ = false;
+};
+
+class Trainer {
+ public:
+  // Checkpoints go to command.out_dir; a finished (or stopped) run's model becomes
+  // `host`'s, for the other views.
+  Trainer(const ServeCommand& command, ModelHost& host) : command_(command), host_(host) {}
+  ~Trainer();
+
+  // POST /api/train: starts a run (409 while one runs). The request: "preset", and any
+  // of "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "lr",
+  // "warmup", "init", "seed", "engine", "format", "val_frac", "eval_every",
+  // "num_samples", "threads" (as microgpt train's flags), "snapshot_every" (steps
+  // between snapshots of wte and wpe; default 50) and "name" (the checkpoint,
+  // OUT_DIR/NAME.safetensors; default "model").
+  nlohmann::json start(const nlohmann::json& request);
+  // POST /api/train/stop, /pause, /resume; GET /api/train: {"state": "idle" | "running"
+  // | "paused" | "stopping"}.
+  nlohmann::json stop();
+  nlohmann::json pause();
+  nlohmann::json resume();
+  nlohmann::json state();
+  EventLog& events() { return events_; }
+
+ private:
+  void finish_thread();
+
+  ServeCommand command_;
+  ModelHost& host_;
+  EventLog events_;
+  std::mutex mutex_;
+  std::condition_variable unpaused_;
+  std::thread thread_;
+  std::atomic<bool> running_{false}, stop_{false}, paused_{false};
+};
+
+}  // namespace microgpt

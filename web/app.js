@@ -166,3 +166,251 @@ async function inspect(event) {
 document.getElementById('inside-form').addEventListener('submit', inspect);
 document.getElementById('write-form').addEventListener('submit', draw);
 showModel().catch((e) => { document.getElementById('model-line').textContent = e.message; });
+
+// ---- Train: start, pause, resume, stop; the loss as it comes ------------------------
+
+const run = { steps: [], validations: [], snapshots: [], vocab: [], total: 0, started: 0, tokens: 0 };
+
+function lossChart() {
+  const width = 640, height = 220, pad = 36;
+  const svg = svgElement('svg', { width, height, role: 'img' });
+  const all = [...run.steps.map((s) => s.loss), ...run.validations.map((v) => v.loss)].filter(Number.isFinite);
+  if (all.length === 0) return svg;
+  const lo = Math.min(...all), hi = Math.max(...all);
+  const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, run.total);
+  const y = (loss) => height - pad - (height - 2 * pad) * (loss - lo) / Math.max(1e-9, hi - lo);
+  const line = (points, color, w) => svg.append(svgElement('polyline', {
+    points: points.map(([s, l]) => `${x(s).toFixed(1)},${y(l).toFixed(1)}`).join(' '), fill: 'none', stroke: color, 'stroke-width': w,
+  }));
+  line(run.steps.map((s) => [s.step, s.loss]), '#bbb', 1);
+  let smooth = null;
+  line(run.steps.map((s) => [s.step, smooth = smooth === null ? s.loss : 0.95 * smooth + 0.05 * s.loss]), '#222', 2);
+  for (const v of run.validations) svg.append(svgElement('circle', { cx: x(v.step), cy: y(v.loss), r: 3, fill: '#b2182b' }));
+  for (const [loss, yy] of [[hi, y(hi)], [lo, y(lo)]]) {
+    const t = svgElement('text', { x: 0, y: yy + 4, 'font-size': 10 });
+    t.textContent = loss.toFixed(2);
+    svg.append(t);
+  }
+  const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
+  legend.textContent = 'loss: training (gray), smoothed (black), validation (red dots)';
+  svg.append(legend);
+  return svg;
+}
+
+function showStatus() {
+  const last = run.steps[run.steps.length - 1];
+  const status = document.getElementById('train-status');
+  if (!last) return;
+  const seconds = (performance.now() - run.started) / 1000;
+  const perStep = seconds / Math.max(1, run.steps.length);
+  const left = Math.max(0, (run.total - last.step) * perStep);
+  status.textContent = `step ${last.step} / ${run.total}, loss ${last.loss.toFixed(4)}, ` +
+    `${Math.round(run.tokens / Math.max(1e-9, seconds)).toLocaleString()} tokens/s, ${Math.round(left)} s left`;
+  document.getElementById('loss-chart').replaceChildren(lossChart());
+}
+
+async function trainCall(path, body) {
+  const error = document.getElementById('train-error');
+  error.hidden = true;
+  try {
+    return await call(path, body);
+  } catch (e) {
+    error.textContent = e.message;
+    error.hidden = false;
+    return null;
+  }
+}
+
+document.getElementById('train-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const request = { name: form.get('name') };
+  if (form.get('preset')) request.preset = form.get('preset');
+  for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'lr', 'snapshot_every']) {
+    if (form.get(key) !== '') request[key] = Number(form.get(key));
+  }
+  if (request.preset) {  // a preset's own sizes, unless changed here
+    for (const key of ['batch_size', 'n_layer', 'n_embd', 'lr']) delete request[key];
+  }
+  trainCall('/api/train', request);
+});
+for (const action of ['pause', 'resume', 'stop']) {
+  document.getElementById(action).addEventListener('click', async () => {
+    const answer = await trainCall(`/api/train/${action}`, {});
+    if (answer) document.getElementById('train-status').textContent = answer.state;
+  });
+}
+
+// ---- Embeddings: PCA of wte and wpe, aligned from snapshot to snapshot --------------
+
+const VOWELS = new Set(['a', 'e', 'i', 'o', 'u']);
+
+function centered(rows) {
+  const n = rows.length, d = rows[0].length;
+  const mean = Array(d).fill(0);
+  for (const r of rows) r.forEach((v, i) => { mean[i] += v / n; });
+  return rows.map((r) => r.map((v, i) => v - mean[i]));
+}
+
+// The first two principal axes (power iteration with deflation), each turned to agree
+// with `previous` (the last snapshot's axes) so that points move rather than flip.
+function principalAxes(rows, previous) {
+  const d = rows[0].length, axes = [];
+  for (let k = 0; k < 2; k++) {
+    let v = Array.from({ length: d }, (_, i) => Math.cos(i + k));
+    for (let it = 0; it < 100; it++) {
+      const w = Array(d).fill(0);
+      for (const r of rows) {
+        const dot = r.reduce((s, x, i) => s + x * v[i], 0);
+        r.forEach((x, i) => { w[i] += dot * x; });
+      }
+      for (const a of axes) {
+        const dot = w.reduce((s, x, i) => s + x * a[i], 0);
+        a.forEach((x, i) => { w[i] -= dot * x; });
+      }
+      const norm = Math.hypot(...w) || 1;
+      v = w.map((x) => x / norm);
+    }
+    if (previous && previous[k].reduce((s, x, i) => s + x * v[i], 0) < 0) v = v.map((x) => -x);
+    axes.push(v);
+  }
+  return axes;
+}
+
+function project(rows, axes) {
+  return rows.map((r) => axes.map((a) => r.reduce((s, x, i) => s + x * a[i], 0)));
+}
+
+function cosine(a, b) {
+  const dot = a.reduce((s, x, i) => s + x * b[i], 0);
+  return dot / ((Math.hypot(...a) * Math.hypot(...b)) || 1);
+}
+
+function classSimilarity(wte) {
+  const groups = { vowels: [], consonants: [] };
+  run.vocab.forEach((ch, id) => {
+    if (/^[a-z]$/.test(ch)) (VOWELS.has(ch) ? groups.vowels : groups.consonants).push(wte[id]);
+  });
+  const mean = (pairs) => pairs.length ? pairs.reduce((s, x) => s + x, 0) / pairs.length : NaN;
+  const within = (g) => mean(g.flatMap((a, i) => g.slice(i + 1).map((b) => cosine(a, b))));
+  return {
+    vowels: within(groups.vowels),
+    consonants: within(groups.consonants),
+    across: mean(groups.vowels.flatMap((a) => groups.consonants.map((b) => cosine(a, b)))),
+  };
+}
+
+function addSnapshot(s) {
+  const previous = run.snapshots.length ? run.snapshots[run.snapshots.length - 1] : null;
+  const tokens = centered(s.wte), positions = centered(s.wpe);
+  const axes = principalAxes(tokens, previous && previous.tokenAxes);
+  const posAxes = principalAxes(positions, previous && previous.positionAxes);
+  run.snapshots.push({
+    step: s.step, wte: s.wte,
+    tokenAxes: axes, positionAxes: posAxes,
+    tokenPoints: project(tokens, axes), positionPoints: project(positions, posAxes),
+    similarity: classSimilarity(s.wte),
+  });
+  const slider = document.getElementById('snapshot');
+  const following = Number(slider.value) >= Number(slider.max);
+  slider.max = run.snapshots.length - 1;
+  if (following) slider.value = slider.max;
+  drawSnapshot();
+}
+
+function scatter(points, labels, colors, path) {
+  const size = 300, pad = 16;
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const span = Math.max(1e-9, ...xs.map(Math.abs), ...ys.map(Math.abs));
+  const at = (p) => [size / 2 + (size / 2 - pad) * p[0] / span, size / 2 - (size / 2 - pad) * p[1] / span];
+  const svg = svgElement('svg', { width: size, height: size, role: 'img' });
+  if (path) {
+    svg.append(svgElement('polyline', { points: points.map((p) => at(p).join(',')).join(' '), fill: 'none', stroke: '#999' }));
+  }
+  points.forEach((p, i) => {
+    const [x, y] = at(p);
+    const t = svgElement('text', { x, y, 'font-size': 12, fill: colors[i], 'text-anchor': 'middle' });
+    t.textContent = labels[i];
+    t.dataset.index = i;
+    svg.append(t);
+  });
+  return svg;
+}
+
+function drawSnapshot() {
+  const s = run.snapshots[Number(document.getElementById('snapshot').value)];
+  if (!s) return;
+  document.getElementById('snapshot-step').textContent = `step ${s.step}`;
+  const labels = s.tokenPoints.map((_, id) => run.vocab[id] === undefined ? '<BOS>' : run.vocab[id]);
+  const colors = labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777');
+  const tokens = scatter(s.tokenPoints, labels, colors, false);
+  tokens.addEventListener('mouseover', (event) => {
+    const i = event.target.dataset && event.target.dataset.index;
+    if (i === undefined) return;
+    const near = s.wte.map((row, j) => [j, cosine(s.wte[i], row)]).filter(([j]) => j !== Number(i))
+      .sort((a, b) => b[1] - a[1]).slice(0, 5);
+    document.getElementById('neighbours').textContent = `nearest to ${labels[i]}: ` +
+      near.map(([j, c]) => `${labels[j]} ${c.toFixed(2)}`).join(', ');
+  });
+  const positions = scatter(s.positionPoints, s.positionPoints.map((_, p) => String(p)),
+    s.positionPoints.map(() => '#444'), true);
+  document.getElementById('pca').replaceChildren(tokens, positions);
+  document.getElementById('similarity').replaceChildren(similarityChart());
+}
+
+function similarityChart() {
+  const width = 640, height = 160, pad = 30;
+  const svg = svgElement('svg', { width, height, role: 'img' });
+  const last = run.snapshots[run.snapshots.length - 1];
+  const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, last.step);
+  const y = (c) => height - pad - (height - 2 * pad) * (c + 1) / 2;
+  for (const [key, color] of [['vowels', '#b2182b'], ['consonants', '#2166ac'], ['across', '#777']]) {
+    const points = run.snapshots.filter((s) => Number.isFinite(s.similarity[key]))
+      .map((s) => `${x(s.step).toFixed(1)},${y(s.similarity[key]).toFixed(1)}`);
+    svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
+  }
+  const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
+  legend.textContent = 'mean cosine similarity (-1 to 1): within vowels (red), within consonants (blue), across (gray)';
+  svg.append(legend);
+  return svg;
+}
+
+document.getElementById('snapshot').addEventListener('input', drawSnapshot);
+
+// ---- The events of every run, from the first ---------------------------------------
+
+const events = new EventSource('/api/events');
+events.addEventListener('start', (e) => {
+  const d = JSON.parse(e.data);
+  Object.assign(run, { steps: [], validations: [], snapshots: [], total: d.steps, started: performance.now(), tokens: 0 });
+  document.getElementById('snapshot').max = 0;
+});
+events.addEventListener('vocabulary', (e) => { run.vocab = JSON.parse(e.data).vocab; });
+events.addEventListener('step', (e) => {
+  const d = JSON.parse(e.data);
+  run.steps.push(d);
+  run.tokens += d.tokens;
+  showStatus();
+});
+events.addEventListener('validation', (e) => { run.validations.push(JSON.parse(e.data)); showStatus(); });
+events.addEventListener('snapshot', (e) => addSnapshot(JSON.parse(e.data)));
+events.addEventListener('finished', (e) => {
+  const d = JSON.parse(e.data);
+  document.getElementById('train-status').textContent =
+    `${d.stopped ? 'stopped' : 'finished'} at step ${d.step}; saved ${d.checkpoint}`;
+  showModel();
+});
+events.addEventListener('error', (e) => {
+  if (e.data) document.getElementById('train-status').textContent = JSON.parse(e.data).message;
+});
+
+call('/api/presets').then((answer) => {
+  const select = document.querySelector('select[name=preset]');
+  for (const p of answer.presets) {
+    const option = document.createElement('option');
+    option.value = p.name;
+    option.textContent = p.name;
+    option.title = p.description;
+    select.append(option);
+  }
+}).catch(() => {});

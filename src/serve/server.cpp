@@ -12,6 +12,7 @@
 #include "serve/api.h"
 #include "serve/serve.h"
 #include "serve/trainer.h"
+#include "train/presets.h"
 
 namespace microgpt {
 
@@ -63,6 +64,13 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   server.Get("/", page(web_index_html(), "text/html; charset=utf-8"));
   server.Get("/app.js", page(web_app_js(), "text/javascript; charset=utf-8"));
   server.Get("/style.css", page(web_style_css(), "text/css; charset=utf-8"));
+  server.Get("/api/presets", [&](const httplib::Request&, httplib::Response& res) {
+    api(res, [&] {
+      json all = json::array();
+      for (const Preset& p : presets()) all.push_back({{"name", p.name}, {"description", p.description}});
+      return json{{"presets", all}};
+    });
+  });
   server.Get("/api/model", [&](const httplib::Request&, httplib::Response& res) { api(res, [&] { return host.model(); }); });
   server.Post("/api/sample", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] { return host.sample(body_of(req)); });

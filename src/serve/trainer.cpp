@@ -179,6 +179,9 @@ json Trainer::start(const json& request) {
     try {
       r.add_observer(reporter);
       r.prepare();
+      json vocab = json::array();
+      for (char32_t ch : r.data().tokenizer().chars()) vocab.push_back(encode_utf8(std::u32string(1, ch)));
+      events_.push("vocabulary", {{"vocab", vocab}});
       auto keep = [&] {
         const json s = snapshot(r.engine(), r.config(), r.steps_done());
         snapshots.push_back(s.dump());

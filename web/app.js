@@ -414,3 +414,30 @@ call('/api/presets').then((answer) => {
     select.append(option);
   }
 }).catch(() => {});
+
+// ---- Save and load checkpoints in the server's --out-dir --------------------------
+
+async function listCheckpoints() {
+  const answer = await call('/api/checkpoints');
+  document.getElementById('checkpoint-names').replaceChildren(...answer.checkpoints.map((n) => {
+    const option = document.createElement('option');
+    option.value = n;
+    return option;
+  }));
+}
+
+for (const action of ['save', 'load']) {
+  document.getElementById(action).addEventListener('click', async () => {
+    const name = new FormData(document.getElementById('files-form')).get('name');
+    const status = document.getElementById('files-status');
+    try {
+      const answer = await call(`/api/${action}`, { name });
+      status.textContent = action === 'save' ? `saved ${answer.saved}` : `loaded ${answer.path}`;
+      await showModel();
+      await listCheckpoints();
+    } catch (e) {
+      status.textContent = e.message;
+    }
+  });
+}
+listCheckpoints().catch(() => {});

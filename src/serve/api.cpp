@@ -1,5 +1,7 @@
 #include "serve/api.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include "core/error.h"
@@ -111,6 +113,53 @@ json ModelHost::sample(const json& request) {
     return 0;
   });
   return json{{"samples", samples}};
+}
+
+namespace {
+
+// DIR/NAME.safetensors for a name of letters, digits, '_' and '-' only (nothing that
+// leaves the folder).
+std::string checkpoint_in(const std::string& dir, const json& request) {
+  check_fields(request, {"name"});
+  const std::string name = field<std::string>(request, "name").value_or("");
+  if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                          std::string::npos) {
+    throw ApiError(400, "'name' may hold only letters, digits, '_' and '-'");
+  }
+  return (std::filesystem::path(dir) / (name + ".safetensors")).string();
+}
+
+}  // namespace
+
+json ModelHost::save(const std::string& dir, const json& request) {
+  const std::string path = checkpoint_in(dir, request);
+  std::lock_guard lock(mutex_);
+  const LoadedModel& m = loaded();
+  answering([&] {
+    save_checkpoint(path, m.checkpoint);
+    return 0;
+  });
+  return json{{"saved", path}};
+}
+
+json ModelHost::checkpoints(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".safetensors") names.push_back(entry.path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  return json{{"checkpoints", names}};
+}
+
+json ModelHost::load_named(const std::string& dir, const json& request) {
+  const std::string path = checkpoint_in(dir, request);
+  if (!std::filesystem::exists(path)) throw ApiError(404, "no checkpoint '" + path + "'");
+  answering([&] {
+    load(path);
+    return 0;
+  });
+  return model();
 }
 
 json ModelHost::inspect(const json& request) {

@@ -51,6 +51,13 @@ class ModelHost {
   // the model receives at each position and its `top` most likely next tokens, the
   // numbers `microgpt embed --show` prints (there rounded to 3 decimals).
   nlohmann::json inspect(const nlohmann::json& request);
+  // POST /api/save {"name"}: the model as a checkpoint DIR/NAME.safetensors (dir: the
+  // server's --out-dir). GET /api/checkpoints: {"checkpoints": [names in dir]}. POST
+  // /api/load {"name"}: that checkpoint becomes the model. Names hold only letters,
+  // digits, '_' and '-'.
+  nlohmann::json save(const std::string& dir, const nlohmann::json& request);
+  static nlohmann::json checkpoints(const std::string& dir);
+  nlohmann::json load_named(const std::string& dir, const nlohmann::json& request);
 
  private:
   const LoadedModel& loaded() const;

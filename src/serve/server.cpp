@@ -78,6 +78,15 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   server.Post("/api/inspect", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] { return host.inspect(body_of(req)); });
   });
+  server.Get("/api/checkpoints", [&](const httplib::Request&, httplib::Response& res) {
+    api(res, [&] { return ModelHost::checkpoints(cmd.out_dir); });
+  });
+  server.Post("/api/save", [&](const httplib::Request& req, httplib::Response& res) {
+    api(res, [&] { return host.save(cmd.out_dir, body_of(req)); });
+  });
+  server.Post("/api/load", [&](const httplib::Request& req, httplib::Response& res) {
+    api(res, [&] { return host.load_named(cmd.out_dir, body_of(req)); });
+  });
   Trainer trainer(cmd, host);
   auto post = [&](const char* path, auto call) {
     server.Post(path, [&, call](const httplib::Request& req, httplib::Response& res) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "checkpoint/checkpoint.h"
 #include "serve/api.h"
 #include "test_support.h"
 
@@ -106,6 +107,23 @@ TEST(ServeApi, RequestsThatCannotBeAnsweredSaySo) {
     host.sample({{"prefix", "Q!"}});
   } catch (const ApiError& e) {
     EXPECT_EQ(std::string(e.what()), "--prefix: 'Q', '!' are not in the model's vocabulary");
+  }
+}
+
+TEST(ServeApi, SavesListsAndLoadsCheckpointsInItsFolder) {
+  TempDir dir;
+  ModelHost host(1);
+  EXPECT_EQ(status_of([&] { host.save(dir.path(), {{"name", "a"}}); }), 404);  // nothing to save yet
+  host.load(model_path());
+  EXPECT_EQ(host.save(dir.path(), {{"name", "copy_1"}})["saved"], dir.file("copy_1.safetensors"));
+  EXPECT_EQ(ModelHost::checkpoints(dir.path()), json({{"checkpoints", {"copy_1"}}}));
+  EXPECT_TRUE(load_checkpoint(dir.file("copy_1.safetensors")).params == load_checkpoint(model_path()).params);
+  ModelHost other(1);
+  EXPECT_EQ(other.load_named(dir.path(), {{"name", "copy_1"}})["path"], dir.file("copy_1.safetensors"));
+  EXPECT_EQ(status_of([&] { other.load_named(dir.path(), {{"name", "none"}}); }), 404);
+  for (const char* name : {"../m", "a/b", "", "x.y"}) {
+    EXPECT_EQ(status_of([&] { other.load_named(dir.path(), {{"name", name}}); }), 400) << name;
+    EXPECT_EQ(status_of([&] { host.save(dir.path(), {{"name", name}}); }), 400) << name;
   }
 }
 

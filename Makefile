@@ -67,7 +67,7 @@ ARM64_RUN = qemu-aarch64 -L /usr/aarch64-linux-gnu
 # Every test of the two programs (the others are not built for ARM64).
 ARM64_TESTS ?= .
 
-.PHONY: all deps deps-sanitize deps-arm64 build run test bench clean test-sanitize test-asan test-tsan fuzz test-arm64
+.PHONY: all deps deps-sanitize deps-arm64 deps-browser build run test bench clean test-sanitize test-asan test-tsan fuzz test-arm64
 
 all: build
 
@@ -105,7 +105,7 @@ build: deps
 run: build
 	./$(BUILD)/microgpt
 
-test: build
+test: build deps-browser
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	@grep -ho 'skipped: .*' $(BUILD)/Testing/Temporary/LastTest.log | sort -u || true
 
@@ -115,6 +115,17 @@ bench: build
 	[ -n "$$names" ] || names="$$(sed -n 's/^MICROGPT_SHARED_DIR:PATH=//p' $(BUILD)/CMakeCache.txt)/data/names.txt"; \
 	if [ -f "$$names" ]; then bench/run_benchmarks.sh --data "$$names"; \
 	else echo "skipped: $$names not found (give NAMES=path/to/names.txt)"; fi
+
+# The browser test of the web page (tests/browser): Debian's chromium, Node.js with npm
+# (when no node is installed yet), and puppeteer-core from tests/browser/package-lock.json.
+deps-browser:
+ifneq ($(UNAME),Darwin)
+	@command -v chromium > /dev/null || DEB_PACKAGES=chromium $(MAKE) --no-print-directory deps
+	@command -v npm > /dev/null || DEB_PACKAGES="nodejs npm" $(MAKE) --no-print-directory deps
+endif
+	@if command -v npm > /dev/null && \
+	  ! [ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ]; then \
+	  echo "npm ci in tests/browser"; cd tests/browser && npm ci --no-audit --no-fund; fi
 
 deps-sanitize:
 	@DEB_PACKAGES="$(DEB_PACKAGES) $(SANITIZE_PACKAGES)" $(MAKE) --no-print-directory deps

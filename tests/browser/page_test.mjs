@@ -1,0 +1,122 @@
+// The page of `microgpt serve` in a real browser: Debian's chromium, headless, driven by
+// puppeteer-core (this folder's package-lock.json; `make test` runs `npm ci` here).
+//   node tests/browser/page_test.mjs BUILD/microgpt
+// Starts the server on a free port in a fresh folder, then, as a user would: trains a
+// model from the page and watches it (loss curve, embedding snapshots, the slider),
+// looks inside an input, draws names, saves the model. Fails on any error in the page,
+// any request to another address, or any view that does not show what the API gave.
+// Exits 77 (ctest: skipped) when no browser is installed, unless CI is set.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const binary = process.argv[2];
+const chromium = [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean).find(existsSync);
+if (!chromium) {
+  console.log('skipped: no chromium (make test installs it on Debian)');
+  process.exit(process.env.CI ? 1 : 77);
+}
+let puppeteer;
+try {
+  puppeteer = (await import('puppeteer-core')).default;
+} catch {
+  console.log('skipped: puppeteer-core is not installed (cd tests/browser && npm ci)');
+  process.exit(process.env.CI ? 1 : 77);
+}
+
+const failures = [];
+function check(ok, what) {
+  if (!ok) failures.push(what);
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'microgpt-browser-'));
+const server = spawn(binary, ['serve', '--port', '0', '--out-dir', dir, '--threads', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const base = await new Promise((resolve, reject) => {
+  let out = '';
+  server.stdout.on('data', (d) => {
+    out += d;
+    const m = out.match(/http:\/\/127\.0\.0\.1:\d+\//);
+    if (m) resolve(m[0]);
+  });
+  server.on('exit', (code) => reject(new Error(`the server exited with ${code}: ${out}`)));
+  setTimeout(() => reject(new Error(`no address from the server: ${out}`)), 20000);
+});
+
+const browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox'] });
+try {
+  const page = await browser.newPage();
+  const errors = [], outside = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('request', (r) => { if (!r.url().startsWith(base)) outside.push(r.url()); });
+  // (not 'networkidle0': the page keeps its event stream open)
+  await page.goto(base, { waitUntil: 'load' });
+  await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('--model'));
+  check(true, 'the page asked for the model: none at first');
+  await page.waitForFunction(() => document.querySelectorAll('select[name=preset] option').length > 1);
+  check(await page.$$eval('select[name=preset] option', (o) => o.some((x) => x.value === 'makemore')), 'the presets are offered');
+
+  // Train 40 steps, a snapshot every 10.
+  await page.$eval('input[name=steps]', (e) => { e.value = '40'; });
+  await page.$eval('input[name=snapshot_every]', (e) => { e.value = '10'; });
+  await page.$eval('input[name=batch_size]', (e) => { e.value = '4'; });
+  await page.$eval('#train-form input[name=name]', (e) => { e.value = 'b'; });
+  await page.click('#train-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('train-status').textContent.startsWith('finished'), { timeout: 60000 });
+  const status = await page.$eval('#train-status', (e) => e.textContent);
+  check(status.includes('step 40') && status.includes('b.safetensors'), `the run finished and saved: ${status}`);
+  const curve = await page.$$eval('#loss-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));
+  check(curve.length === 2 && curve[0] === 40 && curve[1] === 40, `the loss curves have 40 points each: ${curve}`);
+  check((await page.$$eval('#loss-chart circle', (c) => c.length)) >= 1, 'a validation point is drawn');
+  check(await page.$eval('#snapshot', (e) => e.max) === '4', 'five snapshots to replay (steps 0 to 40)');
+  check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 40', 'the slider follows the last snapshot');
+  await page.$eval('#snapshot', (e) => { e.value = '0'; e.dispatchEvent(new Event('input')); });
+  check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 0', 'the slider replays step 0');
+  const pca = await page.$$eval('#pca svg', (s) => s.map((x) => x.querySelectorAll('text').length));
+  check(pca.length === 2 && pca[0] === 28 && pca[1] === 16, `token PCA (28 tokens) and position path (16): ${pca}`);
+  const vowelColor = await page.$$eval('#pca svg:first-child text', (t) => t.find((x) => x.textContent === 'a').getAttribute('fill'));
+  check(vowelColor === '#b2182b', 'vowels are drawn red');
+  await page.hover('#pca svg:first-child text:nth-of-type(2)');
+  check((await page.$eval('#neighbours', (e) => e.textContent)).startsWith('nearest to '), 'hovering a token lists its neighbours');
+  check((await page.$$eval('#similarity polyline', (p) => p.length)) === 3, 'three similarity curves');
+  await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('step 40 of 40'));
+  check(true, 'the trained model is the page\'s model');
+
+  // Inside one input.
+  await page.$eval('#inside-form input[name=text]', (e) => { e.value = 'emma'; });
+  await page.click('#inside-form button');
+  await page.waitForSelector('#strips svg');
+  const cells = await page.$$eval('#strips rect', (r) => r.length);
+  check(cells === 5 * 3 * 16, `colour strips: 5 positions x (wte, wpe, sum) x 16 (${cells})`);
+  check((await page.$$eval('#attention svg', (s) => s.length)) === 4, 'one attention heatmap per head (1 layer x 4)');
+  check((await page.$$eval('#next .bars', (b) => b.length)) === 5, 'next-character bars for each position');
+
+  // Write: the page's names are the API's.
+  await page.$eval('#write-form input[name=seed]', (e) => { e.value = '7'; });
+  await page.$eval('#write-form input[name=num_samples]', (e) => { e.value = '5'; });
+  await page.click('#write-form button');
+  await page.waitForFunction(() => document.querySelectorAll('#samples li').length === 5);
+  const shown = await page.$$eval('#samples li', (l) => l.map((x) => x.textContent));
+  const api = await page.evaluate(async () => (await (await fetch('/api/sample', {
+    method: 'POST', body: JSON.stringify({ temperature: 0.5, top_k: 0, top_p: 1, prefix: '', num_samples: 5, seed: 7 }),
+  })).json()).samples);
+  check(JSON.stringify(shown) === JSON.stringify(api), `the names drawn are the API's: ${shown}`);
+
+  // Save under another name.
+  await page.$eval('#files-form input[name=name]', (e) => { e.value = 'copy'; });
+  await page.click('#save');
+  await page.waitForFunction(() => document.getElementById('files-status').textContent.startsWith('saved'));
+  check(existsSync(join(dir, 'copy.safetensors')), 'Save wrote copy.safetensors');
+
+  check(errors.length === 0, `no errors in the page ${JSON.stringify(errors)}`);
+  check(outside.length === 0, `no request left the server ${JSON.stringify(outside)}`);
+} catch (e) {
+  check(false, `the page did what was asked: ${e.message}`);
+} finally {
+  await browser.close();
+  server.kill('SIGINT');
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(failures.length === 0 ? 0 : 1);

@@ -169,7 +169,12 @@ showModel().catch((e) => { document.getElementById('model-line').textContent = e
 
 // ---- Train: start, pause, resume, stop; the loss as it comes ------------------------
 
-const run = { steps: [], validations: [], snapshots: [], vocab: [], total: 0, started: 0, tokens: 0 };
+// Every run since the server started (the events replay them all), the last one current.
+const runs = [];
+function newRun(total) {
+  return { steps: [], validations: [], snapshots: [], vocab: [], name: '', config: {}, total, started: performance.now(), tokens: 0 };
+}
+let run = newRun(0);
 
 function lossChart() {
   const width = 640, height = 220, pad = 36;
@@ -224,7 +229,7 @@ async function trainCall(path, body) {
 document.getElementById('train-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  const request = { name: form.get('name') };
+  const request = { name: form.get('name'), engine: form.get('engine') };
   if (form.get('preset')) request.preset = form.get('preset');
   for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'lr', 'snapshot_every']) {
     if (form.get(key) !== '') request[key] = Number(form.get(key));
@@ -381,11 +386,15 @@ document.getElementById('snapshot').addEventListener('input', drawSnapshot);
 
 const events = new EventSource('/api/events');
 events.addEventListener('start', (e) => {
-  const d = JSON.parse(e.data);
-  Object.assign(run, { steps: [], validations: [], snapshots: [], total: d.steps, started: performance.now(), tokens: 0 });
+  run = newRun(JSON.parse(e.data).steps);
+  runs.push(run);
   document.getElementById('snapshot').max = 0;
 });
-events.addEventListener('vocabulary', (e) => { run.vocab = JSON.parse(e.data).vocab; });
+events.addEventListener('run', (e) => {
+  const d = JSON.parse(e.data);
+  Object.assign(run, { vocab: d.vocab, name: d.name, config: d });
+  listRuns();
+});
 events.addEventListener('step', (e) => {
   const d = JSON.parse(e.data);
   run.steps.push(d);
@@ -398,6 +407,7 @@ events.addEventListener('finished', (e) => {
   const d = JSON.parse(e.data);
   document.getElementById('train-status').textContent =
     `${d.stopped ? 'stopped' : 'finished'} at step ${d.step}; saved ${d.checkpoint}`;
+  drawComparison();
   showModel();
 });
 events.addEventListener('error', (e) => {
@@ -441,3 +451,70 @@ for (const action of ['save', 'load']) {
   });
 }
 listCheckpoints().catch(() => {});
+
+// ---- Two runs side by side ----------------------------------------------------------
+
+function runLabel(r, i) {
+  const c = r.config;
+  return `${i + 1}: ${r.name} (${c.n_layer}x${c.n_embd}, batch ${c.batch_size}, lr ${c.lr}, ${c.engine})`;
+}
+
+// Run B follows the newest run and run A the one before, until the user picks others.
+const picked = { 'run-a': false, 'run-b': false };
+
+function listRuns() {
+  for (const [id, pick] of [['run-a', runs.length - 2], ['run-b', runs.length - 1]]) {
+    const select = document.getElementById(id);
+    const chosen = picked[id] ? select.value : '';
+    select.replaceChildren(...runs.map((r, i) => {
+      const option = document.createElement('option');
+      option.value = String(i);
+      option.textContent = runLabel(r, i);
+      return option;
+    }));
+    select.value = chosen !== '' && Number(chosen) < runs.length ? chosen : String(Math.max(0, pick));
+  }
+  drawComparison();
+}
+
+function smoothed(steps) {
+  let s = null;
+  return steps.map((x) => [x.step, s = s === null ? x.loss : 0.95 * s + 0.05 * x.loss]);
+}
+
+function drawComparison() {
+  const a = runs[Number(document.getElementById('run-a').value)];
+  const b = runs[Number(document.getElementById('run-b').value)];
+  if (!a || !b) return;
+  const width = 640, height = 200, pad = 36;
+  const svg = svgElement('svg', { width, height, role: 'img' });
+  const series = [[a, '#b2182b'], [b, '#2166ac']];
+  const all = series.flatMap(([r]) => r.steps.map((x) => x.loss)).filter(Number.isFinite);
+  if (all.length) {
+    const lo = Math.min(...all), hi = Math.max(...all), last = Math.max(1, a.total, b.total);
+    for (const [r, color] of series) {
+      const points = smoothed(r.steps).map(([step, loss]) =>
+        `${(pad + (width - 2 * pad) * step / last).toFixed(1)},${(height - pad - (height - 2 * pad) * (loss - lo) / Math.max(1e-9, hi - lo)).toFixed(1)}`);
+      svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
+    }
+  }
+  const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
+  legend.textContent = 'smoothed training loss: run A (red), run B (blue)';
+  svg.append(legend);
+  document.getElementById('compare-loss').replaceChildren(svg);
+  const pictures = [a, b].map((r) => {
+    const s = r.snapshots[r.snapshots.length - 1];
+    if (!s) return document.createElement('span');
+    const labels = s.tokenPoints.map((_, id) => r.vocab[id] === undefined ? '<BOS>' : r.vocab[id]);
+    const colors = labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777');
+    return scatter(s.tokenPoints, labels, colors, false);
+  });
+  document.getElementById('compare-pca').replaceChildren(...pictures);
+}
+
+for (const id of ['run-a', 'run-b']) {
+  document.getElementById(id).addEventListener('change', () => {
+    picked[id] = true;
+    drawComparison();
+  });
+}

@@ -172,7 +172,7 @@ json Trainer::start(const json& request) {
   stop_ = false;
   paused_ = false;
   const std::string snapshots_path = (std::filesystem::path(command_.out_dir) / (name + ".snapshots.jsonl")).string();
-  thread_ = std::thread([this, run, snapshot_every, out = *o.out_path, snapshots_path] {
+  thread_ = std::thread([this, run, snapshot_every, name, out = *o.out_path, snapshots_path] {
     TrainingRun& r = **run;
     EventReporter reporter(events_);
     std::vector<std::string> snapshots;
@@ -181,7 +181,19 @@ json Trainer::start(const json& request) {
       r.prepare();
       json vocab = json::array();
       for (char32_t ch : r.data().tokenizer().chars()) vocab.push_back(encode_utf8(std::u32string(1, ch)));
-      events_.push("vocabulary", {{"vocab", vocab}});
+      const TrainOptions& ro = r.options();
+      events_.push("run", {{"name", name},
+                           {"vocab", vocab},
+                           {"engine", ro.engine.name},
+                           {"format", ro.train.format},
+                           {"n_layer", ro.model.n_layer},
+                           {"n_embd", ro.model.n_embd},
+                           {"n_head", ro.model.n_head},
+                           {"block_size", ro.model.block_size},
+                           {"batch_size", ro.train.batch_size},
+                           {"lr", ro.train.lr},
+                           {"seed", ro.train.seed},
+                           {"steps", ro.train.steps}});
       auto keep = [&] {
         const json s = snapshot(r.engine(), r.config(), r.steps_done());
         snapshots.push_back(s.dump());

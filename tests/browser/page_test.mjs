@@ -47,6 +47,7 @@ const base = await new Promise((resolve, reject) => {
 const browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox'] });
 try {
   const page = await browser.newPage();
+  page.setDefaultTimeout(120000);  // a busy machine (ctest runs other tests beside this one)
   const errors = [], outside = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
@@ -64,7 +65,7 @@ try {
   await page.$eval('input[name=batch_size]', (e) => { e.value = '4'; });
   await page.$eval('#train-form input[name=name]', (e) => { e.value = 'b'; });
   await page.click('#train-form button[type=submit]');
-  await page.waitForFunction(() => document.getElementById('train-status').textContent.startsWith('finished'), { timeout: 60000 });
+  await page.waitForFunction(() => document.getElementById('train-status').textContent.startsWith('finished'));
   const status = await page.$eval('#train-status', (e) => e.textContent);
   check(status.includes('step 40') && status.includes('b.safetensors'), `the run finished and saved: ${status}`);
   const curve = await page.$$eval('#loss-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));
@@ -84,13 +85,33 @@ try {
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('step 40 of 40'));
   check(true, 'the trained model is the page\'s model');
 
-  // Inside one input.
+  // A second run, on the reference engine (one name a step), beside the first.
+  await page.$eval('input[name=steps]', (e) => { e.value = '20'; });
+  await page.$eval('input[name=batch_size]', (e) => { e.value = '1'; });
+  await page.select('select[name=engine]', 'reference');
+  await page.$eval('#train-form input[name=name]', (e) => { e.value = 'c'; });
+  await page.click('#train-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('train-status').textContent.includes('c.safetensors'));
+  const options = await page.$$eval('#run-a option', (o) => o.map((x) => x.textContent));
+  check(options.length === 2 && options[1].includes('reference'), `both runs are offered for comparison: ${options}`);
+  check(await page.$eval('#run-a', (e) => e.value) === '0' && await page.$eval('#run-b', (e) => e.value) === '1',
+    'run A is the first, run B the second');
+  check((await page.$$eval('#compare-loss polyline', (p) => p.length)) === 2, 'two loss curves overlaid');
+  check((await page.$$eval('#compare-pca svg', (s) => s.length)) === 2, 'two token embeddings side by side');
+
+  // Inside one input (of the reference engine's model now: no attention weights).
   await page.$eval('#inside-form input[name=text]', (e) => { e.value = 'emma'; });
   await page.click('#inside-form button');
   await page.waitForSelector('#strips svg');
   const cells = await page.$$eval('#strips rect', (r) => r.length);
   check(cells === 5 * 3 * 16, `colour strips: 5 positions x (wte, wpe, sum) x 16 (${cells})`);
-  check((await page.$$eval('#attention svg', (s) => s.length)) === 4, 'one attention heatmap per head (1 layer x 4)');
+  check((await page.$eval('#attention', (e) => e.textContent)).includes('fast engine'), 'no attention shown for the reference engine');
+  await page.$eval('#files-form input[name=name]', (e) => { e.value = 'b'; });
+  await page.click('#load');
+  await page.waitForFunction(() => document.getElementById('files-status').textContent.startsWith('loaded'));
+  await page.click('#inside-form button');
+  await page.waitForFunction(() => document.querySelectorAll('#attention svg').length > 0);
+  check((await page.$$eval('#attention svg', (s) => s.length)) === 4, 'after loading b: one attention heatmap per head (1 layer x 4)');
   check((await page.$$eval('#next .bars', (b) => b.length)) === 5, 'next-character bars for each position');
 
   // Write: the page's names are the API's.

@@ -361,7 +361,57 @@ function drawSnapshot() {
     s.positionPoints.map(() => '#444'), true);
   document.getElementById('pca').replaceChildren(tokens, positions);
   document.getElementById('similarity').replaceChildren(similarityChart());
+  document.getElementById('follow-chart').replaceChildren(followChart());
+  document.getElementById('heatmap').replaceChildren(cosineHeatmap(s, labels));
 }
+
+// Every pair of tokens' cosine similarity at a snapshot (blue -1, white 0, red 1).
+function cosineHeatmap(s, labels) {
+  const n = s.wte.length, cell = Math.max(6, Math.min(14, Math.floor(420 / n))), pad = 34;
+  const svg = svgElement('svg', { width: pad + n * cell, height: pad + n * cell, role: 'img' });
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const c = cosine(s.wte[i], s.wte[j]);
+      const r = svgElement('rect', { x: pad + j * cell, y: pad + i * cell, width: cell, height: cell, fill: diverging(c, 1) });
+      const tip = svgElement('title', {});
+      tip.textContent = `${labels[i]} ~ ${labels[j]}: ${c.toFixed(2)}`;
+      r.append(tip);
+      svg.append(r);
+    }
+    for (const [x, y, anchor] of [[pad - 3, pad + i * cell + cell - 2, 'end'], [pad + i * cell + cell / 2, pad - 4, 'middle']]) {
+      const t = svgElement('text', { x, y, 'font-size': Math.min(10, cell), 'text-anchor': anchor });
+      t.textContent = labels[i];
+      svg.append(t);
+    }
+  }
+  return svg;
+}
+
+// The followed token's cosine similarity to its 5 nearest neighbours of the last
+// snapshot, at every snapshot: how the neighbourhood formed.
+function followChart() {
+  const width = 640, height = 160, pad = 30;
+  const svg = svgElement('svg', { width, height, role: 'img' });
+  const id = run.vocab.indexOf(document.getElementById('follow').value);
+  const last = run.snapshots[run.snapshots.length - 1];
+  if (id < 0 || !last) return svg;
+  const near = last.wte.map((row, j) => [j, cosine(last.wte[id], row)]).filter(([j]) => j !== id)
+    .sort((a, b) => b[1] - a[1]).slice(0, 5).map(([j]) => j);
+  const palette = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e'];
+  const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, last.step);
+  const y = (c) => height - pad - (height - 2 * pad) * (c + 1) / 2;
+  near.forEach((j, k) => {
+    const points = run.snapshots.map((s) => `${x(s.step).toFixed(1)},${y(cosine(s.wte[id], s.wte[j])).toFixed(1)}`);
+    svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: palette[k], 'stroke-width': 2 }));
+  });
+  const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
+  legend.textContent = `cosine similarity of ${run.vocab[id]} to ` +
+    near.map((j, k) => `${run.vocab[j] === undefined ? '<BOS>' : run.vocab[j]} (${['green', 'orange', 'purple', 'pink', 'olive'][k]})`).join(', ');
+  svg.append(legend);
+  return svg;
+}
+
+document.getElementById('follow').addEventListener('input', drawSnapshot);
 
 function similarityChart() {
   const width = 640, height = 160, pad = 30;

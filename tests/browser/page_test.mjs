@@ -82,6 +82,11 @@ try {
   await page.hover('#pca svg:first-child text:nth-of-type(2)');
   check((await page.$eval('#neighbours', (e) => e.textContent)).startsWith('nearest to '), 'hovering a token lists its neighbours');
   check((await page.$$eval('#similarity polyline', (p) => p.length)) === 3, 'three similarity curves');
+  check((await page.$$eval('#heatmap rect', (r) => r.length)) === 28 * 28, 'a cosine heatmap of 28 x 28 tokens');
+  const follow = await page.$$eval('#follow-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));
+  check(follow.length === 5 && follow.every((n) => n === 5), `'a' and its 5 neighbours over the 5 snapshots: ${follow}`);
+  await page.$eval('#follow', (e) => { e.value = 'e'; e.dispatchEvent(new Event('input')); });
+  check((await page.$eval('#follow-chart text', (t) => t.textContent)).startsWith('cosine similarity of e to'), 'following e');
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('step 40 of 40'));
   check(true, 'the trained model is the page\'s model');
 

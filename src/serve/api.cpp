@@ -72,6 +72,8 @@ json ModelHost::model() {
   json vocab = json::array();
   for (char32_t ch : c.vocab) vocab.push_back(encode_utf8(std::u32string(1, ch)));
   const bool text = c.train.is_text();
+  json settings = json::object();  // as the checkpoint records them
+  for (const auto& [name, value] : recorded_settings(c.model, c.train)) settings[name] = json::parse(value);
   return json{
       {"loaded", true},
       {"path", path_},
@@ -89,6 +91,7 @@ json ModelHost::model() {
       {"steps", c.train.steps},
       {"num_params", model_->engine->num_params()},
       {"data", c.data_source},
+      {"settings", settings},
   };
 }
 

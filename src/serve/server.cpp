@@ -84,10 +84,15 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   server.Post("/api/save", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] { return host.save(cmd.out_dir, body_of(req)); });
   });
-  server.Post("/api/load", [&](const httplib::Request& req, httplib::Response& res) {
-    api(res, [&] { return host.load_named(cmd.out_dir, body_of(req)); });
-  });
   Trainer trainer(cmd, host);
+  if (cmd.model_path) trainer.tell_history(*cmd.model_path);
+  server.Post("/api/load", [&](const httplib::Request& req, httplib::Response& res) {
+    api(res, [&] {
+      json answer = host.load_named(cmd.out_dir, body_of(req));
+      trainer.tell_history(answer["path"].get<std::string>());
+      return answer;
+    });
+  });
   auto post = [&](const char* path, auto call) {
     server.Post(path, [&, call](const httplib::Request& req, httplib::Response& res) {
       api(res, [&] { return call(body_of(req)); });

@@ -223,6 +223,33 @@ json Trainer::start(const json& request) {
   return json{{"started", true}, {"checkpoint", *o.out_path}};
 }
 
+void Trainer::tell_history(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::filesystem::path snapshots = p.parent_path() / (p.stem().string() + ".snapshots.jsonl");
+  std::ifstream in(snapshots);
+  if (!in) return;
+  const json m = host_.model();
+  const json& c = m["config"];
+  events_.push("start", {{"data", m["data"]}, {"vocab_size", c["vocab_size"]}, {"num_params", m["num_params"]},
+                         {"first_step", 0}, {"steps", m["steps"]}, {"from", snapshots.string()}});
+  json run = m["settings"];
+  run["name"] = p.stem().string();
+  run["vocab"] = m["vocab"];
+  run["engine"] = m["engine"];
+  events_.push("run", run);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      events_.push("snapshot", json::parse(line));
+    } catch (const json::exception&) {
+      events_.push("error", {{"message", "'" + snapshots.string() + "' holds a line that is not JSON"}});
+      return;
+    }
+  }
+  events_.push("finished", {{"step", m["step"]}, {"stopped", m["step"] < m["steps"]}, {"checkpoint", path}});
+}
+
 json Trainer::stop() {
   stop_ = true;
   unpaused_.notify_all();

@@ -58,6 +58,10 @@ class Trainer {
   nlohmann::json resume();
   nlohmann::json state();
   EventLog& events() { return events_; }
+  // When the checkpoint at `path` (the host's model now) has snapshots beside it
+  // (NAME.snapshots.jsonl), tells them as a past run: start, run, every snapshot,
+  // finished; so a model trained before the server started shows its history too.
+  void tell_history(const std::string& path);
 
  private:
   void finish_thread();

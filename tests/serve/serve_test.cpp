@@ -408,6 +408,22 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   const json model = json::parse(client.Get("/api/model")->body);
   EXPECT_EQ(model["step"], 30);
   EXPECT_EQ(model["path"], "./t.safetensors");
+  EXPECT_EQ(model["settings"]["batch_size"], 4);
+
+  // A server started later with that model tells its snapshots as a past run.
+  TempDir later_dir;
+  ServerProcess later(later_dir, "--model '" + dir.file("t.safetensors") + "'");
+  ASSERT_NE(later.port(), 0) << read_file(later_dir.file("err"));
+  std::vector<json> told;
+  std::vector<std::string> types;
+  for (const auto& [type, data] : events_until(later.port(), "finished")) {
+    types.push_back(type);
+    if (type == "snapshot") told.push_back(data);
+  }
+  EXPECT_EQ(types.front(), "start");
+  EXPECT_EQ(types[1], "run");
+  EXPECT_EQ(types.back(), "finished");
+  EXPECT_EQ(told, snapshots);
 }
 
 TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {

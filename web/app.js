@@ -31,26 +31,53 @@ function numberOr(value, fallback) {
   return value === '' ? fallback : Number(value);
 }
 
+// Draws samples as the server writes them (a text model's characters as they come).
 async function draw(event) {
   event.preventDefault();
   const form = new FormData(event.target);
   const error = document.getElementById('write-error');
   const list = document.getElementById('samples');
   error.hidden = true;
+  list.replaceChildren();
   try {
-    const answer = await call('/api/sample', {
-      temperature: numberOr(form.get('temperature'), 0.5),
-      top_k: numberOr(form.get('top_k'), 0),
-      top_p: numberOr(form.get('top_p'), 1),
-      prefix: form.get('prefix'),
-      num_samples: numberOr(form.get('num_samples'), 10),
-      seed: numberOr(form.get('seed'), 42),
+    const response = await fetch('/api/sample/stream', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        temperature: numberOr(form.get('temperature'), 0.5),
+        top_k: numberOr(form.get('top_k'), 0),
+        top_p: numberOr(form.get('top_p'), 1),
+        prefix: form.get('prefix'),
+        num_samples: numberOr(form.get('num_samples'), 10),
+        seed: numberOr(form.get('seed'), 42),
+      }),
     });
-    list.replaceChildren(...answer.samples.map((s) => {
-      const item = document.createElement('li');
-      item.textContent = s;
-      return item;
-    }));
+    if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    const items = new Map();
+    const item = (i) => {
+      if (!items.has(i)) {
+        const li = document.createElement('li');
+        items.set(i, li);
+        list.append(li);
+      }
+      return items.get(i);
+    };
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let newline;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+        if (line.error) throw new Error(line.error);
+        if (line.chars !== undefined) item(line.sample).textContent += line.chars;
+        if (line.text !== undefined) item(line.sample).textContent = line.text;
+      }
+    }
   } catch (e) {
     error.textContent = e.message;
     error.hidden = false;

@@ -95,7 +95,7 @@ json ModelHost::model() {
   };
 }
 
-json ModelHost::sample(const json& request) {
+SampleCommand ModelHost::sample_command(const json& request) const {
   check_fields(request, {"num_samples", "seed", "temperature", "top_k", "top_p", "prefix", "max_len"});
   SampleCommand cmd;
   cmd.model_path = path_;
@@ -106,14 +106,29 @@ json ModelHost::sample(const json& request) {
   cmd.top_p = field<double>(request, "top_p").value_or(1.0);
   cmd.prefix = field<std::string>(request, "prefix").value_or("");
   cmd.max_len = field<int64_t>(request, "max_len").value_or(0);
+  return cmd;
+}
+
+void ModelHost::sample_stream(const SampleCommand& cmd, const std::function<void(const json&)>& emit) {
   std::lock_guard lock(mutex_);
   const LoadedModel& m = loaded();
-  json samples = json::array();
+  int64_t current = 0;
   SampleSink sink;
-  sink.end = [&](int64_t, const std::u32string& text) { samples.push_back(encode_utf8(text)); };
+  sink.begin = [&](int64_t i, int64_t) { current = i; };
+  sink.write = [&](const std::u32string& chars) {
+    if (!chars.empty()) emit({{"sample", current}, {"chars", encode_utf8(chars)}});
+  };
+  sink.end = [&](int64_t i, const std::u32string& text) { emit({{"sample", i}, {"text", encode_utf8(text)}}); };
   answering([&] {
     draw_samples(cmd, m, sink);
     return 0;
+  });
+}
+
+json ModelHost::sample(const json& request) {
+  json samples = json::array();
+  sample_stream(sample_command(request), [&](const json& line) {
+    if (line.contains("text")) samples.push_back(line["text"]);
   });
   return json{{"samples", samples}};
 }

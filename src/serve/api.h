@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -44,6 +45,12 @@ class ModelHost {
   // POST /api/sample: {"num_samples", "seed", "temperature", "top_k", "top_p", "prefix",
   // "max_len"} (each optional, as `microgpt sample`'s flags) -> {"samples": [...]}.
   nlohmann::json sample(const nlohmann::json& request);
+  // POST /api/sample/stream: the same request; the samples as they are drawn, one JSON
+  // object a line: {"sample": i, "chars": "..."} as a text model writes, then {"sample":
+  // i, "text": "..."} for each whole sample. sample_command checks the request (400)
+  // before anything is sent; sample_stream hands each line to `emit`.
+  SampleCommand sample_command(const nlohmann::json& request) const;
+  void sample_stream(const SampleCommand& command, const std::function<void(const nlohmann::json&)>& emit);
   // POST /api/inspect: {"text": "emma", "top": 10} -> {"positions": [{"pos", "token",
   // "id", "wte", "wpe", "sum", "next": [{"token", "id", "p"}, ...]}, ...], "attention":
   // [layer][head][query] rows of the weights on keys 0..query, or null (the reference

@@ -75,6 +75,30 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   server.Post("/api/sample", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] { return host.sample(body_of(req)); });
   });
+  server.Post("/api/sample/stream", [&](const httplib::Request& req, httplib::Response& res) {
+    SampleCommand command;
+    try {
+      command = host.sample_command(body_of(req));
+    } catch (...) {
+      return api(res, [&]() -> json { throw; });  // the request's own error, as JSON
+    }
+    res.set_chunked_content_provider("application/x-ndjson", [&host, command](size_t, httplib::DataSink& sink) {
+      auto emit = [&](const json& line) {
+        const std::string text = line.dump() + "\n";
+        if (!sink.write(text.data(), text.size())) throw std::runtime_error("the page went away");
+      };
+      try {
+        host.sample_stream(command, emit);
+      } catch (const ApiError& e) {
+        const std::string text = json{{"error", e.what()}}.dump() + "\n";
+        sink.write(text.data(), text.size());
+      } catch (const std::exception&) {
+        return false;  // the connection is gone
+      }
+      sink.done();
+      return true;
+    });
+  });
   server.Post("/api/inspect", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] { return host.inspect(body_of(req)); });
   });

@@ -452,6 +452,61 @@ TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   EXPECT_LT(c.step, 1000000);
 }
 
+// The lines of an application/x-ndjson answer.
+std::vector<json> json_lines(const std::string& body) {
+  std::vector<json> lines;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  return lines;
+}
+
+TEST(Serve, SamplesStreamAsTheyAreDrawn) {
+  TempDir dir;
+  // A text model (windows of 16 characters of a pangram): its samples come character by
+  // character, and whole they are what microgpt sample writes.
+  std::string text;
+  for (int i = 0; i < 40; i++) text += "the quick brown fox jumps over the lazy dog\n";
+  testing::write_file(dir.file("text.txt"), text);
+  const std::string text_model = dir.file("text.st");
+  ASSERT_EQ(run_shell("'" + bin() + "' train --data '" + dir.file("text.txt") +
+                      "' --format text --steps 5 --block-size 16 --num-samples 0 --out '" + text_model + "' >/dev/null"),
+            0);
+  ServerProcess server(dir, "--model '" + text_model + "'");
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  auto answer = client.Post("/api/sample/stream", R"({"num_samples": 2, "seed": 3, "max_len": 40})", "application/json");
+  ASSERT_TRUE(answer);
+  ASSERT_EQ(answer->status, 200) << answer->body;
+  EXPECT_EQ(answer->get_header_value("Content-Type"), "application/x-ndjson");
+  std::string streamed[3], whole[3];
+  int pieces = 0;
+  for (const json& line : json_lines(answer->body)) {
+    const int i = line["sample"].get<int>();
+    ASSERT_TRUE(i == 1 || i == 2) << line;
+    if (line.contains("chars")) {
+      streamed[i] += line["chars"].get<std::string>();
+      pieces++;
+    } else {
+      whole[i] = line["text"].get<std::string>();
+    }
+  }
+  EXPECT_GE(pieces, 2 * 39);  // a piece per character drawn
+  const testing::RunResult cli =
+      testing::run_microgpt("sample --model '" + text_model + "' --num-samples 2 --seed 3 --max-len 40");
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ("--- sample 1 of 2 ---\n" + whole[1] + "\n--- sample 2 of 2 ---\n" + whole[2] + "\n", cli.out);
+  EXPECT_EQ(streamed[1], whole[1]);
+  EXPECT_EQ(streamed[2], whole[2]);
+  // A bad request is refused before anything streams; one the model cannot read says so
+  // in the stream.
+  auto bad = client.Post("/api/sample/stream", R"({"seed": "x"})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  auto unreadable = client.Post("/api/sample/stream", R"({"prefix": "\u00e9\u00e9"})", "application/json");
+  ASSERT_TRUE(unreadable);
+  EXPECT_EQ(json_lines(unreadable->body).back()["error"], "--prefix: '\u00e9' is not in the model's vocabulary");
+}
+
 TEST(Serve, ABadModelOrPortIsOneLine) {
   testing::RunResult r = testing::run_microgpt("serve --model nowhere.st --port 0");
   EXPECT_EQ(r.exit_code, 1);

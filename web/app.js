@@ -256,7 +256,7 @@ async function trainCall(path, body) {
 document.getElementById('train-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  const request = { name: form.get('name'), engine: form.get('engine') };
+  const request = { name: form.get('name'), engine: form.get('engine'), data: form.get('data') };
   if (form.get('preset')) request.preset = form.get('preset');
   for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'lr', 'snapshot_every']) {
     if (form.get(key) !== '') request[key] = Number(form.get(key));
@@ -595,3 +595,14 @@ for (const id of ['run-a', 'run-b']) {
     drawComparison();
   });
 }
+
+// The data to train on: the embedded names, or the file the server was started with.
+call('/api/data').then((answer) => {
+  if (answer.file === null) return;
+  const select = document.querySelector('select[name=data]');
+  const option = document.createElement('option');
+  option.value = 'file';
+  option.textContent = answer.file;
+  select.append(option);
+  select.value = 'file';
+}).catch(() => {});

@@ -71,6 +71,9 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
       return json{{"presets", all}};
     });
   });
+  server.Get("/api/data", [&](const httplib::Request&, httplib::Response& res) {
+    api(res, [&] { return json{{"file", cmd.data_path ? json(*cmd.data_path) : json(nullptr)}}; });
+  });
   server.Get("/api/model", [&](const httplib::Request&, httplib::Response& res) { api(res, [&] { return host.model(); }); });
   server.Post("/api/sample", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] { return host.sample(body_of(req)); });

@@ -114,7 +114,7 @@ json Trainer::start(const json& request) {
   if (!request.is_object()) throw ApiError(400, "the request must be a JSON object");
   static const char* known[] = {"preset", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "lr",
                                 "warmup", "init", "seed", "engine", "format", "val_frac", "eval_every", "num_samples",
-                                "threads", "snapshot_every", "name"};
+                                "threads", "snapshot_every", "name", "data"};
   for (const auto& [name, value] : request.items()) {
     if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return name == k; }) == std::end(known)) {
       throw ApiError(400, "unknown field '" + name + "'");
@@ -152,6 +152,14 @@ json Trainer::start(const json& request) {
   take(request, "threads", o.engine.threads);
   take(request, "snapshot_every", snapshot_every);
   take(request, "name", name);
+  std::string data = command_.data_path ? "file" : "embedded";
+  take(request, "data", data);
+  if (data == "embedded") {
+    o.data_path.reset();
+  } else if (data != "file" || !command_.data_path) {
+    throw ApiError(400, command_.data_path ? "'data' is \"embedded\" or \"file\""
+                                           : "'data' can only be \"embedded\": the server was started without --data");
+  }
   if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
                           std::string::npos) {
     throw ApiError(400, "'name' may hold only letters, digits, '_' and '-'");

@@ -48,8 +48,9 @@ class Trainer {
   // of "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "lr",
   // "warmup", "init", "seed", "engine", "format", "val_frac", "eval_every",
   // "num_samples", "threads" (as microgpt train's flags), "snapshot_every" (steps
-  // between snapshots of wte and wpe; default 50) and "name" (the checkpoint,
-  // OUT_DIR/NAME.safetensors; default "model").
+  // between snapshots of wte and wpe; default 50), "name" (the checkpoint,
+  // OUT_DIR/NAME.safetensors; default "model") and "data": "embedded" (the embedded
+  // names) or "file" (the server's --data, the default when it has one).
   nlohmann::json start(const nlohmann::json& request);
   // POST /api/train/stop, /pause, /resume; GET /api/train: {"state": "idle" | "running"
   // | "paused" | "stopping"}.

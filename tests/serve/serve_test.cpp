@@ -333,8 +333,10 @@ class ServerProcess {
   int port_ = 0;
 };
 
-// The events of /api/events until one of type `last` (or `seconds` pass), as (type, data).
-std::vector<std::pair<std::string, json>> events_until(int port, const std::string& last, int seconds = 60) {
+// The events of /api/events (every run's, from the first) until the `count`-th of type
+// `last` (or an error, or `seconds` pass), as (type, data).
+std::vector<std::pair<std::string, json>> events_until(int port, const std::string& last, int count = 1,
+                                                       int seconds = 60) {
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(seconds, 0);
   std::string buffer;
@@ -346,7 +348,7 @@ std::vector<std::pair<std::string, json>> events_until(int port, const std::stri
       buffer.erase(0, end + 2);
       const size_t nl = e.find('\n');
       events.emplace_back(e.substr(7, nl - 7), json::parse(e.substr(nl + 7)));  // "event: T\ndata: J"
-      if (events.back().first == last || events.back().first == "error") return false;
+      if ((events.back().first == last && --count == 0) || events.back().first == "error") return false;
     }
     return true;
   });
@@ -426,6 +428,31 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   EXPECT_EQ(told, snapshots);
 }
 
+TEST(Serve, TrainsOnTheFileItWasGivenOrTheEmbeddedNames) {
+  TempDir dir;
+  testing::write_file(dir.file("few.txt"), "anna\nbob\ncarl\ndora\nemma\nfred\n");
+  ServerProcess server(dir, "--data '" + dir.file("few.txt") + "'");
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  EXPECT_EQ(json::parse(client.Get("/api/data")->body)["file"], dir.file("few.txt"));
+  int runs = 0;
+  for (const char* data : {"file", "embedded"}) {
+    const json request = {{"steps", 3}, {"data", data}, {"name", data}};
+    auto started = client.Post("/api/train", request.dump(), "application/json");
+    ASSERT_TRUE(started);
+    ASSERT_EQ(started->status, 200) << started->body;
+    json start;  // this run's: the last start before its end
+    for (const auto& [type, d] : events_until(server.port(), "finished", ++runs)) {
+      if (type == "start") start = d;
+    }
+    EXPECT_EQ(start["data"], std::string(data) == "file" ? dir.file("few.txt") : "<embedded names>") << data;
+    EXPECT_EQ(start["docs"], std::string(data) == "file" ? 6 : 8422) << data;
+    while (json::parse(client.Get("/api/train")->body)["state"] != "idle") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
 TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   TempDir dir;
   ServerProcess server(dir);
@@ -440,6 +467,10 @@ TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   auto bad = client.Post("/api/train", R"({"name": "../escape"})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
+  auto no_file = client.Post("/api/train", R"({"data": "file"})", "application/json");  // no --data given
+  ASSERT_TRUE(no_file);
+  EXPECT_EQ(no_file->status, 400);
+  EXPECT_EQ(json::parse(client.Get("/api/data")->body)["file"], nullptr);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(json::parse(client.Post("/api/train/stop", "{}", "application/json")->body)["state"], "stopping");
   const auto events = events_until(server.port(), "finished");

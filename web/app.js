@@ -338,7 +338,7 @@ function addSnapshot(s) {
   const axes = principalAxes(tokens, previous && previous.tokenAxes);
   const posAxes = principalAxes(positions, previous && previous.positionAxes);
   run.snapshots.push({
-    step: s.step, wte: s.wte,
+    step: s.step, wte: s.wte, wpe: s.wpe,
     tokenAxes: axes, positionAxes: posAxes,
     tokenPoints: project(tokens, axes), positionPoints: project(positions, posAxes),
     similarity: classSimilarity(s.wte),
@@ -389,7 +389,26 @@ function drawSnapshot() {
   document.getElementById('pca').replaceChildren(tokens, positions);
   document.getElementById('similarity').replaceChildren(similarityChart());
   document.getElementById('follow-chart').replaceChildren(followChart());
+  document.getElementById('sums').replaceChildren(sumsPath(s));
   document.getElementById('heatmap').replaceChildren(cosineHeatmap(s, labels));
+}
+
+// wte[token] + wpe[position] for <BOS> + a word (a text model: the word alone), each
+// position's sum on the snapshot's token axes (around the tokens' mean), joined in order.
+function sumsPath(s) {
+  const bos = s.wte.length > run.vocab.length ? run.vocab.length : -1;
+  const ids = [...(bos >= 0 ? [bos] : []), ...[...document.getElementById('receives').value].map((c) => run.vocab.indexOf(c))];
+  if (ids.some((id) => id < 0) || ids.length > s.wpe.length) {
+    const note = document.createElement('p');
+    note.className = 'note';
+    note.textContent = 'every character must be in the vocabulary, and the word within the context';
+    return note;
+  }
+  const mean = s.wte[0].map((_, j) => s.wte.reduce((t, r) => t + r[j], 0) / s.wte.length);
+  const sums = ids.map((id, p) => s.wte[id].map((v, j) => v + s.wpe[p][j] - mean[j]));
+  const points = project(sums, s.tokenAxes);
+  const labels = ids.map((id, p) => `${p}:${id === bos ? '<BOS>' : run.vocab[id]}`);
+  return scatter(points, labels, labels.map(() => '#444'), true);
 }
 
 // Every pair of tokens' cosine similarity at a snapshot (blue -1, white 0, red 1).
@@ -439,6 +458,7 @@ function followChart() {
 }
 
 document.getElementById('follow').addEventListener('input', drawSnapshot);
+document.getElementById('receives').addEventListener('input', drawSnapshot);
 
 function similarityChart() {
   const width = 640, height = 160, pad = 30;

@@ -83,6 +83,8 @@ try {
   check((await page.$eval('#neighbours', (e) => e.textContent)).startsWith('nearest to '), 'hovering a token lists its neighbours');
   check((await page.$$eval('#similarity polyline', (p) => p.length)) === 3, 'three similarity curves');
   check((await page.$$eval('#heatmap rect', (r) => r.length)) === 28 * 28, 'a cosine heatmap of 28 x 28 tokens');
+  const sums = await page.$$eval('#sums text', (t) => t.map((x) => x.textContent));
+  check(sums.join(' ') === '0:<BOS> 1:e 2:m 3:m 4:a', `what the model receives for emma, in order: ${sums}`);
   const follow = await page.$$eval('#follow-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));
   check(follow.length === 5 && follow.every((n) => n === 5), `'a' and its 5 neighbours over the 5 snapshots: ${follow}`);
   await page.$eval('#follow', (e) => { e.value = 'e'; e.dispatchEvent(new Event('input')); });

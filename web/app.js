@@ -261,8 +261,10 @@ document.getElementById('train-form').addEventListener('submit', (event) => {
   for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'lr', 'snapshot_every']) {
     if (form.get(key) !== '') request[key] = Number(form.get(key));
   }
-  if (request.preset) {  // a preset's own sizes, unless changed here
+  if (request.preset) {  // a preset's own sizes and format, unless changed here
     for (const key of ['batch_size', 'n_layer', 'n_embd', 'lr']) delete request[key];
+  } else {
+    request.format = form.get('format');
   }
   trainCall('/api/train', request);
 });

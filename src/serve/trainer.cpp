@@ -179,6 +179,7 @@ json Trainer::start(const json& request) {
   running_ = true;
   stop_ = false;
   paused_ = false;
+  step_ = 0;
   const std::string snapshots_path = (std::filesystem::path(command_.out_dir) / (name + ".snapshots.jsonl")).string();
   thread_ = std::thread([this, run, snapshot_every, name, out = *o.out_path, snapshots_path] {
     TrainingRun& r = **run;
@@ -215,6 +216,7 @@ json Trainer::start(const json& request) {
         }
         if (stop_) break;
         r.step();
+        step_ = r.steps_done();
         if (snapshot_every > 0 && r.steps_done() % snapshot_every == 0) keep();
       }
       if (snapshot_every > 0 && r.steps_done() % snapshot_every != 0) keep();
@@ -277,7 +279,7 @@ json Trainer::resume() {
 
 json Trainer::state() {
   const char* s = !running_ ? "idle" : stop_ ? "stopping" : paused_ ? "paused" : "running";
-  return json{{"state", s}};
+  return json{{"state", s}, {"step", step_.load()}};
 }
 
 }  // namespace microgpt

@@ -53,7 +53,7 @@ class Trainer {
   // names) or "file" (the server's --data, the default when it has one).
   nlohmann::json start(const nlohmann::json& request);
   // POST /api/train/stop, /pause, /resume; GET /api/train: {"state": "idle" | "running"
-  // | "paused" | "stopping"}.
+  // | "paused" | "stopping", "step": the steps the last run has done}.
   nlohmann::json stop();
   nlohmann::json pause();
   nlohmann::json resume();
@@ -74,6 +74,7 @@ class Trainer {
   std::condition_variable unpaused_;
   std::thread thread_;
   std::atomic<bool> running_{false}, stop_{false}, paused_{false};
+  std::atomic<int64_t> step_{0};
 };
 
 }  // namespace microgpt

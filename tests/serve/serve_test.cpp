@@ -472,6 +472,16 @@ TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   EXPECT_EQ(no_file->status, 400);
   EXPECT_EQ(json::parse(client.Get("/api/data")->body)["file"], nullptr);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Paused, it takes no step; resumed, it goes on.
+  EXPECT_EQ(json::parse(client.Post("/api/train/pause", "{}", "application/json")->body)["state"], "paused");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // (a step under way ends)
+  auto steps_so_far = [&] { return json::parse(client.Get("/api/train")->body)["step"].get<int64_t>(); };
+  const int64_t paused_at = steps_so_far();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(steps_so_far(), paused_at);
+  EXPECT_EQ(json::parse(client.Post("/api/train/resume", "{}", "application/json")->body)["state"], "running");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_GT(steps_so_far(), paused_at);
   EXPECT_EQ(json::parse(client.Post("/api/train/stop", "{}", "application/json")->body)["state"], "stopping");
   const auto events = events_until(server.port(), "finished");
   ASSERT_FALSE(events.empty());

@@ -371,13 +371,27 @@ function scatter(points, labels, colors, path) {
   return svg;
 }
 
+function tokenLabels(r, s) {
+  return s.tokenPoints.map((_, id) => r.vocab[id] === undefined ? '<BOS>' : r.vocab[id]);
+}
+
+// A snapshot's tokens on its principal axes, vowels red and consonants blue.
+function tokenScatter(r, s) {
+  const labels = tokenLabels(r, s);
+  return scatter(s.tokenPoints, labels, labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777'), false);
+}
+
+// A snapshot's positions on their principal axes, joined in order.
+function positionScatter(s) {
+  return scatter(s.positionPoints, s.positionPoints.map((_, p) => String(p)), s.positionPoints.map(() => '#444'), true);
+}
+
 function drawSnapshot() {
   const s = run.snapshots[Number(document.getElementById('snapshot').value)];
   if (!s) return;
   document.getElementById('snapshot-step').textContent = `step ${s.step}`;
-  const labels = s.tokenPoints.map((_, id) => run.vocab[id] === undefined ? '<BOS>' : run.vocab[id]);
-  const colors = labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777');
-  const tokens = scatter(s.tokenPoints, labels, colors, false);
+  const labels = tokenLabels(run, s);
+  const tokens = tokenScatter(run, s);
   tokens.addEventListener('mouseover', (event) => {
     const i = event.target.dataset && event.target.dataset.index;
     if (i === undefined) return;
@@ -386,8 +400,7 @@ function drawSnapshot() {
     document.getElementById('neighbours').textContent = `nearest to ${labels[i]}: ` +
       near.map(([j, c]) => `${labels[j]} ${c.toFixed(2)}`).join(', ');
   });
-  const positions = scatter(s.positionPoints, s.positionPoints.map((_, p) => String(p)),
-    s.positionPoints.map(() => '#444'), true);
+  const positions = positionScatter(s);
   document.getElementById('pca').replaceChildren(tokens, positions);
   document.getElementById('similarity').replaceChildren(similarityChart());
   document.getElementById('follow-chart').replaceChildren(followChart());
@@ -462,14 +475,14 @@ function followChart() {
 document.getElementById('follow').addEventListener('input', drawSnapshot);
 document.getElementById('receives').addEventListener('input', drawSnapshot);
 
-function similarityChart() {
+function similarityChart(r = run) {
   const width = 640, height = 160, pad = 30;
   const svg = svgElement('svg', { width, height, role: 'img' });
-  const last = run.snapshots[run.snapshots.length - 1];
+  const last = r.snapshots[r.snapshots.length - 1];
   const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, last.step);
   const y = (c) => height - pad - (height - 2 * pad) * (c + 1) / 2;
   for (const [key, color] of [['vowels', '#b2182b'], ['consonants', '#2166ac'], ['across', '#777']]) {
-    const points = run.snapshots.filter((s) => Number.isFinite(s.similarity[key]))
+    const points = r.snapshots.filter((s) => Number.isFinite(s.similarity[key]))
       .map((s) => `${x(s.step).toFixed(1)},${y(s.similarity[key]).toFixed(1)}`);
     svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
   }
@@ -601,16 +614,24 @@ function drawComparison() {
   legend.textContent = 'smoothed training loss: run A (red), run B (blue)';
   svg.append(legend);
   document.getElementById('compare-loss').replaceChildren(svg);
-  const pictures = [a, b].map((r) => {
-    const s = r.snapshots[r.snapshots.length - 1];
-    if (!s) return document.createElement('span');
-    const labels = s.tokenPoints.map((_, id) => r.vocab[id] === undefined ? '<BOS>' : r.vocab[id]);
-    const colors = labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777');
-    return scatter(s.tokenPoints, labels, colors, false);
+  // Each run's snapshot at the shared slider (or its last, when it has fewer), with the
+  // views of the Embeddings section.
+  const slider = document.getElementById('compare-snapshot');
+  slider.max = Math.max(0, a.snapshots.length - 1, b.snapshots.length - 1);
+  const pictures = [a, b].map((r, k) => {
+    const box = document.createElement('div');
+    box.className = 'run-views';
+    const s = r.snapshots[Math.min(Number(slider.value), r.snapshots.length - 1)];
+    if (!s) return box;
+    const title = document.createElement('div');
+    title.textContent = `run ${'AB'[k]} at step ${s.step}`;
+    box.append(title, tokenScatter(r, s), positionScatter(s), similarityChart(r));
+    return box;
   });
   document.getElementById('compare-pca').replaceChildren(...pictures);
 }
 
+document.getElementById('compare-snapshot').addEventListener('input', drawComparison);
 for (const id of ['run-a', 'run-b']) {
   document.getElementById(id).addEventListener('change', () => {
     picked[id] = true;

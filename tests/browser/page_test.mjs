@@ -104,7 +104,11 @@ try {
   check(await page.$eval('#run-a', (e) => e.value) === '0' && await page.$eval('#run-b', (e) => e.value) === '1',
     'run A is the first, run B the second');
   check((await page.$$eval('#compare-loss polyline', (p) => p.length)) === 2, 'two loss curves overlaid');
-  check((await page.$$eval('#compare-pca svg', (s) => s.length)) === 2, 'two token embeddings side by side');
+  const views = await page.$$eval('#compare-pca .run-views', (v) => v.map((x) => x.querySelectorAll('svg').length));
+  check(views.length === 2 && views.every((n) => n === 3), `tokens, positions and similarity for each run: ${views}`);
+  await page.$eval('#compare-snapshot', (e) => { e.value = '0'; e.dispatchEvent(new Event('input')); });
+  const titles = await page.$$eval('#compare-pca .run-views > div', (d) => d.map((x) => x.textContent));
+  check(titles.join(', ') === 'run A at step 0, run B at step 0', `the shared slider replays both: ${titles}`);
 
   // Inside one input (of the reference engine's model now: no attention weights).
   await page.$eval('#inside-form input[name=text]', (e) => { e.value = 'emma'; });

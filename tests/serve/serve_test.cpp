@@ -232,30 +232,41 @@ TEST(ServeApi, InspectGivesTheAttentionWeightsOfEveryHead) {
   }
 }
 
+// A server in the background for a test, on a free port, in `dir` (its --out-dir).
+class ServerProcess {
+ public:
+  explicit ServerProcess(const TempDir& dir, const std::string& flags = "") : dir_(dir) {
+    run_shell("cd '" + dir.path() + "' && ('" + bin() + "' serve --port 0 --out-dir . --threads 1 " + flags +
+              " >out 2>err & echo $! > pid; wait $!; echo $? > code) >/dev/null 2>&1 &");
+    const std::string where = "http://127.0.0.1:";
+    std::string out;
+    for (int i = 0; i < 200 && out.find("/ (") == std::string::npos; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      out = read_file(dir.file("out"));
+    }
+    const size_t at = out.find(where);
+    if (at != std::string::npos) port_ = std::stoi(out.substr(at + where.size()));
+  }
+  ~ServerProcess() {
+    const std::string pid = read_file(dir_.file("pid"));
+    if (!pid.empty() && read_file(dir_.file("code")).empty()) ::kill(std::stoi(pid), SIGKILL);
+  }
+  int port() const { return port_; }
+  int pid() const { return std::stoi(read_file(dir_.file("pid"))); }
+  // "" while it runs, then its exit code and a line break
+  std::string exit_code() const { return read_file(dir_.file("code")); }
+
+ private:
+  const TempDir& dir_;
+  int port_ = 0;
+};
+
 // The server, started as a user starts it, on a free port it prints.
 TEST(Serve, AnswersOverHttpAndStopsOnCtrlC) {
   TempDir dir;
-  const std::string script = "cd '" + dir.path() + "' && ('" + bin() + "' serve --model '" + model_path() +
-                             "' --port 0 >out 2>err & echo $! > pid; wait $!; echo $? > code) >/dev/null 2>&1 &";
-  ASSERT_EQ(run_shell(script), 0);
-  // Whatever happens below, the server does not outlive the test.
-  struct Stop {
-    const TempDir& dir;
-    ~Stop() {
-      const std::string pid = read_file(dir.file("pid"));
-      if (!pid.empty() && read_file(dir.file("code")).empty()) ::kill(std::stoi(pid), SIGKILL);  // still running
-    }
-  } stop{dir};
-  // "microgpt serve: http://127.0.0.1:PORT/ ..."
-  const std::string where = "http://127.0.0.1:";
-  std::string out;
-  for (int i = 0; i < 200 && out.find("/ (") == std::string::npos; i++) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    out = read_file(dir.file("out"));
-  }
-  const size_t at = out.find(where);
-  ASSERT_NE(at, std::string::npos) << out << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", std::stoi(out.substr(at + where.size())));
+  ServerProcess server(dir, "--model '" + model_path() + "'");
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("out")) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
 
   auto model = client.Get("/api/model");
   ASSERT_TRUE(model);
@@ -297,41 +308,14 @@ TEST(Serve, AnswersOverHttpAndStopsOnCtrlC) {
   EXPECT_NE(client.Get("/")->body.find("<script src=\"/app.js\">"), std::string::npos);
 
   // Ctrl-C: the server stops and exits 0.
-  const int pid = std::stoi(read_file(dir.file("pid")));
-  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  ASSERT_EQ(::kill(server.pid(), SIGINT), 0);
   std::string code;
   for (int i = 0; i < 100 && code.empty(); i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    code = read_file(dir.file("code"));
+    code = server.exit_code();
   }
   EXPECT_EQ(code, "0\n") << read_file(dir.file("err"));
 }
-
-// A server in the background for a test, on a free port, in `dir` (its --out-dir).
-class ServerProcess {
- public:
-  explicit ServerProcess(const TempDir& dir, const std::string& flags = "") : dir_(dir) {
-    run_shell("cd '" + dir.path() + "' && ('" + bin() + "' serve --port 0 --out-dir . --threads 1 " + flags +
-              " >out 2>err & echo $! > pid; wait $!; echo $? > code) >/dev/null 2>&1 &");
-    const std::string where = "http://127.0.0.1:";
-    std::string out;
-    for (int i = 0; i < 200 && out.find("/ (") == std::string::npos; i++) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      out = read_file(dir.file("out"));
-    }
-    const size_t at = out.find(where);
-    if (at != std::string::npos) port_ = std::stoi(out.substr(at + where.size()));
-  }
-  ~ServerProcess() {
-    const std::string pid = read_file(dir_.file("pid"));
-    if (!pid.empty() && read_file(dir_.file("code")).empty()) ::kill(std::stoi(pid), SIGKILL);
-  }
-  int port() const { return port_; }
-
- private:
-  const TempDir& dir_;
-  int port_ = 0;
-};
 
 // The events of /api/events (every run's, from the first) until the `count`-th of type
 // `last` (or an error, or `seconds` pass), as (type, data).

@@ -258,7 +258,7 @@ document.getElementById('train-form').addEventListener('submit', (event) => {
   const form = new FormData(event.target);
   const request = { name: form.get('name'), engine: form.get('engine'), data: form.get('data') };
   if (form.get('preset')) request.preset = form.get('preset');
-  for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'lr', 'snapshot_every']) {
+  for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'lr', 'val_frac', 'snapshot_every']) {
     if (form.get(key) !== '') request[key] = Number(form.get(key));
   }
   if (request.preset) {  // a preset's own sizes and format, unless changed here

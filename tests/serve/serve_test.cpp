@@ -412,6 +412,38 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   EXPECT_EQ(told, snapshots);
 }
 
+// The preset microgpt on the reference engine, nothing held out: microgpt.py's run (the
+// command line's defaults, which tests/reference checks against the Python), to the bit.
+TEST(Serve, ThePagesReferenceRunIsMicrogptPys) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  const json request = {{"preset", "microgpt"}, {"engine", "reference"}, {"val_frac", 0},
+                        {"steps", 25},          {"num_samples", 20},       {"name", "ref"}};
+  auto started = client.Post("/api/train", request.dump(), "application/json");
+  ASSERT_TRUE(started);
+  ASSERT_EQ(started->status, 200) << started->body;
+  std::vector<double> losses;
+  std::vector<std::string> samples;
+  for (const auto& [type, d] : events_until(server.port(), "finished")) {
+    if (type == "step") losses.push_back(d["loss"].get<double>());
+    if (type == "sample") samples.push_back(d["text"].get<std::string>());
+  }
+  const testing::RunResult cli = testing::run_microgpt(
+      "train --engine reference --steps 25 --log '" + dir.file("cli.jsonl") + "' --out '" + dir.file("cli.st") + "'", dir.path());
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  std::vector<double> want_losses;
+  std::vector<std::string> want_samples;
+  for (const json& row : testing::read_jsonl(dir.file("cli.jsonl"))) {
+    if (row.contains("loss")) want_losses.push_back(row["loss"].get<double>());
+    if (row.contains("text")) want_samples.push_back(row["text"].get<std::string>());
+  }
+  EXPECT_EQ(losses, want_losses);
+  EXPECT_EQ(samples, want_samples);
+  EXPECT_TRUE(load_checkpoint(dir.file("ref.safetensors")).params == load_checkpoint(dir.file("cli.st")).params);
+}
+
 TEST(Serve, TrainsOnTheFileItWasGivenOrTheEmbeddedNames) {
   TempDir dir;
   testing::write_file(dir.file("few.txt"), "anna\nbob\ncarl\ndora\nemma\nfred\n");

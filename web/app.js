@@ -236,7 +236,7 @@ function showStatus() {
   const seconds = (performance.now() - run.started) / 1000;
   const perStep = seconds / Math.max(1, run.steps.length);
   const left = Math.max(0, (run.total - last.step) * perStep);
-  status.textContent = `step ${last.step} / ${run.total}, loss ${last.loss.toFixed(4)}, ` +
+  status.textContent = run.ended || `step ${last.step} / ${run.total}, loss ${last.loss.toFixed(4)}, ` +
     `${Math.round(run.tokens / Math.max(1e-9, seconds)).toLocaleString()} tokens/s, ${Math.round(left)} s left`;
   document.getElementById('loss-chart').replaceChildren(lossChart());
 }
@@ -349,7 +349,7 @@ function addSnapshot(s) {
   const following = Number(slider.value) >= Number(slider.max);
   slider.max = run.snapshots.length - 1;
   if (following) slider.value = slider.max;
-  drawSnapshot();
+  later(drawSnapshot);
 }
 
 function scatter(points, labels, colors, path) {
@@ -496,6 +496,18 @@ document.getElementById('snapshot').addEventListener('input', drawSnapshot);
 
 // ---- The events of every run, from the first ---------------------------------------
 
+// Redrawing waits for the next frame, once however many events came meanwhile (a page
+// that replays a long history draws it once).
+const waiting = new Set();
+function later(draw) {
+  if (waiting.has(draw)) return;
+  waiting.add(draw);
+  requestAnimationFrame(() => {
+    waiting.delete(draw);
+    draw();
+  });
+}
+
 const events = new EventSource('/api/events');
 events.addEventListener('start', (e) => {
   run = newRun(JSON.parse(e.data).steps);
@@ -507,18 +519,19 @@ events.addEventListener('run', (e) => {
   Object.assign(run, { vocab: d.vocab, name: d.name, config: d });
   listRuns();
 });
-events.addEventListener('step', (e) => {
-  const d = JSON.parse(e.data);
-  run.steps.push(d);
-  run.tokens += d.tokens;
-  showStatus();
+events.addEventListener('steps', (e) => {
+  for (const d of JSON.parse(e.data).steps) {
+    run.steps.push(d);
+    run.tokens += d.tokens;
+  }
+  later(showStatus);
 });
-events.addEventListener('validation', (e) => { run.validations.push(JSON.parse(e.data)); showStatus(); });
+events.addEventListener('validation', (e) => { run.validations.push(JSON.parse(e.data)); later(showStatus); });
 events.addEventListener('snapshot', (e) => addSnapshot(JSON.parse(e.data)));
 events.addEventListener('finished', (e) => {
   const d = JSON.parse(e.data);
-  document.getElementById('train-status').textContent =
-    `${d.stopped ? 'stopped' : 'finished'} at step ${d.step}; saved ${d.checkpoint}`;
+  run.ended = `${d.stopped ? 'stopped' : 'finished'} at step ${d.step}; saved ${d.checkpoint}`;
+  document.getElementById('train-status').textContent = run.ended;
   drawComparison();
   showModel();
 });

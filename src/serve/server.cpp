@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <iostream>
 #include <ostream>
 #include <string_view>
 #include <thread>
@@ -24,6 +25,8 @@ std::string_view web_style_css();
 namespace {
 
 using nlohmann::json;
+
+constexpr size_t kMaxRequestBytes = 1 << 20;
 
 std::atomic<bool> stop_requested{false};
 extern "C" void request_stop(int) { stop_requested = true; }
@@ -56,6 +59,8 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   if (cmd.model_path) host.load(*cmd.model_path);
 
   httplib::Server server;
+  // Requests are small JSON objects: anything over 1 MB is refused (413).
+  server.set_payload_max_length(kMaxRequestBytes);
   auto page = [](std::string_view content, const char* type) {
     return [content, type](const httplib::Request&, httplib::Response& res) {
       res.set_content(std::string(content), type);
@@ -149,7 +154,12 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
     });
   });
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.body.empty()) reply(res, res.status, json{{"error", "no such page: " + req.method + " " + req.path}});
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      reply(res, 413, json{{"error", "the request is larger than " + std::to_string(kMaxRequestBytes) + " bytes"}});
+    } else {
+      reply(res, res.status, json{{"error", "no such page: " + req.method + " " + req.path}});
+    }
   });
 
   int port = static_cast<int>(cmd.port);
@@ -163,6 +173,10 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
                 " (is another server there? choose another --port)");
   }
   out << "microgpt serve: http://" << cmd.host << ":" << port << "/ (Ctrl-C stops it)" << std::endl;
+  if (cmd.host != "127.0.0.1" && cmd.host != "localhost" && cmd.host != "::1") {
+    std::cerr << "microgpt serve: warning: listening on " << cmd.host << ": anyone who can reach port " << port
+              << " can train, read and write models in '" << cmd.out_dir << "'" << std::endl;
+  }
 
   // Ctrl-C or SIGTERM: the listening loop is stopped from a thread, not from the handler.
   std::signal(SIGINT, request_stop);

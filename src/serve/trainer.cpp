@@ -43,10 +43,13 @@ bool EventLog::closed() const {
 
 namespace {
 
-// The events of a run, as the page reads them.
+// The events of a run, as the page reads them. Steps go out in batches, at most ten a
+// second (and before any other event, and at the last step), so that a fast run does not
+// spend its time telling the page about itself: a batch of steps is one event.
 class EventReporter final : public Observer {
  public:
   explicit EventReporter(EventLog& log) : log_(log) {}
+  ~EventReporter() override { flush(); }
   void on_start(const RunStarted& e) override {
     log_.push("start", {{"data", e.data_source},
                         {"docs", e.docs},
@@ -57,21 +60,38 @@ class EventReporter final : public Observer {
                         {"validating", e.validating}});
   }
   void on_step(const StepFinished& e) override {
-    log_.push("step", {{"step", e.step}, {"loss", e.loss}, {"tokens", e.tokens}, {"seconds", e.seconds}});
+    pending_.push_back({{"step", e.step}, {"loss", e.loss}, {"tokens", e.tokens}, {"seconds", e.seconds}});
+    const auto now = std::chrono::steady_clock::now();
+    if (e.last || now - flushed_ >= std::chrono::milliseconds(100)) flush();
   }
-  void on_validation(const Validated& e) override { log_.push("validation", {{"step", e.step}, {"loss", e.loss}}); }
+  void on_validation(const Validated& e) override {
+    flush();
+    log_.push("validation", {{"step", e.step}, {"loss", e.loss}});
+  }
   void on_checkpoint(const CheckpointWritten& e) override {
+    flush();
     log_.push("checkpoint", {{"step", e.step}, {"path", e.path}});
   }
   void on_sample(const SampleDrawn& e) override {
+    flush();
     log_.push("sample", {{"index", e.index}, {"text", encode_utf8(e.text)}});
   }
   void on_finish(const RunFinished& e) override {
+    flush();
     log_.push("finished", {{"step", e.step}, {"stopped", e.stopped}, {"checkpoint", e.checkpoint_path}});
+  }
+  // Whatever steps are waiting go out now (before a snapshot, say).
+  void flush() {
+    if (pending_.empty()) return;
+    log_.push("steps", {{"steps", pending_}});
+    pending_ = json::array();
+    flushed_ = std::chrono::steady_clock::now();
   }
 
  private:
   EventLog& log_;
+  json pending_ = json::array();
+  std::chrono::steady_clock::time_point flushed_ = std::chrono::steady_clock::now();
 };
 
 // wte and wpe as they stand, as rows.
@@ -204,6 +224,7 @@ json Trainer::start(const json& request) {
                            {"seed", ro.train.seed},
                            {"steps", ro.train.steps}});
       auto keep = [&] {
+        reporter.flush();
         const json s = snapshot(r.engine(), r.config(), r.steps_done());
         snapshots.push_back(s.dump());
         events_.push("snapshot", s);

@@ -238,14 +238,15 @@ class ServerProcess {
   explicit ServerProcess(const TempDir& dir, const std::string& flags = "") : dir_(dir) {
     run_shell("cd '" + dir.path() + "' && ('" + bin() + "' serve --port 0 --out-dir . --threads 1 " + flags +
               " >out 2>err & echo $! > pid; wait $!; echo $? > code) >/dev/null 2>&1 &");
-    const std::string where = "http://127.0.0.1:";
+    // "microgpt serve: http://HOST:PORT/ (Ctrl-C stops it)"
     std::string out;
     for (int i = 0; i < 200 && out.find("/ (") == std::string::npos; i++) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       out = read_file(dir.file("out"));
     }
-    const size_t at = out.find(where);
-    if (at != std::string::npos) port_ = std::stoi(out.substr(at + where.size()));
+    const size_t at = out.find("http://");
+    const size_t colon = at == std::string::npos ? at : out.find(':', at + 7);
+    if (colon != std::string::npos) port_ = std::stoi(out.substr(colon + 1));
   }
   ~ServerProcess() {
     const std::string pid = read_file(dir_.file("pid"));
@@ -367,7 +368,9 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   }
   std::vector<json> snapshots;
   for (const auto& [type, data] : events) {
-    if (type == "step") page_losses.push_back(data["loss"].get<double>());
+    if (type == "steps") {
+      for (const json& step : data["steps"]) page_losses.push_back(step["loss"].get<double>());
+    }
     if (type == "sample") page_samples.push_back(data["text"].get<std::string>());
     if (type == "snapshot") snapshots.push_back(data);
   }
@@ -427,7 +430,9 @@ TEST(Serve, ThePagesReferenceRunIsMicrogptPys) {
   std::vector<double> losses;
   std::vector<std::string> samples;
   for (const auto& [type, d] : events_until(server.port(), "finished")) {
-    if (type == "step") losses.push_back(d["loss"].get<double>());
+    if (type == "steps") {
+      for (const json& step : d["steps"]) losses.push_back(step["loss"].get<double>());
+    }
     if (type == "sample") samples.push_back(d["text"].get<std::string>());
   }
   const testing::RunResult cli = testing::run_microgpt(
@@ -562,6 +567,58 @@ TEST(Serve, SamplesStreamAsTheyAreDrawn) {
   auto unreadable = client.Post("/api/sample/stream", R"({"prefix": "\u00e9\u00e9"})", "application/json");
   ASSERT_TRUE(unreadable);
   EXPECT_EQ(json_lines(unreadable->body).back()["error"], "--prefix: '\u00e9' is not in the model's vocabulary");
+}
+
+// Pages that close mid-stream do not disturb the server or the run; Ctrl-C during a run
+// stops it cleanly, with its checkpoint, and the server exits 0.
+TEST(Serve, ClosedPagesAndCtrlCDuringARunAreHandledCleanly) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  auto started = client.Post("/api/train", R"({"steps": 1000000, "name": "long", "snapshot_every": 1000})",
+                             "application/json");
+  ASSERT_TRUE(started);
+  ASSERT_EQ(started->status, 200) << started->body;
+  for (int i = 0; i < 5; i++) {
+    const auto first = events_until(server.port(), "start");  // then hangs up, mid-stream
+    ASSERT_FALSE(first.empty());
+  }
+  auto model = client.Get("/api/train");
+  ASSERT_TRUE(model);
+  EXPECT_EQ(json::parse(model->body)["state"], "running");
+  int64_t step = 0;
+  for (int i = 0; i < 100 && step == 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    step = json::parse(client.Get("/api/train")->body)["step"].get<int64_t>();
+  }
+  ASSERT_GT(step, 0);
+  ASSERT_EQ(::kill(server.pid(), SIGINT), 0);
+  std::string code;
+  for (int i = 0; i < 200 && code.empty(); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    code = server.exit_code();
+  }
+  EXPECT_EQ(code, "0\n") << read_file(dir.file("err"));
+  const CheckpointData c = load_checkpoint(dir.file("long.safetensors"));
+  EXPECT_GE(c.step, step);
+  EXPECT_LT(c.step, 1000000);
+}
+
+// Requests over 1 MB are refused; a server listening beyond this machine says who can
+// reach it.
+TEST(Serve, RefusesLargeRequestsAndWarnsWhenListeningWide) {
+  TempDir dir;
+  ServerProcess server(dir, "--host 0.0.0.0");
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  EXPECT_NE(read_file(dir.file("err")).find("microgpt serve: warning: listening on 0.0.0.0: anyone who can reach port"),
+            std::string::npos)
+      << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  auto big = client.Post("/api/sample", std::string(2 << 20, ' '), "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_EQ(json::parse(big->body)["error"], "the request is larger than 1048576 bytes");
 }
 
 TEST(Serve, ABadModelOrPortIsOneLine) {

@@ -124,7 +124,7 @@ function strips(positions) {
 }
 
 function heatmap(rows, labels, title) {
-  const T = rows.length, cell = 16, pad = 20;
+  const T = rows.length, cell = 16, pad = 40;  // room for the <BOS> label
   const svg = svgElement('svg', { width: pad + T * cell, height: pad + T * cell + 14, role: 'img' });
   const caption = svgElement('text', { x: 0, y: 10, 'font-size': 10 });
   caption.textContent = title;
@@ -353,7 +353,7 @@ function addSnapshot(s) {
 }
 
 function scatter(points, labels, colors, path) {
-  const size = 300, pad = 16;
+  const size = 300, pad = 34;  // room for labels such as 0:<BOS> at the edges
   const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
   const span = Math.max(1e-9, ...xs.map(Math.abs), ...ys.map(Math.abs));
   const at = (p) => [size / 2 + (size / 2 - pad) * p[0] / span, size / 2 - (size / 2 - pad) * p[1] / span];
@@ -429,7 +429,7 @@ function sumsPath(s) {
 // Every pair of tokens' cosine similarity at a snapshot (blue -1, white 0, red 1).
 function cosineHeatmap(s, labels) {
   const n = s.wte.length, cell = Math.max(6, Math.min(14, Math.floor(420 / n))), pad = 34;
-  const svg = svgElement('svg', { width: pad + n * cell, height: pad + n * cell, role: 'img' });
+  const svg = svgElement('svg', { width: 2 * pad + n * cell, height: pad + n * cell, role: 'img' });
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
       const c = cosine(s.wte[i], s.wte[j]);
@@ -475,8 +475,8 @@ function followChart() {
 document.getElementById('follow').addEventListener('input', drawSnapshot);
 document.getElementById('receives').addEventListener('input', drawSnapshot);
 
-function similarityChart(r = run) {
-  const width = 640, height = 160, pad = 30;
+function similarityChart(r = run, width = 640) {
+  const height = 160, pad = 30;
   const svg = svgElement('svg', { width, height, role: 'img' });
   const last = r.snapshots[r.snapshots.length - 1];
   const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, last.step);
@@ -487,7 +487,8 @@ function similarityChart(r = run) {
     svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
   }
   const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
-  legend.textContent = 'mean cosine similarity (-1 to 1): within vowels (red), within consonants (blue), across (gray)';
+  legend.textContent = width < 500 ? 'cosine: vowels (red), consonants (blue), across (gray)'
+    : 'mean cosine similarity (-1 to 1): within vowels (red), within consonants (blue), across (gray)';
   svg.append(legend);
   return svg;
 }
@@ -638,7 +639,7 @@ function drawComparison() {
     if (!s) return box;
     const title = document.createElement('div');
     title.textContent = `run ${'AB'[k]} at step ${s.step}`;
-    box.append(title, tokenScatter(r, s), positionScatter(s), similarityChart(r));
+    box.append(title, tokenScatter(r, s), positionScatter(s), similarityChart(r, 320));
     return box;
   });
   document.getElementById('compare-pca').replaceChildren(...pictures);

@@ -1,17 +1,20 @@
 // The page of `microgpt serve` in a real browser: Debian's chromium, headless, driven by
 // puppeteer-core (this folder's package-lock.json; `make test` runs `npm ci` here).
-//   node tests/browser/page_test.mjs BUILD/microgpt
+//   node tests/browser/page_test.mjs BUILD/microgpt [SCREENSHOT_DIR]
 // Starts the server on a free port in a fresh folder, then, as a user would: trains a
 // model from the page and watches it (loss curve, embedding snapshots, the slider),
 // looks inside an input, draws names, saves the model. Fails on any error in the page,
 // any request to another address, or any view that does not show what the API gave.
+// Each view is saved as a PNG in SCREENSHOT_DIR (ctest: build/tests/screenshots; the
+// README's pictures in docs/ are these).
 // Exits 77 (ctest: skipped) when no browser is installed, unless CI is set.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const binary = process.argv[2];
+const shots = process.argv[3];
 const chromium = [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean).find(existsSync);
 if (!chromium) {
   console.log('skipped: no chromium (make test installs it on Debian)');
@@ -47,6 +50,11 @@ const base = await new Promise((resolve, reject) => {
 const browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox'] });
 try {
   const page = await browser.newPage();
+  await page.setViewport({ width: 1100, height: 900 });
+  if (shots) mkdirSync(shots, { recursive: true });
+  const shoot = async (id) => {
+    if (shots) await (await page.$(`#${id}`)).screenshot({ path: join(shots, `serve-${id}.png`) });
+  };
   page.setDefaultTimeout(120000);  // a busy machine (ctest runs other tests beside this one)
   const errors = [], outside = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -59,20 +67,20 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('select[name=preset] option').length > 1);
   check(await page.$$eval('select[name=preset] option', (o) => o.some((x) => x.value === 'makemore')), 'the presets are offered');
 
-  // Train 40 steps, a snapshot every 10.
-  await page.$eval('input[name=steps]', (e) => { e.value = '40'; });
-  await page.$eval('input[name=snapshot_every]', (e) => { e.value = '10'; });
-  await page.$eval('input[name=batch_size]', (e) => { e.value = '4'; });
+  // Train 600 steps, a snapshot every 100 (long enough for the pictures to show something).
+  await page.$eval('input[name=steps]', (e) => { e.value = '600'; });
+  await page.$eval('input[name=snapshot_every]', (e) => { e.value = '100'; });
+  await page.$eval('input[name=batch_size]', (e) => { e.value = '8'; });
   await page.$eval('#train-form input[name=name]', (e) => { e.value = 'b'; });
   await page.click('#train-form button[type=submit]');
   await page.waitForFunction(() => document.getElementById('train-status').textContent.startsWith('finished'));
   const status = await page.$eval('#train-status', (e) => e.textContent);
-  check(status.includes('step 40') && status.includes('b.safetensors'), `the run finished and saved: ${status}`);
+  check(status.includes('step 600') && status.includes('b.safetensors'), `the run finished and saved: ${status}`);
   const curve = await page.$$eval('#loss-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));
-  check(curve.length === 2 && curve[0] === 40 && curve[1] === 40, `the loss curves have 40 points each: ${curve}`);
+  check(curve.length === 2 && curve[0] === 600 && curve[1] === 600, `the loss curves have 600 points each: ${curve}`);
   check((await page.$$eval('#loss-chart circle', (c) => c.length)) >= 1, 'a validation point is drawn');
-  check(await page.$eval('#snapshot', (e) => e.max) === '4', 'five snapshots to replay (steps 0 to 40)');
-  check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 40', 'the slider follows the last snapshot');
+  check(await page.$eval('#snapshot', (e) => e.max) === '6', 'seven snapshots to replay (steps 0 to 600)');
+  check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 600', 'the slider follows the last snapshot');
   await page.$eval('#snapshot', (e) => { e.value = '0'; e.dispatchEvent(new Event('input')); });
   check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 0', 'the slider replays step 0');
   const pca = await page.$$eval('#pca svg', (s) => s.map((x) => x.querySelectorAll('text').length));
@@ -86,11 +94,14 @@ try {
   const sums = await page.$$eval('#sums text', (t) => t.map((x) => x.textContent));
   check(sums.join(' ') === '0:<BOS> 1:e 2:m 3:m 4:a', `what the model receives for emma, in order: ${sums}`);
   const follow = await page.$$eval('#follow-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));
-  check(follow.length === 5 && follow.every((n) => n === 5), `'a' and its 5 neighbours over the 5 snapshots: ${follow}`);
+  check(follow.length === 5 && follow.every((n) => n === 7), `'a' and its 5 neighbours over the 7 snapshots: ${follow}`);
   await page.$eval('#follow', (e) => { e.value = 'e'; e.dispatchEvent(new Event('input')); });
   check((await page.$eval('#follow-chart text', (t) => t.textContent)).startsWith('cosine similarity of e to'), 'following e');
-  await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('step 40 of 40'));
+  await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('step 600 of 600'));
   check(true, 'the trained model is the page\'s model');
+  await shoot('train');
+  await page.$eval('#snapshot', (e) => { e.value = e.max; e.dispatchEvent(new Event('input')); });
+  await shoot('embeddings');
 
   // A second run, on the reference engine (one name a step), beside the first.
   await page.$eval('input[name=steps]', (e) => { e.value = '20'; });
@@ -109,6 +120,8 @@ try {
   await page.$eval('#compare-snapshot', (e) => { e.value = '0'; e.dispatchEvent(new Event('input')); });
   const titles = await page.$$eval('#compare-pca .run-views > div', (d) => d.map((x) => x.textContent));
   check(titles.join(', ') === 'run A at step 0, run B at step 0', `the shared slider replays both: ${titles}`);
+  await page.$eval('#compare-snapshot', (e) => { e.value = e.max; e.dispatchEvent(new Event('input')); });
+  await shoot('compare');
 
   // Inside one input (of the reference engine's model now: no attention weights).
   await page.$eval('#inside-form input[name=text]', (e) => { e.value = 'emma'; });
@@ -124,6 +137,13 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#attention svg').length > 0);
   check((await page.$$eval('#attention svg', (s) => s.length)) === 4, 'after loading b: one attention heatmap per head (1 layer x 4)');
   check((await page.$$eval('#next .bars', (b) => b.length)) === 5, 'next-character bars for each position');
+  // The probabilities shown are the API's.
+  const bars = await page.$$eval('#next .bars', (b) => b.map((x) => [...x.querySelectorAll('.bar')].map((y) => y.textContent)));
+  const inspected = await page.evaluate(async () => (await (await fetch('/api/inspect', {
+    method: 'POST', body: JSON.stringify({ text: 'emma' }),
+  })).json()).positions.map((p) => p.next.map((n) => `${n.token} ${n.p.toFixed(3)}`)));
+  check(JSON.stringify(bars) === JSON.stringify(inspected), `the probabilities shown are the API's: ${bars[1].slice(0, 3)}`);
+  await shoot('inside');
 
   // Write: the page's names are the API's.
   await page.$eval('#write-form input[name=seed]', (e) => { e.value = '7'; });
@@ -135,6 +155,7 @@ try {
     method: 'POST', body: JSON.stringify({ temperature: 0.5, top_k: 0, top_p: 1, prefix: '', num_samples: 5, seed: 7 }),
   })).json()).samples);
   check(JSON.stringify(shown) === JSON.stringify(api), `the names drawn are the API's: ${shown}`);
+  await shoot('write');
 
   // Save under another name.
   await page.$eval('#files-form input[name=name]', (e) => { e.value = 'copy'; });

@@ -320,9 +320,9 @@ function cosine(a, b) {
   return dot / ((Math.hypot(...a) * Math.hypot(...b)) || 1);
 }
 
-function classSimilarity(wte) {
+function classSimilarity(wte, r = run) {
   const groups = { vowels: [], consonants: [] };
-  run.vocab.forEach((ch, id) => {
+  r.vocab.forEach((ch, id) => {
     if (/^[a-z]$/.test(ch)) (VOWELS.has(ch) ? groups.vowels : groups.consonants).push(wte[id]);
   });
   const mean = (pairs) => pairs.length ? pairs.reduce((s, x) => s + x, 0) / pairs.length : NaN;
@@ -335,21 +335,27 @@ function classSimilarity(wte) {
 }
 
 function addSnapshot(s) {
-  const previous = run.snapshots.length ? run.snapshots[run.snapshots.length - 1] : null;
-  const tokens = centered(s.wte), positions = centered(s.wpe);
-  const axes = principalAxes(tokens, previous && previous.tokenAxes);
-  const posAxes = principalAxes(positions, previous && previous.positionAxes);
-  run.snapshots.push({
-    step: s.step, wte: s.wte, wpe: s.wpe,
-    tokenAxes: axes, positionAxes: posAxes,
-    tokenPoints: project(tokens, axes), positionPoints: project(positions, posAxes),
-    similarity: classSimilarity(s.wte),
-  });
+  run.snapshots.push({ step: s.step, wte: s.wte, wpe: s.wpe });
   const slider = document.getElementById('snapshot');
   const following = Number(slider.value) >= Number(slider.max);
   slider.max = run.snapshots.length - 1;
   if (following) slider.value = slider.max;
-  later(drawSnapshot);
+  later(drawSnapshot, 'embeddings');
+}
+
+// A run's snapshots not yet analysed (PCA, similarities), in order, each one's axes
+// turned to agree with the one before. Done when they are first drawn, not as they come.
+function analyse(r) {
+  r.snapshots.forEach((s, i) => {
+    if (s.tokenAxes) return;
+    const previous = i > 0 ? r.snapshots[i - 1] : null;
+    const tokens = centered(s.wte), positions = centered(s.wpe);
+    s.tokenAxes = principalAxes(tokens, previous && previous.tokenAxes);
+    s.positionAxes = principalAxes(positions, previous && previous.positionAxes);
+    s.tokenPoints = project(tokens, s.tokenAxes);
+    s.positionPoints = project(positions, s.positionAxes);
+    s.similarity = classSimilarity(s.wte, r);
+  });
 }
 
 function scatter(points, labels, colors, path) {
@@ -387,6 +393,7 @@ function positionScatter(s) {
 }
 
 function drawSnapshot() {
+  analyse(run);
   const s = run.snapshots[Number(document.getElementById('snapshot').value)];
   if (!s) return;
   document.getElementById('snapshot-step').textContent = `step ${s.step}`;
@@ -426,26 +433,35 @@ function sumsPath(s) {
   return scatter(points, labels, labels.map(() => '#444'), true);
 }
 
-// Every pair of tokens' cosine similarity at a snapshot (blue -1, white 0, red 1).
+// Every pair of tokens' cosine similarity at a snapshot (blue -1, white 0, red 1), on a
+// canvas (hundreds of cells redrawn as the run goes); hovering a cell names the pair.
 function cosineHeatmap(s, labels) {
   const n = s.wte.length, cell = Math.max(6, Math.min(14, Math.floor(420 / n))), pad = 34;
-  const svg = svgElement('svg', { width: 2 * pad + n * cell, height: pad + n * cell, role: 'img' });
+  const canvas = document.createElement('canvas');
+  canvas.width = 2 * pad + n * cell;
+  canvas.height = pad + n * cell;
+  canvas.className = 'heatmap';
+  const g = canvas.getContext('2d');
+  const sims = s.wte.map((a) => s.wte.map((b) => cosine(a, b)));
+  g.font = `${Math.min(10, cell)}px sans-serif`;
+  g.fillStyle = '#222';
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
-      const c = cosine(s.wte[i], s.wte[j]);
-      const r = svgElement('rect', { x: pad + j * cell, y: pad + i * cell, width: cell, height: cell, fill: diverging(c, 1) });
-      const tip = svgElement('title', {});
-      tip.textContent = `${labels[i]} ~ ${labels[j]}: ${c.toFixed(2)}`;
-      r.append(tip);
-      svg.append(r);
+      g.fillStyle = diverging(sims[i][j], 1);
+      g.fillRect(pad + j * cell, pad + i * cell, cell, cell);
     }
-    for (const [x, y, anchor] of [[pad - 3, pad + i * cell + cell - 2, 'end'], [pad + i * cell + cell / 2, pad - 4, 'middle']]) {
-      const t = svgElement('text', { x, y, 'font-size': Math.min(10, cell), 'text-anchor': anchor });
-      t.textContent = labels[i];
-      svg.append(t);
-    }
+    g.fillStyle = '#222';
+    g.textAlign = 'end';
+    g.fillText(labels[i], pad - 3, pad + i * cell + cell - 2);
+    g.textAlign = 'center';
+    g.fillText(labels[i], pad + i * cell + cell / 2, pad - 4);
   }
-  return svg;
+  canvas.addEventListener('mousemove', (event) => {
+    const box = canvas.getBoundingClientRect();
+    const j = Math.floor((event.clientX - box.left - pad) / cell), i = Math.floor((event.clientY - box.top - pad) / cell);
+    canvas.title = i >= 0 && j >= 0 && i < n && j < n ? `${labels[i]} ~ ${labels[j]}: ${sims[i][j].toFixed(2)}` : '';
+  });
+  return canvas;
 }
 
 // The followed token's cosine similarity to its 5 nearest neighbours of the last
@@ -497,17 +513,40 @@ document.getElementById('snapshot').addEventListener('input', drawSnapshot);
 
 // ---- The events of every run, from the first ---------------------------------------
 
-// Redrawing waits for the next frame, once however many events came meanwhile (a page
-// that replays a long history draws it once).
+// Redrawing waits: each view is drawn at most five times a second, once however many
+// events came meanwhile (a page that replays a long history draws it once), and only
+// while its section is on the screen (else when it comes into view), so that watching
+// takes little from the training it watches.
 const waiting = new Set();
-function later(draw) {
+const visible = new Set();
+const hidden = new Map();  // section -> the draw it missed
+function later(draw, section) {
+  if (section && !visible.has(section)) {
+    hidden.set(section, draw);
+    return;
+  }
   if (waiting.has(draw)) return;
   waiting.add(draw);
-  requestAnimationFrame(() => {
+  setTimeout(() => requestAnimationFrame(() => {
     waiting.delete(draw);
     draw();
-  });
+  }), 200);
 }
+const observer = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (!e.isIntersecting) {
+      visible.delete(e.target.id);
+      continue;
+    }
+    visible.add(e.target.id);
+    if (hidden.has(e.target.id)) {
+      const draw = hidden.get(e.target.id);
+      hidden.delete(e.target.id);
+      later(draw, e.target.id);
+    }
+  }
+});
+for (const id of ['train', 'embeddings', 'compare']) observer.observe(document.getElementById(id));
 
 const events = new EventSource('/api/events');
 events.addEventListener('start', (e) => {
@@ -525,13 +564,16 @@ events.addEventListener('steps', (e) => {
     run.steps.push(d);
     run.tokens += d.tokens;
   }
-  later(showStatus);
+  later(showStatus, 'train');
 });
-events.addEventListener('validation', (e) => { run.validations.push(JSON.parse(e.data)); later(showStatus); });
+events.addEventListener('validation', (e) => { run.validations.push(JSON.parse(e.data)); later(showStatus, 'train'); });
 events.addEventListener('snapshot', (e) => addSnapshot(JSON.parse(e.data)));
 events.addEventListener('finished', (e) => {
   const d = JSON.parse(e.data);
   run.ended = `${d.stopped ? 'stopped' : 'finished'} at step ${d.step}; saved ${d.checkpoint}`;
+  // the end of a run is drawn at once, whatever was waiting
+  showStatus();
+  drawSnapshot();
   document.getElementById('train-status').textContent = run.ended;
   drawComparison();
   showModel();
@@ -612,6 +654,8 @@ function drawComparison() {
   const a = runs[Number(document.getElementById('run-a').value)];
   const b = runs[Number(document.getElementById('run-b').value)];
   if (!a || !b) return;
+  analyse(a);
+  analyse(b);
   const width = 640, height = 200, pad = 36;
   const svg = svgElement('svg', { width, height, role: 'img' });
   const series = [[a, '#b2182b'], [b, '#2166ac']];

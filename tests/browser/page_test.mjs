@@ -90,7 +90,13 @@ try {
   await page.hover('#pca svg:first-child text:nth-of-type(2)');
   check((await page.$eval('#neighbours', (e) => e.textContent)).startsWith('nearest to '), 'hovering a token lists its neighbours');
   check((await page.$$eval('#similarity polyline', (p) => p.length)) === 3, 'three similarity curves');
-  check((await page.$$eval('#heatmap rect', (r) => r.length)) === 28 * 28, 'a cosine heatmap of 28 x 28 tokens');
+  const heat = await page.$eval('#heatmap canvas', (c) => {
+    // the cell of 'a' with itself (row 1, column 1 after '-'): full red
+    const d = c.getContext('2d').getImageData(34 + 14 + 7, 34 + 14 + 7, 1, 1).data;
+    return [c.width, c.height, d[0], d[1], d[2]];
+  });
+  check(heat[0] === 34 * 2 + 28 * 14 && heat[1] === 34 + 28 * 14 && heat[2] === 178 && heat[3] === 24 && heat[4] === 43,
+    `a cosine heatmap of 28 x 28 tokens, a~a full red: ${heat}`);
   const sums = await page.$$eval('#sums text', (t) => t.map((x) => x.textContent));
   check(sums.join(' ') === '0:<BOS> 1:e 2:m 3:m 4:a', `what the model receives for emma, in order: ${sums}`);
   const follow = await page.$$eval('#follow-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));

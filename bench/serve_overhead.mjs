@@ -1,0 +1,84 @@
+// What watching costs: the same run started from the API with no page open, and with
+// the page open in Debian's chromium (headless, drawing every event as it comes),
+// alternating, each timed from the POST that starts it to the moment /api/train says
+// idle again. Prints each time, the medians and their ratio.
+//   node bench/serve_overhead.mjs build/microgpt [--runs 5] [--preset makemore]
+//       [--steps 1000] [--threads 2] [--snapshot-every 50]
+// Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(join(here, '../tests/browser/package.json'));
+const puppeteer = require('puppeteer-core');
+
+const args = process.argv.slice(2);
+const binary = args[0];
+const option = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i > 0 ? args[i + 1] : fallback;
+};
+const runs = Number(option('runs', 5));
+const request = {
+  preset: option('preset', 'makemore'),
+  steps: Number(option('steps', 1000)),
+  snapshot_every: Number(option('snapshot-every', 50)),
+  name: 'bench',
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'microgpt-bench-'));
+const server = spawn(binary, ['serve', '--port', '0', '--out-dir', dir, '--threads', option('threads', '2')],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+const base = await new Promise((resolve, reject) => {
+  let out = '';
+  server.stdout.on('data', (d) => {
+    out += d;
+    const m = out.match(/http:\/\/127\.0\.0\.1:\d+\//);
+    if (m) resolve(m[0]);
+  });
+  server.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+});
+const api = async (path, body) => (await fetch(base + path.slice(1), body === undefined ? {} : {
+  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+})).json();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function timedRun() {
+  const start = performance.now();
+  const answer = await api('/api/train', request);
+  if (!answer.started) throw new Error(JSON.stringify(answer));
+  while ((await api('/api/train')).state !== 'idle') await sleep(10);
+  return (performance.now() - start) / 1000;
+}
+
+const browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+const page = await browser.newPage();
+const without = [], withPage = [];
+try {
+  await timedRun();  // warm-up
+  for (let r = 0; r < runs; r++) {
+    for (const open of r % 2 === 0 ? [false, true] : [true, false]) {
+      if (open) {
+        await page.goto(base, { waitUntil: 'load' });
+        await sleep(1500);  // the page replays the earlier runs' events first
+        withPage.push(await timedRun());
+        await page.goto('about:blank');
+      } else {
+        without.push(await timedRun());
+      }
+    }
+  }
+} finally {
+  await browser.close();
+  server.kill('SIGINT');
+  rmSync(dir, { recursive: true, force: true });
+}
+const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}`);
+console.log(`no page:   ${without.map((t) => t.toFixed(3)).join(' ')} s, median ${median(without).toFixed(3)}`);
+console.log(`page open: ${withPage.map((t) => t.toFixed(3)).join(' ')} s, median ${median(withPage).toFixed(3)}`);
+console.log(`ratio: ${(median(withPage) / median(without)).toFixed(3)}`);

@@ -203,30 +203,47 @@ function newRun(total) {
 }
 let run = newRun(0);
 
+// The loss curves on a canvas (thousands of points redrawn as the run goes). The canvas
+// says what it drew (data-points: each curve's points; data-validations) for the tests.
 function lossChart() {
   const width = 640, height = 220, pad = 36;
-  const svg = svgElement('svg', { width, height, role: 'img' });
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const g = canvas.getContext('2d');
+  g.font = '10px sans-serif';
+  g.fillStyle = '#222';
+  g.fillText('loss: training (gray), smoothed (black), validation (red dots)', pad, 12);
   const all = [...run.steps.map((s) => s.loss), ...run.validations.map((v) => v.loss)].filter(Number.isFinite);
-  if (all.length === 0) return svg;
+  if (all.length === 0) return canvas;
   const lo = Math.min(...all), hi = Math.max(...all);
   const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, run.total);
   const y = (loss) => height - pad - (height - 2 * pad) * (loss - lo) / Math.max(1e-9, hi - lo);
-  const line = (points, color, w) => svg.append(svgElement('polyline', {
-    points: points.map(([s, l]) => `${x(s).toFixed(1)},${y(l).toFixed(1)}`).join(' '), fill: 'none', stroke: color, 'stroke-width': w,
-  }));
-  line(run.steps.map((s) => [s.step, s.loss]), '#bbb', 1);
+  const line = (points, color, w) => {
+    g.strokeStyle = color;
+    g.lineWidth = w;
+    g.beginPath();
+    points.forEach(([s, l], k) => (k === 0 ? g.moveTo(x(s), y(l)) : g.lineTo(x(s), y(l))));
+    g.stroke();
+    return points.length;
+  };
   let smooth = null;
-  line(run.steps.map((s) => [s.step, smooth = smooth === null ? s.loss : 0.95 * smooth + 0.05 * s.loss]), '#222', 2);
-  for (const v of run.validations) svg.append(svgElement('circle', { cx: x(v.step), cy: y(v.loss), r: 3, fill: '#b2182b' }));
-  for (const [loss, yy] of [[hi, y(hi)], [lo, y(lo)]]) {
-    const t = svgElement('text', { x: 0, y: yy + 4, 'font-size': 10 });
-    t.textContent = loss.toFixed(2);
-    svg.append(t);
+  const counts = [
+    line(run.steps.map((s) => [s.step, s.loss]), '#bbb', 1),
+    line(run.steps.map((s) => [s.step, smooth = smooth === null ? s.loss : 0.95 * smooth + 0.05 * s.loss]), '#222', 2),
+  ];
+  g.fillStyle = '#b2182b';
+  for (const v of run.validations) {
+    g.beginPath();
+    g.arc(x(v.step), y(v.loss), 3, 0, 2 * Math.PI);
+    g.fill();
   }
-  const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
-  legend.textContent = 'loss: training (gray), smoothed (black), validation (red dots)';
-  svg.append(legend);
-  return svg;
+  g.fillStyle = '#222';
+  g.fillText(hi.toFixed(2), 0, y(hi) + 4);
+  g.fillText(lo.toFixed(2), 0, y(lo) + 4);
+  canvas.dataset.points = counts.join(',');
+  canvas.dataset.validations = String(run.validations.length);
+  return canvas;
 }
 
 function showStatus() {

@@ -76,9 +76,16 @@ try {
   await page.waitForFunction(() => document.getElementById('train-status').textContent.startsWith('finished'));
   const status = await page.$eval('#train-status', (e) => e.textContent);
   check(status.includes('step 600') && status.includes('b.safetensors'), `the run finished and saved: ${status}`);
-  const curve = await page.$$eval('#loss-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));
-  check(curve.length === 2 && curve[0] === 600 && curve[1] === 600, `the loss curves have 600 points each: ${curve}`);
-  check((await page.$$eval('#loss-chart circle', (c) => c.length)) >= 1, 'a validation point is drawn');
+  const curve = await page.$eval('#loss-chart canvas', (c) => c.dataset.points);
+  check(curve === '600,600', `the loss curves have 600 points each: ${curve}`);
+  check(Number(await page.$eval('#loss-chart canvas', (c) => c.dataset.validations)) >= 1, 'a validation point is drawn');
+  const inked = await page.$eval('#loss-chart canvas', (c) => {
+    const d = c.getContext('2d').getImageData(36, 30, c.width - 72, c.height - 66).data;
+    let dark = 0;
+    for (let i = 0; i < d.length; i += 4) dark += d[i + 3] > 0 && d[i] < 100 ? 1 : 0;
+    return dark;
+  });
+  check(inked > 300, `the smoothed curve is drawn (${inked} dark pixels)`);
   check(await page.$eval('#snapshot', (e) => e.max) === '6', 'seven snapshots to replay (steps 0 to 600)');
   check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 600', 'the slider follows the last snapshot');
   await page.$eval('#snapshot', (e) => { e.value = '0'; e.dispatchEvent(new Event('input')); });

@@ -505,8 +505,8 @@ function followChart() {
   return svg;
 }
 
-document.getElementById('follow').addEventListener('input', drawSnapshot);
-document.getElementById('receives').addEventListener('input', drawSnapshot);
+document.getElementById('follow').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
+document.getElementById('receives').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
 
 function similarityChart(r = run, width = 640) {
   const height = 160, pad = 30;
@@ -526,7 +526,7 @@ function similarityChart(r = run, width = 640) {
   return svg;
 }
 
-document.getElementById('snapshot').addEventListener('input', drawSnapshot);
+document.getElementById('snapshot').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
 
 // ---- The events of every run, from the first ---------------------------------------
 
@@ -545,9 +545,14 @@ function later(draw, section) {
   if (waiting.has(draw)) return;
   waiting.add(draw);
   setTimeout(() => requestAnimationFrame(() => {
-    waiting.delete(draw);
-    draw();
+    if (waiting.delete(draw)) draw();  // (unless drawn meanwhile by now())
   }), 200);
+}
+// Draws at once, and cancels the drawing that was waiting (or missed while hidden).
+function now(draw, section) {
+  waiting.delete(draw);
+  if (section) hidden.delete(section);
+  draw();
 }
 const observer = new IntersectionObserver((entries) => {
   for (const e of entries) {
@@ -571,6 +576,7 @@ events.addEventListener('start', (e) => {
   runs.push(run);
   document.getElementById('snapshot').max = 0;
 });
+events.addEventListener('model', () => showModel());
 events.addEventListener('run', (e) => {
   const d = JSON.parse(e.data);
   Object.assign(run, { vocab: d.vocab, name: d.name, config: d });
@@ -589,11 +595,10 @@ events.addEventListener('finished', (e) => {
   const d = JSON.parse(e.data);
   run.ended = `${d.stopped ? 'stopped' : 'finished'} at step ${d.step}; saved ${d.checkpoint}`;
   // the end of a run is drawn at once, whatever was waiting
-  showStatus();
-  drawSnapshot();
+  now(showStatus, 'train');
+  now(drawSnapshot, 'embeddings');
   document.getElementById('train-status').textContent = run.ended;
   drawComparison();
-  showModel();
 });
 events.addEventListener('error', (e) => {
   if (e.data) document.getElementById('train-status').textContent = JSON.parse(e.data).message;

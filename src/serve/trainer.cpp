@@ -246,6 +246,9 @@ json Trainer::start(const json& request) {
       for (const std::string& s : snapshots) all += s + "\n";
       write_file_atomic(snapshots_path, all);
       host_.load(out);
+      // The run's model is the page's now (its snapshots written beside it): after
+      // "finished", which the run itself tells before these.
+      events_.push("model", {{"path", out}});
     } catch (const std::exception& e) {
       events_.push("error", {{"message", one_line(e.what())}});
     }

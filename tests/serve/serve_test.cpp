@@ -349,9 +349,10 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
                              "application/json");
   ASSERT_TRUE(started);
   ASSERT_EQ(started->status, 200) << started->body;
-  const auto events = events_until(server.port(), "finished");
+  // (until the run's model is the server's: its snapshots are written by then)
+  const auto events = events_until(server.port(), "model");
   ASSERT_FALSE(events.empty());
-  ASSERT_EQ(events.back().first, "finished") << events.back().second;
+  ASSERT_EQ(events.back().first, "model") << events.back().second;
 
   // The same run from the command line: the page's defaults (a tenth held out, a
   // validation every 100 steps, 5 samples) given as flags.

@@ -135,9 +135,11 @@ json Trainer::start(const json& request) {
   static const char* known[] = {"preset", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "lr",
                                 "warmup", "init", "seed", "engine", "format", "val_frac", "eval_every", "num_samples",
                                 "threads", "snapshot_every", "name", "data"};
-  for (const auto& [name, value] : request.items()) {
-    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return name == k; }) == std::end(known)) {
-      throw ApiError(400, "unknown field '" + name + "'");
+  for (const auto& item : request.items()) {
+    const std::string& field_name = item.key();
+    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return field_name == k; }) ==
+        std::end(known)) {
+      throw ApiError(400, "unknown field '" + field_name + "'");
     }
   }
   TrainOptions o;

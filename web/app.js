@@ -303,29 +303,58 @@ function centered(rows) {
   return rows.map((r) => r.map((v, i) => v - mean[i]));
 }
 
-// The first two principal axes (power iteration with deflation), each turned to agree
-// with `previous` (the last snapshot's axes) so that points move rather than flip.
-function principalAxes(rows, previous) {
-  const d = rows[0].length, axes = [];
-  for (let k = 0; k < 2; k++) {
-    let v = Array.from({ length: d }, (_, i) => Math.cos(i + k));
-    for (let it = 0; it < 100; it++) {
-      const w = Array(d).fill(0);
-      for (const r of rows) {
-        const dot = r.reduce((s, x, i) => s + x * v[i], 0);
-        r.forEach((x, i) => { w[i] += dot * x; });
+// The first two eigenvectors of a symmetric m-by-m matrix (power iteration with
+// deflation), each started from starts[k].
+function topEigenvectors(matrix, m, starts) {
+  const dot = (a, b) => { let s = 0; for (let i = 0; i < m; i++) s += a[i] * b[i]; return s; };
+  const vectors = [];
+  for (const start of starts) {
+    let v = Float64Array.from(start);
+    const length = Math.sqrt(dot(v, v)) || 1;
+    for (let i = 0; i < m; i++) v[i] /= length;
+    for (let round = 0; round < 300; round++) {
+      const w = new Float64Array(m);
+      for (let i = 0; i < m; i++) w[i] = dot(matrix.subarray(i * m, i * m + m), v);
+      for (const a of vectors) {
+        const along = dot(w, a);
+        for (let i = 0; i < m; i++) w[i] -= along * a[i];
       }
-      for (const a of axes) {
-        const dot = w.reduce((s, x, i) => s + x * a[i], 0);
-        a.forEach((x, i) => { w[i] -= dot * x; });
-      }
-      const norm = Math.hypot(...w) || 1;
-      v = w.map((x) => x / norm);
+      const norm = Math.sqrt(dot(w, w)) || 1;
+      for (let i = 0; i < m; i++) w[i] /= norm;
+      const settled = Math.abs(dot(w, v)) > 1 - 1e-10;
+      v = w;
+      if (settled) break;
     }
-    if (previous && previous[k].reduce((s, x, i) => s + x * v[i], 0) < 0) v = v.map((x) => -x);
-    axes.push(v);
+    vectors.push(v);
   }
-  return axes;
+  return vectors;
+}
+
+// The first two principal axes of centred rows (n rows of width d), each turned to agree
+// with `previous` (the last snapshot's axes) so that points move rather than flip. The
+// iteration runs on the smaller of the n-by-n Gram matrix and the d-by-d scatter matrix,
+// started from the previous axes, which are close: a snapshot costs a few rounds.
+function principalAxes(rows, previous) {
+  const n = rows.length, d = rows[0].length;
+  const dot = (a, b) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s; };
+  const fallback = (k, m) => Array.from({ length: m }, (_, i) => Math.cos(i + k));
+  let axes;
+  if (n < d) {
+    const gram = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) gram[i * n + j] = gram[j * n + i] = dot(rows[i], rows[j]);
+    const starts = [0, 1].map((k) => (previous ? rows.map((r) => dot(r, previous[k])) : fallback(k, n)));
+    axes = topEigenvectors(gram, n, starts).map((u) => {
+      const axis = new Float64Array(d);
+      rows.forEach((r, i) => { for (let j = 0; j < d; j++) axis[j] += u[i] * r[j]; });
+      const norm = Math.sqrt(dot(axis, axis)) || 1;
+      return Array.from(axis, (x) => x / norm);
+    });
+  } else {
+    const scatterMatrix = new Float64Array(d * d);
+    for (const r of rows) for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) scatterMatrix[i * d + j] += r[i] * r[j];
+    axes = topEigenvectors(scatterMatrix, d, [0, 1].map((k) => (previous ? previous[k] : fallback(k, d)))).map((v) => Array.from(v));
+  }
+  return axes.map((v, k) => (previous && dot(previous[k], v) < 0 ? v.map((x) => -x) : v));
 }
 
 function project(rows, axes) {
@@ -530,11 +559,12 @@ document.getElementById('snapshot').addEventListener('input', () => now(drawSnap
 
 // ---- The events of every run, from the first ---------------------------------------
 
-// Redrawing waits: each view is drawn at most five times a second, once however many
+// Redrawing waits: the views are drawn together at most five times a second, once however many
 // events came meanwhile (a page that replays a long history draws it once), and only
 // while its section is on the screen (else when it comes into view), so that watching
 // takes little from the training it watches.
 const waiting = new Set();
+let drawing = false;  // a frame that draws what waits is due
 const visible = new Set();
 const hidden = new Map();  // section -> the draw it missed
 function later(draw, section) {
@@ -542,10 +572,15 @@ function later(draw, section) {
     hidden.set(section, draw);
     return;
   }
-  if (waiting.has(draw)) return;
   waiting.add(draw);
+  if (drawing) return;
+  drawing = true;
+  // one frame draws every view that waits (the browser paints once, not once per view)
   setTimeout(() => requestAnimationFrame(() => {
-    if (waiting.delete(draw)) draw();  // (unless drawn meanwhile by now())
+    drawing = false;
+    const draws = [...waiting];
+    waiting.clear();
+    for (const d of draws) d();
   }), 200);
 }
 // Draws at once, and cancels the drawing that was waiting (or missed while hidden).

@@ -65,6 +65,16 @@ try {
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('--model'));
   check(true, 'the page asked for the model: none at first');
   await page.waitForFunction(() => document.querySelectorAll('select[name=preset] option').length > 1);
+
+  // The page's PCA finds the principal axes of points whose axes are known: variance 9
+  // along coordinate 3, 4 along coordinate 5, none elsewhere; fewer points than
+  // coordinates (the Gram matrix's way) and more (the scatter matrix's way).
+  const found = await page.evaluate(() => [6, 20].map((n) => {
+    const rows = Array.from({ length: n }, (_, i) => Array.from({ length: 8 }, (_, j) =>
+      (j === 3 ? 3 * (i % 2 ? 1 : -1) : j === 5 ? 2 * (i % 4 < 2 ? 1 : -1) : 0)));
+    return principalAxes(rows, null).map((axis, k) => Math.abs(axis[k === 0 ? 3 : 5]));
+  }));
+  check(found.flat().every((x) => x > 0.999999), `the PCA finds known axes: ${JSON.stringify(found)}`);
   check(await page.$$eval('select[name=preset] option', (o) => o.some((x) => x.value === 'makemore')), 'the presets are offered');
 
   // Train 600 steps, a snapshot every 100 (long enough for the pictures to show something).

@@ -1,5 +1,6 @@
 #include "serve/trainer.h"
 
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 
@@ -94,6 +95,19 @@ class EventReporter final : public Observer {
   std::chrono::steady_clock::time_point flushed_ = std::chrono::steady_clock::now();
 };
 
+// x as the double whose shortest decimal is the shortest decimal of x as a float, when x
+// is a float (the fast engine's weights): JSON then carries at most 9 digits a number,
+// not 17. Any other x (the reference engine's) stays as it is.
+double float32_decimal(double x) {
+  const auto f = static_cast<float>(x);
+  if (static_cast<double>(f) != x) return x;
+  char buf[32];
+  const auto written = std::to_chars(buf, buf + sizeof buf, f);
+  double y = x;
+  std::from_chars(buf, written.ptr, y);
+  return y;
+}
+
 // wte and wpe as they stand, as rows.
 json snapshot(Engine& engine, const ModelConfig& config, int64_t step) {
   CheckpointData c;
@@ -102,8 +116,11 @@ json snapshot(Engine& engine, const ModelConfig& config, int64_t step) {
   auto rows = [&](const ParamTensor& t) {
     json out = json::array();
     for (int64_t r = 0; r < t.rows; r++) {
-      const auto at = c.params.begin() + t.offset + r * t.cols;
-      out.push_back(std::vector<double>(at, at + t.cols));
+      json row = json::array();
+      for (int64_t k = 0; k < t.cols; k++) {
+        row.push_back(float32_decimal(c.params[static_cast<size_t>(t.offset + r * t.cols + k)]));
+      }
+      out.push_back(std::move(row));
     }
     return out;
   };

@@ -382,14 +382,15 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   EXPECT_TRUE(page.params == want.params);
 
   // Snapshots at steps 0, 10, 20 and 30, also written beside the checkpoint; the last
-  // one's wte is the checkpoint's.
+  // one's wte is the checkpoint's (float32 weights travel as their shortest decimals,
+  // which read back as floats are the weights' bits).
   ASSERT_EQ(snapshots.size(), 4u);
   EXPECT_EQ(snapshots[0]["step"], 0);
   EXPECT_EQ(snapshots[3]["step"], 30);
   const ParamLayout layout(want.model);
   for (int64_t r = 0; r < layout.wte().rows; r++) {
     for (int64_t c = 0; c < layout.wte().cols; c++) {
-      ASSERT_EQ(snapshots[3]["wte"][r][c].get<double>(), want.params[static_cast<size_t>(layout.wte().offset + r * layout.wte().cols + c)]);
+      ASSERT_EQ(snapshots[3]["wte"][r][c].get<float>(), static_cast<float>(want.params[static_cast<size_t>(layout.wte().offset + r * layout.wte().cols + c)]));
     }
   }
   EXPECT_EQ(testing::read_jsonl(dir.file("t.snapshots.jsonl")).size(), 4u);

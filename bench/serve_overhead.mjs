@@ -6,7 +6,7 @@
 //       [--steps 1000] [--threads 2] [--snapshot-every 50]
 // Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -47,17 +47,52 @@ const api = async (path, body) => (await fetch(base + path.slice(1), body === un
 })).json();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function timedRun() {
+// CPU seconds (user + system) that processes have used: the server's, and the
+// browser's (every chromium process), read from /proc.
+function cpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime in ticks
+  } catch {
+    return 0;  // a process that ended meanwhile
+  }
+}
+// Each chromium process's CPU seconds, by pid.
+function browserSeconds() {
+  const seconds = new Map();
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (/chrom/.test(readFileSync(`/proc/${pid}/comm`, 'utf8'))) seconds.set(pid, cpuSeconds(pid));
+    } catch { /* ended */ }
+  }
+  return seconds;
+}
+// What the browser used between two readings (a process that ended meanwhile, such as
+// the last page's, is left out; one that started counts from zero).
+function browserUsed(before, after) {
+  let total = 0;
+  for (const [pid, s] of after) total += s - (before.get(pid) ?? 0);
+  return total;
+}
+
+async function timedRun(cpu) {
+  const server0 = cpuSeconds(server.pid), browser0 = browserSeconds();
   const start = performance.now();
   const answer = await api('/api/train', request);
   if (!answer.started) throw new Error(JSON.stringify(answer));
   while ((await api('/api/train')).state !== 'idle') await sleep(10);
-  return (performance.now() - start) / 1000;
+  const seconds = (performance.now() - start) / 1000;
+  if (cpu) {
+    cpu.server.push(cpuSeconds(server.pid) - server0);
+    cpu.browser.push(browserUsed(browser0, browserSeconds()));
+  }
+  return seconds;
 }
 
 const browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
 const page = await browser.newPage();
 const without = [], withPage = [];
+const cpuWithout = { server: [], browser: [] }, cpuWith = { server: [], browser: [] };
 try {
   await timedRun();  // warm-up
   for (let r = 0; r < runs; r++) {
@@ -65,10 +100,10 @@ try {
       if (open) {
         await page.goto(base, { waitUntil: 'load' });
         await sleep(1500);  // the page replays the earlier runs' events first
-        withPage.push(await timedRun());
+        withPage.push(await timedRun(cpuWith));
         await page.goto('about:blank');
       } else {
-        without.push(await timedRun());
+        without.push(await timedRun(cpuWithout));
       }
     }
   }
@@ -82,3 +117,8 @@ console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}`
 console.log(`no page:   ${without.map((t) => t.toFixed(3)).join(' ')} s, median ${median(without).toFixed(3)}`);
 console.log(`page open: ${withPage.map((t) => t.toFixed(3)).join(' ')} s, median ${median(withPage).toFixed(3)}`);
 console.log(`ratio: ${(median(withPage) / median(without)).toFixed(3)}`);
+const cpu = (c) => `server ${median(c.server).toFixed(2)} s, browser ${median(c.browser).toFixed(2)} s`;
+console.log(`CPU time, medians: no page: ${cpu(cpuWithout)}; page open: ${cpu(cpuWith)}`);
+console.log(`what watching used, as a share of the run's CPU without a page: ${
+  ((median(cpuWith.server) + median(cpuWith.browser) - median(cpuWithout.server) - median(cpuWithout.browser))
+    / median(cpuWithout.server) * 100).toFixed(1)}%`);

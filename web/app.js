@@ -203,14 +203,28 @@ function newRun(total) {
 }
 let run = newRun(0);
 
+// The canvas of this size in the element `id`, cleared, or a new one put there. A view
+// redrawn five times a second draws on the same canvas rather than making a new one
+// (which the browser would lay out, allocate and composite anew each time).
+function canvasIn(id, width, height) {
+  const holder = document.getElementById(id);
+  let canvas = holder.firstElementChild;
+  if (!canvas || canvas.tagName !== 'CANVAS' || canvas.width !== width || canvas.height !== height) {
+    canvas = document.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    holder.replaceChildren(canvas);
+  }
+  const g = canvas.getContext('2d');
+  g.clearRect(0, 0, width, height);
+  return [canvas, g];
+}
+
 // The loss curves on a canvas (thousands of points redrawn as the run goes). The canvas
 // says what it drew (data-points: each curve's points; data-validations) for the tests.
 function lossChart() {
   const width = 640, height = 220, pad = 36;
-  const canvas = document.createElement('canvas');
-  canvas.width = width;
-  canvas.height = height;
-  const g = canvas.getContext('2d');
+  const [canvas, g] = canvasIn('loss-chart', width, height);
   g.font = '10px sans-serif';
   g.fillStyle = '#222';
   g.fillText('loss: training (gray), smoothed (black), validation (red dots)', pad, 12);
@@ -255,7 +269,7 @@ function showStatus() {
   const left = Math.max(0, (run.total - last.step) * perStep);
   status.textContent = run.ended || `step ${last.step} / ${run.total}, loss ${last.loss.toFixed(4)}, ` +
     `${Math.round(run.tokens / Math.max(1e-9, seconds)).toLocaleString()} tokens/s, ${Math.round(left)} s left`;
-  document.getElementById('loss-chart').replaceChildren(lossChart());
+  lossChart();
 }
 
 async function trainCall(path, body) {
@@ -458,7 +472,7 @@ function drawSnapshot() {
   document.getElementById('similarity').replaceChildren(similarityChart());
   document.getElementById('follow-chart').replaceChildren(followChart());
   document.getElementById('sums').replaceChildren(sumsPath(s));
-  document.getElementById('heatmap').replaceChildren(cosineHeatmap(s, labels));
+  cosineHeatmap(s, labels);
 }
 
 // wte[token] + wpe[position] for <BOS> + a word (a text model: the word alone), each
@@ -483,11 +497,8 @@ function sumsPath(s) {
 // canvas (hundreds of cells redrawn as the run goes); hovering a cell names the pair.
 function cosineHeatmap(s, labels) {
   const n = s.wte.length, cell = Math.max(6, Math.min(14, Math.floor(420 / n))), pad = 34;
-  const canvas = document.createElement('canvas');
-  canvas.width = 2 * pad + n * cell;
-  canvas.height = pad + n * cell;
+  const [canvas, g] = canvasIn('heatmap', 2 * pad + n * cell, pad + n * cell);
   canvas.className = 'heatmap';
-  const g = canvas.getContext('2d');
   const sims = s.wte.map((a) => s.wte.map((b) => cosine(a, b)));
   g.font = `${Math.min(10, cell)}px sans-serif`;
   g.fillStyle = '#222';
@@ -502,12 +513,11 @@ function cosineHeatmap(s, labels) {
     g.textAlign = 'center';
     g.fillText(labels[i], pad + i * cell + cell / 2, pad - 4);
   }
-  canvas.addEventListener('mousemove', (event) => {
+  canvas.onmousemove = (event) => {
     const box = canvas.getBoundingClientRect();
     const j = Math.floor((event.clientX - box.left - pad) / cell), i = Math.floor((event.clientY - box.top - pad) / cell);
     canvas.title = i >= 0 && j >= 0 && i < n && j < n ? `${labels[i]} ~ ${labels[j]}: ${sims[i][j].toFixed(2)}` : '';
-  });
-  return canvas;
+  };
 }
 
 // The followed token's cosine similarity to its 5 nearest neighbours of the last

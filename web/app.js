@@ -289,6 +289,10 @@ document.getElementById('train-form').addEventListener('submit', (event) => {
   const form = new FormData(event.target);
   const request = { name: form.get('name'), engine: form.get('engine'), data: form.get('data') };
   if (form.get('preset')) request.preset = form.get('preset');
+  // the inputs (model/inputs.h), sent when not the default (which the reference engine needs)
+  for (const [key, fallback] of [['wte', 'learned'], ['wpe', 'learned'], ['combine', 'add']]) {
+    if (form.get(key) !== fallback) request[key] = form.get(key);
+  }
   for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'lr', 'val_frac', 'snapshot_every']) {
     if (form.get(key) !== '') request[key] = Number(form.get(key));
   }
@@ -691,7 +695,9 @@ listCheckpoints().catch(() => {});
 
 function runLabel(r, i) {
   const c = r.config;
-  return `${i + 1}: ${r.name} (${c.n_layer}x${c.n_embd}, batch ${c.batch_size}, lr ${c.lr}, ${c.engine})`;
+  const inputs = [c.wte && c.wte !== 'learned' ? `wte ${c.wte}` : '', c.wpe && c.wpe !== 'learned' ? `wpe ${c.wpe}` : '',
+    c.combine && c.combine !== 'add' ? c.combine : ''].filter(Boolean).map((x) => `, ${x}`).join('');
+  return `${i + 1}: ${r.name} (${c.n_layer}x${c.n_embd}, batch ${c.batch_size}, lr ${c.lr}, ${c.engine}${inputs})`;
 }
 
 // Run B follows the newest run and run A the one before, until the user picks others.

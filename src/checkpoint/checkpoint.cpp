@@ -176,7 +176,8 @@ json settings_object(const ModelConfig& model, const TrainConfig& train) {
       {"temperature", train.temperature}, {"num_samples", train.num_samples}, {"batch_size", train.batch_size},
       {"val_frac", train.val_frac},       {"eval_every", train.eval_every}, {"dropout", train.dropout},
       {"ema", train.ema},                 {"reshuffle", train.reshuffle},   {"format", train.format},
-      {"init", train.init},               {"warmup", train.warmup},
+      {"init", train.init},               {"warmup", train.warmup},         {"wte", train.wte},
+      {"wpe", train.wpe},                 {"combine", train.combine},
   };
 }
 
@@ -320,6 +321,10 @@ CheckpointData load_checkpoint(const std::string& path) {
   if (config.contains("format")) c.train.format = in.string(config, "format");  // absent before texts: lines
   if (config.contains("init")) c.train.init = in.string(config, "init");  // absent before: microgpt
   if (config.contains("warmup")) c.train.warmup = in.integer(config, "warmup", limits::warmup);  // absent before: 0
+  // absent before the input representations (model/inputs.h): learned, learned, add
+  if (config.contains("wte")) c.train.wte = in.string(config, "wte");
+  if (config.contains("wpe")) c.train.wpe = in.string(config, "wpe");
+  if (config.contains("combine")) c.train.combine = in.string(config, "combine");
   // The whole configuration as a training run would check it: n_embd a multiple of
   // n_head, only what its engine can do (no dropout or average in the reference's).
   try {

@@ -144,6 +144,17 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
       ->type_name("NAME")
       ->check(CLI::IsMember(names::init.list()).description(""))
       ->capture_default_str());
+  config(cmd->add_option("--wte", o.train.wte,
+                         "Fast engine, what a token becomes: learned vectors, frozen (random, never trained), onehot "
+                         "(needs --n-embd >= the vocabulary), or scalar (the token id / (vocab - 1) in one channel)")
+      ->type_name("NAME")->check(CLI::IsMember(names::wte.list()).description(""))->capture_default_str());
+  config(cmd->add_option("--wpe", o.train.wpe,
+                         "Fast engine, what a position becomes: learned vectors, none (zeros), sinusoidal (fixed, "
+                         "as in the original Transformer) or frozen (random, never trained)")
+      ->type_name("NAME")->check(CLI::IsMember(names::wpe.list()).description(""))->capture_default_str());
+  config(cmd->add_option("--combine", o.train.combine,
+                         "Fast engine: add the token and position vectors, or concat them (each half of --n-embd)")
+      ->type_name("NAME")->check(CLI::IsMember(names::combine.list()).description(""))->capture_default_str());
   f.reshuffle = config(cmd->add_flag("--reshuffle", o.train.reshuffle,
                                     "Visit the training documents in a new order in every pass over them after the "
                                     "first (microgpt.py keeps one order)"));

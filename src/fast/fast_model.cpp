@@ -98,6 +98,7 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
       optimizer_part_(optimizer_part.size() > 0 ? optimizer_part : ParamRange{0, layout_.total()}),
       batch_(std::make_unique<Packed>()) {
   validate_configuration("fast", config_, train_);
+  fixed_ = fixed_inputs(config_, train_);
   if (optimizer_part_.begin < 0 || optimizer_part_.end > layout_.total()) throw Error("fast engine: optimizer part out of range");
   m_ = FloatBuffer(optimizer_part_.size());
   v_ = FloatBuffer(optimizer_part_.size());
@@ -182,6 +183,7 @@ void FastModel::init_params(PyRandom& rng) {
     const double std = init_std_of(t, config_, train_);
     for (int64_t i = t.offset; i < t.offset + t.numel(); i++) p[i] = static_cast<float>(rng.gauss(0.0, std));
   }
+  write_fixed_inputs(config_, train_, params_.span());  // after every draw: the other weights start the same
   if (averaging()) std::memcpy(average_.data(), p, static_cast<size_t>(layout_.total()) * sizeof(float));
 }
 
@@ -366,6 +368,8 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
   // After combined_gradient(), the first buffer holds the whole sum.
   const size_t n_grads = combined_ ? 1 : grads_.size();
   std::vector<int64_t> nonfinite(static_cast<size_t>(nt), 0);
+  // Fixed inputs (model/inputs.h) get no gradient, so Adam leaves them as they are.
+  for (size_t k = 0; k < n_grads; k++) zero_fixed(fixed_, grads_[k].data());
   // The average: the mean of all weights so far while that is fewer steps than the
   // average's window (1 / (1 - ema)), then the exponential average.
   const float decay = static_cast<float>(std::min(train_.ema, 1.0 - 1.0 / (static_cast<double>(step) + 2.0)));
@@ -381,6 +385,7 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
     if (averaging()) k_.average_update(average_.data() + a, params_.data() + a, n, decay);
   };
   run_parallel(nt, work);
+  if (averaging()) copy_fixed(fixed_, params_.data(), average_.data());  // the average of a constant, exactly
   combined_ = false;
   // The gradient outside the part (another process's to apply) is cleared here.
   if (part.size() < layout_.total()) {

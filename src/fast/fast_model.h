@@ -33,6 +33,7 @@
 #include "data/dataset.h"
 #include "fast/kernels.h"
 #include "model/config.h"
+#include "model/inputs.h"
 
 namespace microgpt {
 
@@ -189,6 +190,7 @@ class FastModel {
   int64_t dropout_step_ = 0;
   int64_t first_row_ = 0;  // of the batch in forward_backward, in its step's whole batch
   ParamRange optimizer_part_;
+  std::vector<FixedBlock> fixed_;  // the inputs training does not change (model/inputs.h)
   bool combined_ = false;  // the threads' gradients are summed in the first buffer
   std::vector<double> doc_losses_;
   std::vector<FloatBuffer> grads_;  // one per thread

@@ -41,6 +41,12 @@ struct TrainConfig {
   // projections that write into the residual stream (attn_wo, mlp_fc2) 0.02 /
   // sqrt(2 * n_layer). Both draw in the same order, tensor by tensor.
   std::string init = "microgpt";
+  // What the model receives (model/inputs.h; fast engine only): the token vectors
+  // ("learned", "frozen", "onehot", "scalar"), the position vectors ("learned", "none",
+  // "sinusoidal", "frozen") and how they are combined ("add", "concat").
+  std::string wte = "learned";
+  std::string wpe = "learned";
+  std::string combine = "add";
   // Steps over which the learning rate rises linearly from lr / warmup to lr before it
   // decays (0: none, as microgpt.py). Big models need a few: Adam's first steps move
   // every weight by about lr at once.

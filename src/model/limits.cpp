@@ -61,6 +61,19 @@ void validate_configuration(std::string_view engine, const ModelConfig& model, c
   check(names::init, train.init);
   check(names::format, train.format);
   check(names::engine, engine);
+  check(names::wte, train.wte);
+  check(names::wpe, train.wpe);
+  check(names::combine, train.combine);
+  if (train.combine == "concat" && model.n_embd < 2) {
+    throw usage_error("--combine concat gives the token and the position half of --n-embd each; --n-embd must be at least 2");
+  }
+  const int64_t token_width = train.combine == "concat" ? model.n_embd / 2 : model.n_embd;
+  if (train.wte == "onehot" && model.vocab_size != 0 && token_width < model.vocab_size) {
+    throw usage_error("--wte onehot gives each of the " + std::to_string(model.vocab_size) +
+                      " tokens its own channel, but the token vectors are " + std::to_string(token_width) +
+                      " wide; use --n-embd " + std::to_string(train.combine == "concat" ? 2 * model.vocab_size : model.vocab_size) +
+                      " or more");
+  }
   check(limits::batch_size, train.batch_size);
   check(limits::steps, train.steps);
   check(limits::lr, train.lr);
@@ -81,6 +94,9 @@ void validate_configuration(std::string_view engine, const ModelConfig& model, c
     }
     if (train.dropout > 0.0 || train.ema > 0.0) {
       throw usage_error("--dropout and --ema are options of the fast engine; the reference engine trains exactly as microgpt.py does");
+    }
+    if (train.wte != "learned" || train.wpe != "learned" || train.combine != "add") {
+      throw usage_error("--wte, --wpe and --combine are options of the fast engine; the reference engine trains exactly as microgpt.py does");
     }
   }
 }

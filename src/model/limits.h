@@ -76,8 +76,8 @@ inline constexpr WholeRange top{"--top", 1, kMaxSize};
 void check(const WholeRange& range, int64_t v);
 void check(const RealRange& range, double v);
 
-// The names a setting takes: the engines, the data formats (TrainConfig::format) and
-// the initialisations (TrainConfig::init).
+// The names a setting takes: the engines, the data formats (TrainConfig::format), the
+// initialisations (TrainConfig::init) and the inputs (TrainConfig::wte, wpe, combine).
 struct NameChoice {
   std::string_view flag;  // "--engine"
   std::string_view what;  // "engine"
@@ -92,6 +92,12 @@ inline constexpr std::string_view kInits[] = {"microgpt", "gpt2"};
 inline constexpr NameChoice engine{"--engine", "engine", kEngines};
 inline constexpr NameChoice format{"--format", "format", kFormats};
 inline constexpr NameChoice init{"--init", "initialisation", kInits};
+inline constexpr std::string_view kTokenInputs[] = {"learned", "frozen", "onehot", "scalar"};
+inline constexpr std::string_view kPositionInputs[] = {"learned", "none", "sinusoidal", "frozen"};
+inline constexpr std::string_view kCombines[] = {"add", "concat"};
+inline constexpr NameChoice wte{"--wte", "token input", kTokenInputs};
+inline constexpr NameChoice wpe{"--wpe", "position input", kPositionInputs};
+inline constexpr NameChoice combine{"--combine", "combination", kCombines};
 }  // namespace names
 
 // A usage error "FLAG: unknown WHAT 'v' (accepted: a, b)" unless v is one of the names.

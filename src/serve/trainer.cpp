@@ -151,7 +151,7 @@ json Trainer::start(const json& request) {
   if (!request.is_object()) throw ApiError(400, "the request must be a JSON object");
   static const char* known[] = {"preset", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "lr",
                                 "warmup", "init", "seed", "engine", "format", "val_frac", "eval_every", "num_samples",
-                                "threads", "snapshot_every", "name", "data"};
+                                "threads", "snapshot_every", "name", "data", "wte", "wpe", "combine"};
   for (const auto& item : request.items()) {
     const std::string& field_name = item.key();
     if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return field_name == k; }) ==
@@ -182,6 +182,9 @@ json Trainer::start(const json& request) {
   take(request, "lr", o.train.lr);
   take(request, "warmup", o.train.warmup);
   take(request, "init", o.train.init);
+  take(request, "wte", o.train.wte);
+  take(request, "wpe", o.train.wpe);
+  take(request, "combine", o.train.combine);
   take(request, "seed", o.train.seed);
   take(request, "engine", o.engine.name);
   take(request, "format", o.train.format);
@@ -241,7 +244,10 @@ json Trainer::start(const json& request) {
                            {"batch_size", ro.train.batch_size},
                            {"lr", ro.train.lr},
                            {"seed", ro.train.seed},
-                           {"steps", ro.train.steps}});
+                           {"steps", ro.train.steps},
+                           {"wte", ro.train.wte},
+                           {"wpe", ro.train.wpe},
+                           {"combine", ro.train.combine}});
       auto keep = [&] {
         reporter.flush();
         const json s = snapshot(r.engine(), r.config(), r.steps_done());

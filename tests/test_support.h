@@ -146,4 +146,11 @@ inline int count_lines(const std::string& s) {
   return n;
 }
 
+// How many times `what` occurs in `s` (not overlapping).
+inline size_t count_occurrences(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + what.size())) n++;
+  return n;
+}
+
 }  // namespace microgpt::testing

@@ -267,6 +267,34 @@ void add_embed_flags(CLI::App* cmd, microgpt::EmbedCommand& c) {
       ->type_name("TEXT");
 }
 
+// compare takes train's data, size, preset and training flags (not its outputs, the
+// inputs it varies itself, or the engine: the fast one), and its own.
+void add_compare_flags(CLI::App* cmd, TrainFlags& f, microgpt::CompareCommand& c) {
+  add_train_flags(cmd, f);
+  for (const char* name : {"--out", "--checkpoint-every", "--stop-after", "--resume", "--plot-loss", "--log", "--zero",
+                           "--check-every", "--wte", "--wpe", "--combine", "--engine", "--num-samples"}) {
+    CLI::Option* opt = cmd->get_option(name);
+    f.configuration.erase(std::remove(f.configuration.begin(), f.configuration.end(), opt), f.configuration.end());
+    cmd->remove_option(opt);
+  }
+  f.resume = nullptr;
+  f.num_samples = nullptr;
+  cmd->add_option("--variants", c.variants,
+                  "Comma-separated inputs to compare: learned (the default), frozen, onehot, scalar (wte); no-wpe, "
+                  "sinusoidal (wpe); concat (--combine) (default: all of them)")
+      ->type_name("LIST")->delimiter(',')->check(CLI::IsMember(microgpt::compare_variants()).description(""));
+  cmd->add_option("--seeds", c.seeds, "Train each variant with this many seeds (--seed, --seed + 1, ...)")
+      ->type_name("N")->check(whole_number(limits::seeds))->capture_default_str();
+  cmd->add_option("--num-samples", c.samples, "Samples each run draws after training (the table shows the first seed's)")
+      ->type_name("N")->check(whole_number(limits::num_samples))->capture_default_str();
+  cmd->add_option("--plot", c.plot_path, "Draw every variant's validation loss (mean over the seeds) in one SVG")
+      ->type_name("PATH.svg");
+  cmd->add_option("--log", c.log_path,
+                  "Write one JSON line per variant and seed: {\"variant\", \"seed\", \"val_loss\", \"params\", "
+                  "\"val_curve\", \"samples\", \"batches\" (a checksum of the data order), ...}")
+      ->type_name("PATH");
+}
+
 void add_serve_flags(CLI::App* cmd, microgpt::ServeCommand& c) {
   cmd->add_option("--model", c.model_path, "Checkpoint to open in the page")->type_name("PATH");
   cmd->add_option("--data", c.data_path, "Data the page trains on (default: the embedded names)")->type_name("PATH");
@@ -310,6 +338,12 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
   result.serve.threads = omp_get_num_procs();
   CLI::App* serve = app.add_subcommand("serve", "A local web page to watch and use a model (prints its address)");
   add_serve_flags(serve, result.serve);
+
+  TrainFlags compare_flags;
+  compare_flags.options.engine.threads = omp_get_num_procs();
+  CLI::App* compare = app.add_subcommand("compare", "Train input variants (learned, frozen, one-hot, scalar token vectors; "
+                                                    "no, sinusoidal position vectors; concatenation) alike and compare them");
+  add_compare_flags(compare, compare_flags, result.compare);
 
   auto usage = [&](const std::string& where, const std::string& message) {
     err << where << ": error: " << one_line(message) << "\n";
@@ -368,6 +402,12 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
       result.command = CommandLine::Command::embed;
     } else if (serve->parsed()) {
       result.command = CommandLine::Command::serve;
+    } else if (compare->parsed()) {
+      microgpt::TrainOptions& o = compare_flags.options;
+      apply_preset(compare_flags, compare);
+      if (o.train.is_text() && compare_flags.val_frac->count() == 0) o.train.val_frac = 0.1;
+      result.compare.base = o;
+      result.command = CommandLine::Command::compare;
     }
   } catch (const microgpt::Error& e) {
     std::string where = "microgpt";

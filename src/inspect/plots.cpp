@@ -140,4 +140,44 @@ void write_loss_plot_svg(const std::string& path, const LossSeries& train, const
   write_file_atomic(path, out);
 }
 
+void write_curves_svg(const std::string& path, const std::vector<NamedSeries>& curves, std::string_view title,
+                      std::string_view y_title) {
+  static const char* const kPalette[] = {"#1b9e77", "#d95f02", "#7570b3", "#e7298a",
+                                         "#66a61e", "#e6ab02", "#a6761d", "#666666"};
+  std::vector<std::vector<Point>> pts;
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (const NamedSeries& c : curves) {
+    pts.push_back(finite_points(c.points));
+    for (const Point& p : pts.back()) {
+      x0 = std::min(x0, p.x), x1 = std::max(x1, p.x);
+      y0 = std::min(y0, p.y), y1 = std::max(y1, p.y);
+    }
+  }
+  if (!(x0 <= x1)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  const PlotAxis x = make_axis(x0, x1, 8);
+  const PlotAxis y = make_axis(y0, y1, 6, 0.03);
+  const double width = 900;
+  const double legend_rows = static_cast<double>((curves.size() + 3) / 4);
+  const double height = 470 + 22 * legend_rows;
+  const PlotArea area{80, 60, 780, 360};
+  std::string out;
+  svg_begin(out, width, height, title);
+  svg_text(out, width / 2, 32, title, "text-anchor=\"middle\" font-size=\"18\"");
+  svg_axes(out, area, x, y, "step", y_title);
+  for (size_t i = 0; i < curves.size(); i++) {
+    const std::string color = kPalette[i % 8];
+    const std::string dash = i >= 8 ? " stroke-dasharray=\"6 4\"" : "";
+    path_of(out, thin_min_max(pts[i]), area, x, y, "stroke=\"" + color + "\" stroke-width=\"2\"" + dash);
+    if (pts[i].size() <= 200) markers(out, pts[i], area, x, y, 2.5, color);
+    // the legend, four to a row under the axes
+    const double lx = area.left + 195 * static_cast<double>(i % 4);
+    const double ly = area.top + area.height + 56 + 22 * static_cast<double>(i / 4);
+    out += "<line x1=\"" + svg_num(lx) + "\" y1=\"" + svg_num(ly) + "\" x2=\"" + svg_num(lx + 24) + "\" y2=\"" +
+           svg_num(ly) + "\" stroke=\"" + color + "\" stroke-width=\"2\"" + dash + "/>\n";
+    svg_text(out, lx + 30, ly + 4, curves[i].name);
+  }
+  svg_end(out);
+  write_file_atomic(path, out);
+}
+
 }  // namespace microgpt

@@ -1,7 +1,7 @@
 // Training curves as a standalone SVG: the loss of every step (thin and light, since a
 // single step's loss is noisy), a smoothed curve through it, and the validation loss.
-// Not here: reading logs (the caller passes the numbers it has), log-scale axes, or
-// more than one run per plot.
+// Also several runs' curves in one chart, each named in a legend (`microgpt compare`).
+// Not here: reading logs (the caller passes the numbers it has), log-scale axes.
 #pragma once
 
 #include <cstdint>
@@ -28,5 +28,17 @@ inline constexpr int64_t kMaxDrawnPoints = 2000;
 // written.
 void write_loss_plot_svg(const std::string& path, const LossSeries& train, const LossSeries& val,
                          std::string_view title = "Training loss");
+
+// One named curve of several (drawn as a line with dots at its points).
+struct NamedSeries {
+  std::string name;
+  LossSeries points;
+};
+
+// Writes the curves to `path` in one chart with a legend, in a palette of 8 colours
+// (a ninth curve reuses the first, dashed). Non-finite points are skipped. Throws Error
+// when the file cannot be written.
+void write_curves_svg(const std::string& path, const std::vector<NamedSeries>& curves, std::string_view title,
+                      std::string_view y_title = "validation loss");
 
 }  // namespace microgpt

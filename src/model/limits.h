@@ -68,6 +68,8 @@ inline constexpr RealRange sample_temperature{"--temperature", 0.0, 1e300, false
 inline constexpr WholeRange top_k{"--top-k", 0, kMaxSize};
 inline constexpr RealRange top_p{"--top-p", 0.0, 1.0, true, false, "a number in (0, 1]"};
 inline constexpr WholeRange max_len{"--max-len", 0, kMaxSize};
+// `microgpt compare`.
+inline constexpr WholeRange seeds{"--seeds", 1, 1000};
 // `microgpt embed`.
 inline constexpr WholeRange top{"--top", 1, kMaxSize};
 }  // namespace limits

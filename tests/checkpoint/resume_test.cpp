@@ -44,12 +44,15 @@ struct ResumeCase {
   // 160 taken by 40 steps of 4: the stop at step 20 falls inside the second pass)
   double dropout = 0.0, ema = 0.0;
   bool reshuffle = false;
+  // fixed inputs (model/inputs.h): a resumed run must keep them fixed
+  std::string wte = "learned", wpe = "learned", combine = "add";
 };
 
 void PrintTo(const ResumeCase& c, std::ostream* os) {
   *os << c.engine << ", batch " << c.batch_size << ", threads " << c.threads
       << (c.threads_given_on_resume ? ", given again on resume" : ", inherited on resume") << ", dropout "
-      << c.dropout << ", ema " << c.ema << (c.reshuffle ? ", reshuffled" : "");
+      << c.dropout << ", ema " << c.ema << (c.reshuffle ? ", reshuffled" : "") << ", wte " << c.wte << ", wpe "
+      << c.wpe << ", " << c.combine;
 }
 
 class ExactResume : public ::testing::TestWithParam<ResumeCase> {};
@@ -65,6 +68,9 @@ TEST_P(ExactResume, StoppedAndResumedEqualsOneRun) {
   o.train.dropout = p.dropout;
   o.train.ema = p.ema;
   o.train.reshuffle = p.reshuffle;
+  o.train.wte = p.wte;
+  o.train.wpe = p.wpe;
+  o.train.combine = p.combine;
 
   TrainOptions whole = o;
   whole.out_path = dir.file("whole.safetensors");
@@ -107,6 +113,9 @@ TEST_P(ExactResume, StoppedAndResumedEqualsOneRun) {
   EXPECT_EQ(c.train.dropout, p.dropout);
   EXPECT_EQ(c.train.ema, p.ema);
   EXPECT_EQ(c.train.reshuffle, p.reshuffle);
+  EXPECT_EQ(c.train.wte, p.wte);
+  EXPECT_EQ(c.train.wpe, p.wpe);
+  EXPECT_EQ(c.train.combine, p.combine);
   EXPECT_EQ(c.trained_params.empty(), p.ema == 0.0);
 }
 
@@ -176,13 +185,17 @@ TEST(ExactResumeOptions, DropoutEmaAndReshuffleChangeTheRun) {
 INSTANTIATE_TEST_SUITE_P(Engines, ExactResume,
                          ::testing::Values(ResumeCase{"reference", 1, 1, false}, ResumeCase{"fast", 4, 2, true},
                                            ResumeCase{"fast", 4, 2, false},
-                                           ResumeCase{"fast", 4, 2, false, 0.1, 0.99, true}),
+                                           ResumeCase{"fast", 4, 2, false, 0.1, 0.99, true},
+                                           ResumeCase{"fast", 4, 2, false, 0.0, 0.0, false, "frozen", "frozen", "concat"}),
                          [](const ::testing::TestParamInfo<ResumeCase>& info) {
                            return info.param.engine + "_batch" + std::to_string(info.param.batch_size) + "_threads" +
                                   std::to_string(info.param.threads) +
                                   (info.param.threads_given_on_resume ? "_given" : "_inherited") +
                                   (info.param.dropout > 0 ? "_dropout" : "") + (info.param.ema > 0 ? "_ema" : "") +
-                                  (info.param.reshuffle ? "_reshuffle" : "");
+                                  (info.param.reshuffle ? "_reshuffle" : "") +
+                                  (info.param.wte != "learned" ? "_wte_" + info.param.wte : "") +
+                                  (info.param.wpe != "learned" ? "_wpe_" + info.param.wpe : "") +
+                                  (info.param.combine != "add" ? "_" + info.param.combine : "");
                          });
 
 // An output stream that hands each complete line to a callback as it is written.

@@ -10,6 +10,7 @@
 #include "core/files.h"
 #include "core/text.h"
 #include "inspect/embed.h"
+#include "model/inputs.h"
 #include "model/limits.h"
 #include "train/data_source.h"
 #include "train/reporters.h"
@@ -312,6 +313,12 @@ void run_embed(const EmbedCommand& cmd, std::ostream& out) {
   }
   out << "model '" << cmd.model_path << "': " << view.vocab_size() << " tokens, embeddings " << view.n_embd()
       << " wide, trained " << c.step << " of " << c.train.steps << " steps\n";
+  // inputs other than learned vectors added (model/inputs.h): what the numbers below are
+  if (!default_inputs(c.train)) {
+    auto kind = [](const std::string& v) { return v == "learned" ? "learned" : v + " (fixed)"; };
+    out << "inputs: token vectors " << kind(c.train.wte) << ", position vectors " << kind(c.train.wpe) << ", "
+        << (c.train.combine == "concat" ? "side by side (concat)" : "added") << "\n";
+  }
   out << class_similarity_line(view) << "\n";
   out << "nearest tokens by cosine similarity:\n" << neighbors;
   if (cmd.plot_path) {

@@ -1,7 +1,7 @@
 // `microgpt compare` (train/compare.h): every variant of a seed is trained on the same
 // batches, each row is what `microgpt train` with that variant's flags gives (its
-// validation loss to the last bit), every variant's checkpoint loads, samples and
-// evaluates, and what cannot be compared says why.
+// validation loss to the last bit), every variant's checkpoint loads, samples,
+// evaluates and shows its inputs, and what cannot be compared says why.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -67,6 +67,10 @@ TEST(Compare, EachRowIsTheTrainingRunOfItsVariantOnTheSameBatches) {
     const auto s = run_microgpt("sample --model '" + model + "' --num-samples 3 --seed 1");
     EXPECT_EQ(s.exit_code, 0) << s.err;
     EXPECT_EQ(testing::count_lines(s.out), 3) << s.out;
+    // embed says what the vectors it shows are
+    const auto m = run_microgpt("embed --model '" + model + "' --top 2");
+    EXPECT_EQ(m.exit_code, 0) << m.err;
+    EXPECT_EQ(m.out.find("\ninputs: ") != std::string::npos, variant != "learned") << m.out;
     const auto e = run_microgpt("eval --model '" + model + "'");
     EXPECT_EQ(e.exit_code, 0) << e.err;
     char want[32];

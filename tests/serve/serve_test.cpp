@@ -481,6 +481,12 @@ TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   ServerProcess server(dir);
   ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
   httplib::Client client("127.0.0.1", server.port());
+  // inputs the model cannot have (model/inputs.h)
+  for (const char* inputs : {R"({"wte": "bogus"})", R"({"wpe": 3})", R"({"combine": "concat", "engine": "reference"})"}) {
+    auto refused = client.Post("/api/train", inputs, "application/json");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 400) << inputs << ": " << refused->body;
+  }
   auto started = client.Post("/api/train", R"({"steps": 1000000, "name": "long", "snapshot_every": 0})", "application/json");
   ASSERT_TRUE(started);
   ASSERT_EQ(started->status, 200) << started->body;

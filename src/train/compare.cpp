@@ -210,20 +210,28 @@ void run_compare(const CompareCommand& command, std::ostream& out, std::ostream*
       << ") on " << data_name << " (" << vocab << " tokens): " << b.train.steps << " steps, " << b.model.n_layer
       << " layer" << (b.model.n_layer > 1 ? "s" : "") << " x " << b.model.n_embd << " wide, block " << b.model.block_size
       << ", batch " << b.train.batch_size << ", " << fixed(b.train.val_frac * 100, 0) << "% held out\n";
-  out << pad("variant", 11) << pad("params", 8) << pad("val loss", 18) << pad("vowels", 8) << pad("consonants", 11)
-      << pad("across", 8) << "samples\n";
+  // The variants of a seed share their data order and every other weight's start, so
+  // a variant's difference from learned is best seen seed by seed (paired).
+  std::map<uint64_t, double> learned_loss;
+  for (const Result& r : results) {
+    if (r.variant == "learned") learned_loss[r.seed] = r.val_loss;
+  }
+  const bool paired = !learned_loss.empty();
+  out << pad("variant", 11) << pad("params", 8) << pad("val loss", 18) << (paired ? pad("vs learned", 19) : "")
+      << pad("vowels", 8) << pad("consonants", 11) << pad("across", 8) << "samples\n";
   for (const std::string& variant : command.variants) {
     if (impossible.count(variant)) {
       out << pad(variant, 11) << "cannot: " << impossible[variant] << "\n";
       continue;
     }
-    std::vector<double> losses, vowels, consonants, across;
+    std::vector<double> losses, vowels, consonants, across, differences;
     int64_t params = 0;
     bool geometry = false;
     std::vector<std::u32string> samples;
     for (const Result& r : results) {
       if (r.variant != variant) continue;
       losses.push_back(r.val_loss);
+      if (learned_loss.count(r.seed)) differences.push_back(r.val_loss - learned_loss[r.seed]);
       vowels.push_back(r.similarity.within_vowels);
       consonants.push_back(r.similarity.within_consonants);
       across.push_back(r.similarity.across);
@@ -238,11 +246,19 @@ void run_compare(const CompareCommand& command, std::ostream& out, std::ostream*
       if (!shown.empty()) shown += ", ";
       shown += table_sample(s, b.train.is_text() ? 40 : 16);
     }
-    out << pad(variant, 11) << pad(std::to_string(params), 8) << pad(loss, 18)
+    std::string versus = "-";
+    if (variant != "learned" && !differences.empty()) {
+      versus = (mean_of(differences) >= 0 ? "+" : "") + fixed(mean_of(differences), 4);
+      if (differences.size() > 1) versus += " ± " + fixed(spread_of(differences), 4);
+    }
+    out << pad(variant, 11) << pad(std::to_string(params), 8) << pad(loss, 18) << (paired ? pad(versus, 19) : "")
         << pad(geometry ? fixed(mean_of(vowels), 2) : "-", 8) << pad(geometry ? fixed(mean_of(consonants), 2) : "-", 11)
         << pad(geometry ? fixed(mean_of(across), 2) : "-", 8) << shown << "\n";
   }
   out << "val loss: mean" << (command.seeds > 1 ? " ± standard deviation over the seeds" : "")
+      << (paired ? "; vs learned: its val loss minus learned's with the same seed, mean" +
+                       std::string(command.seeds > 1 ? " ± standard deviation" : "")
+                 : "")
       << "; vowels, consonants, across: mean cosine similarity of the token vectors within and across the classes "
          "(- where they are fixed by construction)\n";
 

@@ -4,6 +4,8 @@
 // evaluates and shows its inputs, and what cannot be compared says why.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
@@ -78,6 +80,19 @@ TEST(Compare, EachRowIsTheTrainingRunOfItsVariantOnTheSameBatches) {
     EXPECT_NE(e.out.find(want), std::string::npos) << e.out << " (want " << want << ")";
   }
   EXPECT_EQ(distinct.size(), 7u);  // the inputs change the model
+  // The paired difference from learned: the mean over the seeds of each seed's difference.
+  std::map<std::string, std::map<uint64_t, double>> loss;
+  for (const auto& l : lines) loss[l["variant"]][l["seed"].get<uint64_t>()] = l["val_loss"].get<double>();
+  for (const auto& [variant, flags] : kFlags) {
+    if (variant == "learned") continue;
+    const double d0 = loss[variant][42] - loss["learned"][42], d1 = loss[variant][43] - loss["learned"][43];
+    char want[64];
+    std::snprintf(want, sizeof want, "%s%.4f ± %.4f", (d0 + d1) / 2 >= 0 ? "+" : "", (d0 + d1) / 2,
+                  std::abs(d0 - d1) / std::sqrt(2.0));
+    const size_t row = r.out.find("\n" + variant + " ");
+    ASSERT_NE(row, std::string::npos);
+    EXPECT_NE(r.out.substr(row, r.out.find('\n', row + 1) - row).find(want), std::string::npos) << variant << ": " << want;
+  }
   // The table has a row per variant; the plot a curve per variant.
   for (const auto& [variant, flags] : kFlags) EXPECT_NE(r.out.find("\n" + variant + " "), std::string::npos) << variant;
   const std::string svg = read_file(dir.file("c.svg"));

@@ -131,6 +131,17 @@ try {
   await page.$eval('input[name=batch_size]', (e) => { e.value = '1'; });
   await page.select('select[name=engine]', 'reference');
   await page.$eval('#train-form input[name=name]', (e) => { e.value = 'c'; });
+  // the form sends the inputs (which the reference engine refuses), then the default again
+  await page.select('select[name=wte]', 'scalar');
+  await page.click('#train-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('train-error').textContent.includes('--wte'));
+  check((await page.$eval('#train-error', (e) => e.textContent)).includes('options of the fast engine'),
+    'the token input is sent, and the reference engine refuses it');
+  // (the browser logs the refusal's 400 as a console error: that one was asked for)
+  const refused = errors.findIndex((e) => e.includes('status of 400'));
+  check(refused >= 0, 'the refusal was a 400');
+  if (refused >= 0) errors.splice(refused, 1);
+  await page.select('select[name=wte]', 'learned');
   await page.click('#train-form button[type=submit]');
   await page.waitForFunction(() => document.getElementById('train-status').textContent.includes('c.safetensors'));
   const options = await page.$$eval('#run-a option', (o) => o.map((x) => x.textContent));

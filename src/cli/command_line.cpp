@@ -406,6 +406,8 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
       microgpt::TrainOptions& o = compare_flags.options;
       apply_preset(compare_flags, compare);
       if (o.train.is_text() && compare_flags.val_frac->count() == 0) o.train.val_frac = 0.1;
+      // a text's sample is 500 characters: one a run, unless asked
+      if (o.train.is_text() && compare->get_option("--num-samples")->count() == 0) result.compare.samples = 1;
       result.compare.base = o;
       result.command = CommandLine::Command::compare;
     }

@@ -203,6 +203,8 @@ void run_compare(const CompareCommand& command, std::ostream& out, std::ostream*
     }
   }
 
+  if (results.empty()) throw usage_error(impossible.begin()->second);  // no variant could be trained
+
   // The table: one row per variant.
   const TrainOptions& b = base;
   out << "compare: " << command.variants.size() << " variants x " << command.seeds << " seed"

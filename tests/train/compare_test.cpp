@@ -108,10 +108,26 @@ TEST(Compare, SaysWhatCannotBeCompared) {
       << r.out;
   // unknown variants and impossible settings: one line, exit 2
   for (const std::string args : {"compare --variants learned,bigger", "compare --seeds 0", "compare --wte onehot",
-                                 "compare --engine reference"}) {
+                                 "compare --engine reference", "compare --variants onehot --steps 5"}) {
     const auto bad = run_microgpt(args);
     EXPECT_EQ(bad.exit_code, 2) << args << ": " << bad.out << bad.err;
     EXPECT_EQ(testing::count_lines(bad.err), 1) << args << ": " << bad.err;
+  }
+}
+
+TEST(Compare, ATextDrawsOneSampleARun) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 40; i++) text += "To be, or not to be, that is the question. ";
+  testing::write_file(dir.file("book.txt"), text);
+  const auto r = run_microgpt("compare --data '" + dir.file("book.txt") + "' --format text --block-size 16 --steps 4 "
+                              "--variants learned,no-wpe --threads 1 --log '" + dir.file("c.jsonl") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = read_jsonl(dir.file("c.jsonl"));
+  ASSERT_EQ(lines.size(), 2u);
+  for (const auto& l : lines) {
+    ASSERT_EQ(l["samples"].size(), 1u);
+    EXPECT_EQ(l["samples"][0].get<std::string>().size(), 500u);  // one text of 500 characters (ASCII here)
   }
 }
 

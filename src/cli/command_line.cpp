@@ -279,6 +279,11 @@ void add_compare_flags(CLI::App* cmd, TrainFlags& f, microgpt::CompareCommand& c
   }
   f.resume = nullptr;
   f.num_samples = nullptr;
+  // compare needs a validation loss, and its curve
+  f.val_frac->description("Hold out this last share of the shuffled documents (of the text's characters) to "
+                          "compare the variants on (default: 0.1)");
+  f.eval_every->description("Validation loss every N steps, for the curves (default: a twentieth of the steps, or "
+                            "the preset's)");
   cmd->add_option("--variants", c.variants,
                   "Comma-separated inputs to compare: learned (the default), frozen, onehot, scalar (wte); no-wpe, "
                   "sinusoidal (wpe); concat (--combine) (default: all of them)")

@@ -5,7 +5,6 @@
 //   node bench/serve_overhead.mjs build/microgpt [--runs 5] [--preset makemore]
 //       [--steps 1000] [--threads 2] [--snapshot-every 50]
 // Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
+const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
@@ -31,17 +31,7 @@ const request = {
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'microgpt-bench-'));
-const server = spawn(binary, ['serve', '--port', '0', '--out-dir', dir, '--threads', option('threads', '2')],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-const base = await new Promise((resolve, reject) => {
-  let out = '';
-  server.stdout.on('data', (d) => {
-    out += d;
-    const m = out.match(/http:\/\/127\.0\.0\.1:\d+\//);
-    if (m) resolve(m[0]);
-  });
-  server.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-});
+const { server, base } = await startServer(binary, dir, option('threads', '2'));
 const api = async (path, body) => (await fetch(base + path.slice(1), body === undefined ? {} : {
   method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
 })).json();

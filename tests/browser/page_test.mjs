@@ -8,7 +8,7 @@
 // Each view is saved as a PNG in SCREENSHOT_DIR (ctest: build/tests/screenshots; the
 // README's pictures in docs/ are these).
 // Exits 77 (ctest: skipped) when no browser is installed, unless CI is set.
-import { spawn } from 'node:child_process';
+import { startServer } from './serve_process.mjs';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,17 +35,7 @@ function check(ok, what) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'microgpt-browser-'));
-const server = spawn(binary, ['serve', '--port', '0', '--out-dir', dir, '--threads', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const base = await new Promise((resolve, reject) => {
-  let out = '';
-  server.stdout.on('data', (d) => {
-    out += d;
-    const m = out.match(/http:\/\/127\.0\.0\.1:\d+\//);
-    if (m) resolve(m[0]);
-  });
-  server.on('exit', (code) => reject(new Error(`the server exited with ${code}: ${out}`)));
-  setTimeout(() => reject(new Error(`no address from the server: ${out}`)), 20000);
-});
+const { server, base } = await startServer(binary, dir, 1);
 
 const browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox'] });
 try {

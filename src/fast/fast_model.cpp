@@ -27,6 +27,23 @@ FloatBuffer::FloatBuffer(int64_t n, bool zeroed) : size_(n) {
   data_.reset(static_cast<float*>(p));
 }
 
+KernelMemory::KernelMemory(const Kernels& k, int64_t bytes) : data_(k.allocate(bytes), Release{&k}) {
+  if (!data_) {
+    throw Error(k.on_device ? "out of device memory (" + std::to_string(bytes) + " bytes more wanted by " + k.name + ")"
+                            : std::string("out of memory"));
+  }
+}
+
+void KernelMemory::Release::operator()(void* p) const {
+  if (p != nullptr) k->release(p);
+}
+
+FastModel::Weights::Weights(const Kernels& k, int64_t count)
+    : memory(k, std::max<int64_t>(count, 1) * static_cast<int64_t>(sizeof(float))), n(count) {
+  k.zero(memory.floats(), n);
+  if (k.on_device) copy = FloatBuffer(n);
+}
+
 struct FastModel::Packed {
   std::vector<int32_t> inputs, targets, positions;  // (N)
   std::vector<int64_t> doc_start;                   // (n_docs + 1) rows
@@ -35,10 +52,6 @@ struct FastModel::Packed {
 };
 
 namespace {
-
-void zero_rows(float* p, int64_t rows, int64_t width) {
-  std::memset(p, 0, static_cast<size_t>(rows * width) * sizeof(float));
-}
 
 // Denormal floats flushed to zero while the fast engine runs: a moment of Adam that decays
 // towards zero would otherwise make every operation on it a hundred times slower. The
@@ -69,6 +82,19 @@ class FlushDenormals {
   [[maybe_unused]] uint64_t saved_ = 0;
 };
 
+// fn(offset, count) for each run of consecutive fixed weights (model/inputs.h): a whole
+// block at once when it spans its tensor's every column.
+template <class Fn>
+void for_fixed(const std::vector<FixedBlock>& blocks, Fn&& fn) {
+  for (const FixedBlock& b : blocks) {
+    if (b.col_begin == 0 && b.col_end == b.cols) {
+      fn(b.offset, b.rows * b.cols);
+      continue;
+    }
+    for (int64_t r = 0; r < b.rows; r++) fn(b.offset + r * b.cols + b.col_begin, b.col_end - b.col_begin);
+  }
+}
+
 // fn(t) for t = 0..n-1, each on its own thread when n > 1 (one OpenMP region).
 template <class Fn>
 void run_parallel(int64_t n, Fn&& fn) {
@@ -92,18 +118,23 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
       train_(train),
       layout_(model),
       k_(kernels),
-      threads_(std::max<int64_t>(1, threads)),
+      threads_(kernels.on_device ? 1 : std::max<int64_t>(1, threads)),
       max_rows_(std::max<int64_t>(1, max_batch_docs) * model.block_size),
-      params_(layout_.total()),
+      params_(kernels, layout_.total()),
       optimizer_part_(optimizer_part.size() > 0 ? optimizer_part : ParamRange{0, layout_.total()}),
       batch_(std::make_unique<Packed>()) {
   validate_configuration("fast", config_, train_);
   fixed_ = fixed_inputs(config_, train_);
   if (optimizer_part_.begin < 0 || optimizer_part_.end > layout_.total()) throw Error("fast engine: optimizer part out of range");
-  m_ = FloatBuffer(optimizer_part_.size());
-  v_ = FloatBuffer(optimizer_part_.size());
-  if (train_.ema > 0.0) average_ = FloatBuffer(layout_.total());
-  for (int64_t t = 0; t < threads_; t++) grads_.emplace_back(layout_.total());
+  m_ = Weights(k_, optimizer_part_.size());
+  v_ = Weights(k_, optimizer_part_.size());
+  if (train_.ema > 0.0) average_ = Weights(k_, layout_.total());
+  for (int64_t t = 0; t < threads_; t++) {
+    grads_.emplace_back(k_, layout_.total() * static_cast<int64_t>(sizeof(float)));
+    k_.zero(grads_.back().floats(), layout_.total());
+  }
+  staged_ = KernelMemory(k_, 3 * max_rows_ * static_cast<int64_t>(sizeof(int32_t)));
+  doc_loss_ = KernelMemory(k_, max_rows_ * static_cast<int64_t>(sizeof(double)));  // a document has a row or more
 
   // Activations in one buffer and their gradients in another, carved in the order
   // model/activations.h lists them; each must come out exactly full.
@@ -115,11 +146,13 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
     p += n;
     return r;
   };
-  auto expect_full = [&p](const FloatBuffer& b) {
-    if (p != b.data() + b.size()) throw Error("fast engine: activation buffers do not add up to their allocation");
+  auto expect_full = [&p](const KernelMemory& b, int64_t floats) {
+    if (p != b.floats() + floats) throw Error("fast engine: activation buffers do not add up to their allocation");
   };
-  acts_ = FloatBuffer(N * static_cast<int64_t>(s.forward_per_row()), false);
-  p = acts_.data();
+  const auto forward_floats = N * static_cast<int64_t>(s.forward_per_row());
+  const auto backward_floats = N * static_cast<int64_t>(s.backward_per_row());
+  acts_ = KernelMemory(k_, forward_floats * static_cast<int64_t>(sizeof(float)));
+  p = acts_.floats();
   emb_ = take(N * s.emb);
   rstd0_ = take(N * s.rstd0);
   for (int64_t l = 0; l < config_.n_layer; l++) {
@@ -140,10 +173,10 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
   x_final_ = take(N * s.x_final);
   logits_ = take(N * s.logits);
   probs_ = take(N * s.probs);
-  expect_full(acts_);
+  expect_full(acts_, forward_floats);
 
-  dacts_ = FloatBuffer(N * static_cast<int64_t>(s.backward_per_row()), false);
-  p = dacts_.data();
+  dacts_ = KernelMemory(k_, backward_floats * static_cast<int64_t>(sizeof(float)));
+  p = dacts_.floats();
   dx_ = take(N * s.dx);
   dln_ = take(N * s.dln);
   dqkv_ = take(N * s.dqkv);
@@ -153,12 +186,12 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
   dlogits_ = take(N * s.dlogits);
   demb_ = take(N * s.demb);
   ddrop_ = take(N * s.ddrop);
-  expect_full(dacts_);
+  expect_full(dacts_, backward_floats);
 
   if (s.scratch < attention_scratch(config_.block_size, config_.n_embd)) {
     throw Error("fast engine: scratch smaller than attention needs");
   }
-  for (int64_t t = 0; t < threads_; t++) scratch_.emplace_back(s.scratch, false);
+  for (int64_t t = 0; t < threads_; t++) scratch_.emplace_back(k_, s.scratch * static_cast<int64_t>(sizeof(float)));
 }
 
 double FastModel::memory_bytes(const ModelConfig& model, const TrainConfig& train, int64_t threads,
@@ -178,13 +211,51 @@ double FastModel::memory_bytes(const ModelConfig& model, const TrainConfig& trai
 FastModel::~FastModel() = default;
 
 void FastModel::init_params(PyRandom& rng) {
-  float* p = params_.data();
+  const std::span<float> p = params_.host();
   for (const ParamTensor& t : layout_.tensors()) {
     const double std = init_std_of(t, config_, train_);
-    for (int64_t i = t.offset; i < t.offset + t.numel(); i++) p[i] = static_cast<float>(rng.gauss(0.0, std));
+    for (int64_t i = t.offset; i < t.offset + t.numel(); i++) p[static_cast<size_t>(i)] = static_cast<float>(rng.gauss(0.0, std));
   }
-  write_fixed_inputs(config_, train_, params_.span());  // after every draw: the other weights start the same
-  if (averaging()) std::memcpy(average_.data(), p, static_cast<size_t>(layout_.total()) * sizeof(float));
+  write_fixed_inputs(config_, train_, p);  // after every draw: the other weights start the same
+  if (averaging()) std::copy(p.begin(), p.end(), average_.host().begin());
+  push();
+}
+
+void FastModel::pull() const {
+  if (!k_.on_device) return;
+  for (const Weights* w : {&params_, &m_, &v_, &average_}) {
+    if (w->n > 0) k_.download(w->copy.data(), w->device(), w->n * static_cast<int64_t>(sizeof(float)));
+  }
+}
+
+void FastModel::push() {
+  if (!k_.on_device) return;
+  for (const Weights* w : {&params_, &m_, &v_, &average_}) {
+    if (w->n > 0) k_.upload(w->device(), w->copy.data(), w->n * static_cast<int64_t>(sizeof(float)));
+  }
+}
+
+std::vector<float> FastModel::read(const float* p, int64_t n) const {
+  std::vector<float> out(static_cast<size_t>(n));
+  k_.download(out.data(), p, n * static_cast<int64_t>(sizeof(float)));
+  return out;
+}
+
+void FastModel::stage(const Packed& b) {
+  if (!k_.on_device) {
+    inputs_ = b.inputs.data();
+    targets_ = b.targets.data();
+    positions_ = b.positions.data();
+    return;
+  }
+  const int64_t n = b.rows();
+  auto* ints = static_cast<int32_t*>(staged_.get());
+  k_.upload(ints, b.inputs.data(), n * static_cast<int64_t>(sizeof(int32_t)));
+  k_.upload(ints + max_rows_, b.targets.data(), n * static_cast<int64_t>(sizeof(int32_t)));
+  k_.upload(ints + 2 * max_rows_, b.positions.data(), n * static_cast<int64_t>(sizeof(int32_t)));
+  inputs_ = ints;
+  targets_ = ints + max_rows_;
+  positions_ = ints + 2 * max_rows_;
 }
 
 void FastModel::prepare(std::span<const DocRef> docs, Packed& b) const {
@@ -212,7 +283,7 @@ FastModel::Range FastModel::docs_of_thread(const Packed& b, int64_t thread, int6
   return Range{d.begin, d.end};
 }
 
-void FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread, double* doc_loss) {
+void FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread) {
   const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
   const int64_t r0 = rows.begin, n = rows.end - rows.begin;
   if (n <= 0) return;
@@ -220,12 +291,11 @@ void FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int6
   const bool drop = training && train_.dropout > 0.0;
   const float p_drop = static_cast<float>(train_.dropout);
   // Training updates params_; everything else runs the model, the average when there is one.
-  const float* P = training ? params_.data() : model_weights();
-  float* scratch = scratch_[static_cast<size_t>(thread)].data();
+  const float* P = training ? params_.device() : model_weights();
+  float* scratch = scratch_[static_cast<size_t>(thread)].floats();
   auto w = [&](const ParamTensor& t) { return P + t.offset; };
 
-  k_.encoder_forward(emb_ + r0 * C, b.inputs.data() + r0, b.positions.data() + r0, w(layout_.wte()), w(layout_.wpe()),
-                     n, C);
+  k_.encoder_forward(emb_ + r0 * C, inputs_ + r0, positions_ + r0, w(layout_.wte()), w(layout_.wpe()), n, C);
   float* x = layers_.empty() ? x_final_ : layers_[0].x;
   k_.rmsnorm_forward(x + r0 * C, rstd0_ + r0, emb_ + r0 * C, n, C);
   for (int64_t l = 0; l < config_.n_layer; l++) {
@@ -256,7 +326,8 @@ void FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int6
   for (int64_t d = docs.begin; d < docs.end; d++) {
     const int64_t s = b.doc_start[static_cast<size_t>(d)];
     const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
-    doc_loss[d] = k_.crossentropy_forward(probs_ + s * V, logits_ + s * V, b.targets.data() + s, T, V);
+    k_.crossentropy_forward(probs_ + s * V, static_cast<double*>(doc_loss_.get()) + d, logits_ + s * V, targets_ + s, T,
+                            V);
   }
 }
 
@@ -264,9 +335,9 @@ void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, i
   const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
   const int64_t r0 = rows.begin, n = rows.end - rows.begin;
   if (n <= 0) return;
-  const float* P = params_.data();
-  float* grad = grads_[static_cast<size_t>(thread)].data();
-  float* scratch = scratch_[static_cast<size_t>(thread)].data();
+  const float* P = params_.device();
+  float* grad = grads_[static_cast<size_t>(thread)].floats();
+  float* scratch = scratch_[static_cast<size_t>(thread)].floats();
   auto w = [&](const ParamTensor& t) { return P + t.offset; };
   auto g = [&](const ParamTensor& t) { return grad + t.offset; };
   const bool drop = train_.dropout > 0.0;
@@ -275,53 +346,53 @@ void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, i
   // block's dropout mask (the residual path keeps dx unmasked).
   auto through_dropout = [&](int64_t l, int branch) -> const float* {
     if (!drop) return dx_;
-    zero_rows(ddrop_ + r0 * C, n, C);
+    k_.zero(ddrop_ + r0 * C, n * C);
     k_.dropout_backward(ddrop_ + r0 * C, dx_ + r0 * C, first_row_ + r0, n, C, p_drop, dropout_key(l, branch));
     return ddrop_;
   };
 
-  zero_rows(dlogits_ + r0 * V, n, V);
-  k_.crossentropy_backward(dlogits_ + r0 * V, probs_ + r0 * V, b.targets.data() + r0, dloss, n, V);
-  zero_rows(dx_ + r0 * C, n, C);
+  k_.zero(dlogits_ + r0 * V, n * V);
+  k_.crossentropy_backward(dlogits_ + r0 * V, probs_ + r0 * V, targets_ + r0, dloss, n, V);
+  k_.zero(dx_ + r0 * C, n * C);
   k_.matmul_backward(dx_ + r0 * C, g(layout_.lm_head()), dlogits_ + r0 * V, x_final_ + r0 * C, w(layout_.lm_head()),
                      n, C, V);
   for (int64_t l = config_.n_layer - 1; l >= 0; l--) {
     const LayerActs& a = layers_[static_cast<size_t>(l)];
     const LayerParams lp = layout_.layer(l);
     // x_out = xmid + fc2(relu(fc1(ln2))); dx holds d/dx_out
-    zero_rows(dhr_ + r0 * 4 * C, n, 4 * C);
+    k_.zero(dhr_ + r0 * 4 * C, n * 4 * C);
     const float* dmlp = through_dropout(l, 1);
     k_.matmul_backward(dhr_ + r0 * 4 * C, g(*lp.mlp_fc2), dmlp + r0 * C, a.hr + r0 * 4 * C, w(*lp.mlp_fc2), n, 4 * C, C);
-    zero_rows(dh_ + r0 * 4 * C, n, 4 * C);
+    k_.zero(dh_ + r0 * 4 * C, n * 4 * C);
     k_.relu_backward(dh_ + r0 * 4 * C, dhr_ + r0 * 4 * C, a.h + r0 * 4 * C, n * 4 * C);
-    zero_rows(dln_ + r0 * C, n, C);
+    k_.zero(dln_ + r0 * C, n * C);
     k_.matmul_backward(dln_ + r0 * C, g(*lp.mlp_fc1), dh_ + r0 * 4 * C, a.ln2 + r0 * C, w(*lp.mlp_fc1), n, C, 4 * C);
     k_.rmsnorm_backward(dx_ + r0 * C, dln_ + r0 * C, a.xmid + r0 * C, a.rstd2 + r0, n, C);  // dx: d/dxmid
     // xmid = x + wo(attention(qkv(ln1)))
-    zero_rows(datty_ + r0 * C, n, C);
+    k_.zero(datty_ + r0 * C, n * C);
     const float* dattn = through_dropout(l, 0);
     k_.matmul_backward(datty_ + r0 * C, g(*lp.attn_wo), dattn + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C);
-    zero_rows(dqkv_ + r0 * 3 * C, n, 3 * C);
+    k_.zero(dqkv_ + r0 * 3 * C, n * 3 * C);
     for (int64_t d = docs.begin; d < docs.end; d++) {
       const int64_t s = b.doc_start[static_cast<size_t>(d)];
       const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
       k_.attention_backward(dqkv_ + s * 3 * C, datty_ + s * C, a.qkv + s * 3 * C, a.atty + s * C, a.lse + s * NH, T,
                             C, NH, scratch);
     }
-    zero_rows(dln_ + r0 * C, n, C);
+    k_.zero(dln_ + r0 * C, n * C);
     k_.matmul_backward(dln_ + r0 * C, g(*lp.attn_wq), dqkv_ + r0 * 3 * C, a.ln1 + r0 * C, w(*lp.attn_wq), n, C,
                        3 * C);
     k_.rmsnorm_backward(dx_ + r0 * C, dln_ + r0 * C, a.x + r0 * C, a.rstd1 + r0, n, C);  // dx: d/dx
   }
-  zero_rows(demb_ + r0 * C, n, C);
+  k_.zero(demb_ + r0 * C, n * C);
   k_.rmsnorm_backward(demb_ + r0 * C, dx_ + r0 * C, emb_ + r0 * C, rstd0_ + r0, n, C);
-  k_.encoder_backward(g(layout_.wte()), g(layout_.wpe()), demb_ + r0 * C, b.inputs.data() + r0,
-                      b.positions.data() + r0, n, C);
+  k_.encoder_backward(g(layout_.wte()), g(layout_.wpe()), demb_ + r0 * C, inputs_ + r0, positions_ + r0, n, C);
 }
 
 LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_tokens, int64_t first_row) {
   Packed& b = *batch_;
   prepare(batch, b);
+  stage(b);
   const int64_t nt = threads_for(b);
   const float dloss = 1.0f / static_cast<float>(loss_tokens > 0 ? loss_tokens : std::max<int64_t>(1, b.rows()));
   first_row_ = first_row;
@@ -329,10 +400,11 @@ LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_
   auto work = [&](int64_t t) {
     const Range docs = docs_of_thread(b, t, nt);
     const Range rows{b.doc_start[static_cast<size_t>(docs.begin)], b.doc_start[static_cast<size_t>(docs.end)]};
-    forward(b, docs, rows, Pass::kTrain, t, doc_losses_.data());
+    forward(b, docs, rows, Pass::kTrain, t);
     backward(b, docs, rows, dloss, t);
   };
   if (nt > 0) run_parallel(nt, work);  // a process's share may be empty
+  k_.download(doc_losses_.data(), doc_loss_.get(), b.docs() * static_cast<int64_t>(sizeof(double)));
   LossSum out;
   for (double l : doc_losses_) out.sum += l;
   out.tokens = b.rows();
@@ -340,21 +412,22 @@ LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_
 }
 
 std::span<float> FastModel::combined_gradient() {
+  if (k_.on_device) throw Error("a device model's gradient stays on the device: it trains in one process");
   const int64_t P = layout_.total();
   if (grads_.size() > 1 && !combined_) {
     const int64_t nt = P >= 65536 ? threads_ : 1;
     run_parallel(nt, [&](int64_t t) {
       const ParamRange r = param_part(P, t, nt);
-      float* g0 = grads_[0].data();
+      float* g0 = grads_[0].floats();
       for (size_t k = 1; k < grads_.size(); k++) {
-        float* gk = grads_[k].data();
+        float* gk = grads_[k].floats();
         for (int64_t i = r.begin; i < r.end; i++) g0[i] += gk[i];
         std::memset(gk + r.begin, 0, static_cast<size_t>(r.size()) * sizeof(float));
       }
     });
   }
   combined_ = true;
-  return grads_[0].span();
+  return {grads_[0].floats(), static_cast<size_t>(P)};
 }
 
 bool FastModel::adam_step(int64_t step, int64_t total_steps) {
@@ -369,7 +442,9 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
   const size_t n_grads = combined_ ? 1 : grads_.size();
   std::vector<int64_t> nonfinite(static_cast<size_t>(nt), 0);
   // Fixed inputs (model/inputs.h) get no gradient, so Adam leaves them as they are.
-  for (size_t k = 0; k < n_grads; k++) zero_fixed(fixed_, grads_[k].data());
+  for (size_t k = 0; k < n_grads; k++) {
+    for_fixed(fixed_, [&](int64_t at, int64_t n) { k_.zero(grads_[k].floats() + at, n); });
+  }
   // The average: the mean of all weights so far while that is fewer steps than the
   // average's window (1 / (1 - ema)), then the exponential average.
   const float decay = static_cast<float>(std::min(train_.ema, 1.0 - 1.0 / (static_cast<double>(step) + 2.0)));
@@ -377,21 +452,23 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
     const ParamRange r = param_part(P, t, nt);  // within the part
     const int64_t a = part.begin + r.begin, n = r.size();
     std::vector<float*> g;
-    for (size_t k = 0; k < n_grads; k++) g.push_back(grads_[k].data() + a);
+    for (size_t k = 0; k < n_grads; k++) g.push_back(grads_[k].floats() + a);
     nonfinite[static_cast<size_t>(t)] =
-        k_.adam_update(params_.data() + a, g.data(), static_cast<int64_t>(g.size()), m_.data() + r.begin,
-                       v_.data() + r.begin, n, lr, static_cast<float>(train_.beta1), static_cast<float>(train_.beta2),
+        k_.adam_update(params_.device() + a, g.data(), static_cast<int64_t>(g.size()), m_.device() + r.begin,
+                       v_.device() + r.begin, n, lr, static_cast<float>(train_.beta1), static_cast<float>(train_.beta2),
                        static_cast<float>(train_.eps), bias1, bias2);
-    if (averaging()) k_.average_update(average_.data() + a, params_.data() + a, n, decay);
+    if (averaging()) k_.average_update(average_.device() + a, params_.device() + a, n, decay);
   };
   run_parallel(nt, work);
-  if (averaging()) copy_fixed(fixed_, params_.data(), average_.data());  // the average of a constant, exactly
+  if (averaging()) {  // the average of a constant, exactly
+    for_fixed(fixed_, [&](int64_t at, int64_t n) { k_.copy(average_.device() + at, params_.device() + at, n); });
+  }
   combined_ = false;
   // The gradient outside the part (another process's to apply) is cleared here.
   if (part.size() < layout_.total()) {
     for (auto& buf : grads_) {
-      std::memset(buf.data(), 0, static_cast<size_t>(part.begin) * sizeof(float));
-      std::memset(buf.data() + part.end, 0, static_cast<size_t>(layout_.total() - part.end) * sizeof(float));
+      k_.zero(buf.floats(), part.begin);
+      k_.zero(buf.floats() + part.end, layout_.total() - part.end);
     }
   }
   for (int64_t bad : nonfinite) {
@@ -416,7 +493,8 @@ double FastModel::train_step(int64_t step, int64_t total_steps, std::span<const 
 std::vector<float> FastModel::gradient() const {
   std::vector<float> g(static_cast<size_t>(layout_.total()), 0.0f);
   for (const auto& buf : grads_) {
-    for (size_t i = 0; i < g.size(); i++) g[i] += buf.data()[i];
+    const std::vector<float> part = read(buf.floats(), layout_.total());
+    for (size_t i = 0; i < g.size(); i++) g[i] += part[i];
   }
   return g;
 }
@@ -437,13 +515,15 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
       j++;
     }
     prepare(docs.subspan(i, j - i), b);
+    stage(b);
     const int64_t nt = threads_for(b);
     auto work = [&](int64_t t) {
       const Range d = docs_of_thread(b, t, nt);
       const Range r{b.doc_start[static_cast<size_t>(d.begin)], b.doc_start[static_cast<size_t>(d.end)]};
-      forward(b, d, r, Pass::kEvaluate, t, losses.data() + i);
+      forward(b, d, r, Pass::kEvaluate, t);
     };
     run_parallel(nt, work);
+    k_.download(losses.data() + i, doc_loss_.get(), b.docs() * static_cast<int64_t>(sizeof(double)));
     tokens += b.rows();
     i = j;
   }
@@ -457,10 +537,12 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
 std::vector<std::vector<float>> FastModel::logits(DocRef doc) {
   Packed& b = *batch_;
   prepare(std::span<const DocRef>(&doc, 1), b);
+  stage(b);
   run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, b.rows()}, Pass::kLogits, 0); });
   std::vector<std::vector<float>> out;
   const int64_t V = config_.vocab_size;
-  for (int64_t r = 0; r < b.rows(); r++) out.emplace_back(logits_ + r * V, logits_ + (r + 1) * V);
+  const std::vector<float> all = read(logits_, b.rows() * V);
+  for (int64_t r = 0; r < b.rows(); r++) out.emplace_back(all.begin() + r * V, all.begin() + (r + 1) * V);
   return out;
 }
 
@@ -480,6 +562,7 @@ std::vector<double> FastModel::next(Token token, double temperature) {
   b.targets.push_back(0);
   b.positions.push_back(static_cast<int32_t>(pos));
   b.doc_start = {0, pos + 1};
+  stage(b);
   run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, Pass::kIncremental, 0); });
   return next_of_row(pos, temperature);
 }
@@ -493,6 +576,7 @@ std::vector<double> FastModel::next_window(std::span<const Token> window, double
   b.positions.resize(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; t++) b.positions[static_cast<size_t>(t)] = static_cast<int32_t>(t);
   b.doc_start = {0, n};
+  stage(b);
   run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, n}, Pass::kLogits, 0); });
   return next_of_row(n - 1, temperature);
 }
@@ -504,15 +588,16 @@ std::vector<double> FastModel::attention_weights(std::span<const Token> window) 
   std::vector<double> w(static_cast<size_t>(config_.n_layer * NH * T * T), 0.0);
   for (int64_t l = 0; l < config_.n_layer; l++) {
     const LayerActs& a = layers_[static_cast<size_t>(l)];
+    const std::vector<float> qkv = read(a.qkv, T * 3 * C), lse = read(a.lse, T * NH);
     for (int64_t h = 0; h < NH; h++) {
       double* out = w.data() + (l * NH + h) * T * T;
       for (int64_t t = 0; t < T; t++) {
-        const float* q = a.qkv + t * 3 * C + h * HS;
+        const float* q = qkv.data() + t * 3 * C + h * HS;
         for (int64_t u = 0; u <= t; u++) {
-          const float* k = a.qkv + u * 3 * C + C + h * HS;
+          const float* k = qkv.data() + u * 3 * C + C + h * HS;
           double dot = 0.0;
           for (int64_t i = 0; i < HS; i++) dot += static_cast<double>(q[i]) * static_cast<double>(k[i]);
-          out[t * T + u] = std::exp(dot * scale - static_cast<double>(a.lse[t * NH + h]));
+          out[t * T + u] = std::exp(dot * scale - static_cast<double>(lse[static_cast<size_t>(t * NH + h)]));
         }
       }
     }
@@ -522,8 +607,8 @@ std::vector<double> FastModel::attention_weights(std::span<const Token> window) 
 
 std::vector<double> FastModel::next_of_row(int64_t row, double temperature) const {
   const int64_t V = config_.vocab_size;
-  const float* l = logits_ + row * V;
-  std::vector<double> out(l, l + V);
+  const std::vector<float> l = read(logits_ + row * V, V);
+  std::vector<double> out(l.begin(), l.end());
   if (temperature == 0.0) return out;
   double maxv = out[0];
   for (double x : out) maxv = std::max(maxv, x);

@@ -21,6 +21,12 @@
 // a running average of the weights (train.ema), which is then the model that evaluate,
 // logits and sampling run and that checkpoints store under the parameters' names.
 //
+// The kernels' memory holds every buffer. With a device backend (Kernels::on_device) the
+// weights and Adam's moments also have host copies, which params(), adam_m(), adam_v()
+// and model_params() show: pull() refreshes them from the device and push() sends them
+// back (with the CPU kernels both do nothing, the copies being the buffers themselves).
+// Such a model runs on one host thread.
+//
 // Not here: data order, logging, checkpoints (the driver in src/train does those).
 #pragma once
 
@@ -64,6 +70,23 @@ class FloatBuffer {
   int64_t size_ = 0;
 };
 
+// Memory of a kernel table (Kernels::allocate): the host's for the CPU kernels, a GPU's
+// for a device backend; not initialised. Throws Error when the table has not `bytes`.
+class KernelMemory {
+ public:
+  KernelMemory() : data_(nullptr, Release{}) {}
+  KernelMemory(const Kernels& k, int64_t bytes);
+  void* get() const { return data_.get(); }
+  float* floats() const { return static_cast<float*>(data_.get()); }
+
+ private:
+  struct Release {
+    const Kernels* k = nullptr;
+    void operator()(void* p) const;
+  };
+  std::unique_ptr<void, Release> data_;
+};
+
 class FastModel {
  public:
   // max_batch_docs: the most documents one call to forward_backward receives. Refuses
@@ -90,20 +113,23 @@ class FastModel {
 
   // The reference's draws, gauss(0, init_std_of(tensor)) in layout order, rounded to float.
   void init_params(PyRandom& rng);
-  std::span<float> params() { return params_.span(); }
-  std::span<const float> params() const { return params_.span(); }
+  std::span<float> params() { return params_.host(); }
+  std::span<const float> params() const { return params_.host(); }
+  // With a device backend: the host copies from the device, and back (see above).
+  void pull() const;
+  void push();
   // Adam's moments of optimizer_part().
   const ParamRange& optimizer_part() const { return optimizer_part_; }
-  std::span<float> adam_m() { return m_.span(); }
-  std::span<float> adam_v() { return v_.span(); }
-  std::span<const float> adam_m() const { return m_.span(); }
-  std::span<const float> adam_v() const { return v_.span(); }
+  std::span<float> adam_m() { return m_.host(); }
+  std::span<float> adam_v() { return v_.host(); }
+  std::span<const float> adam_m() const { return m_.host(); }
+  std::span<const float> adam_v() const { return v_.host(); }
   // With --ema, the running average of the weights (what evaluate, logits and sampling
   // use, and what a checkpoint calls the model); params() are then the weights Adam
   // trains. Without it, both are the same buffer.
-  bool averaging() const { return average_.size() > 0; }
-  std::span<float> model_params() { return averaging() ? average_.span() : params_.span(); }
-  std::span<const float> model_params() const { return averaging() ? average_.span() : params_.span(); }
+  bool averaging() const { return average_.n > 0; }
+  std::span<float> model_params() { return averaging() ? average_.host() : params_.host(); }
+  std::span<const float> model_params() const { return averaging() ? average_.host() : params_.host(); }
   // The step whose dropout mask forward_backward uses (train_step sets it).
   void set_dropout_step(int64_t step) { dropout_step_ = step; }
 
@@ -116,7 +142,8 @@ class FastModel {
   // then holds each document's.
   LossSum forward_backward(std::span<const DocRef> batch, int64_t loss_tokens = 0, int64_t first_row = 0);
   // The gradient gathered so far, summed over the threads (in thread order) into one
-  // buffer, for a caller to combine in place with other processes' before adam_step.
+  // buffer, for a caller to combine in place with other processes' before adam_step
+  // (CPU kernels only: a device model's gradient stays on the device).
   std::span<float> combined_gradient();
   // Adam at step `step` (from 0) of `total_steps` with the summed gradient, over
   // optimizer_part() (the rest of the weights are left to the caller); the gradient is
@@ -159,6 +186,9 @@ class FastModel {
     int64_t begin = 0, end = 0;
   };
   void prepare(std::span<const DocRef> docs, Packed& b) const;
+  // Makes the batch's token ids and positions visible to the kernels (a copy in their
+  // memory on a device; the vectors themselves on the host).
+  void stage(const Packed& b);
   Range docs_of_thread(const Packed& b, int64_t thread, int64_t n_threads) const;
   enum class Pass {
     kTrain,        // the trained weights, dropout, loss
@@ -168,9 +198,11 @@ class FastModel {
   };
   // Runs the model on rows `rows` (whole documents `docs`, or one new row of a single
   // document for kIncremental); for kTrain and kEvaluate, writes each document's loss
-  // sum to doc_loss[d].
-  void forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread, double* doc_loss = nullptr);
-  const float* model_weights() const { return model_params().data(); }
+  // sum to doc_loss_[d] (the kernels' memory).
+  void forward(const Packed& b, Range docs, Range rows, Pass pass, int64_t thread);
+  const float* model_weights() const { return averaging() ? average_.device() : params_.device(); }
+  // n floats (or doubles) of the kernels' memory, on the host
+  std::vector<float> read(const float* p, int64_t n) const;
   uint64_t dropout_key(int64_t layer, int branch) const;
   // The next token's probabilities (or logits, at temperature 0) from a row's logits.
   std::vector<double> next_of_row(int64_t row, double temperature) const;
@@ -185,28 +217,44 @@ class FastModel {
   int64_t threads_;
   int64_t max_rows_;  // activations are sized for this many rows
 
-  FloatBuffer params_, m_, v_;
-  FloatBuffer average_;        // empty without --ema
+  // A buffer of the kernels' memory, with its host copy when that memory is a device's.
+  struct Weights {
+    KernelMemory memory;
+    mutable FloatBuffer copy;  // empty for the CPU kernels
+    int64_t n = 0;
+    Weights() = default;
+    Weights(const Kernels& k, int64_t n);
+    float* device() const { return memory.floats(); }
+    std::span<float> host() const {
+      return {copy.size() > 0 ? copy.data() : memory.floats(), static_cast<size_t>(n)};
+    }
+  };
+  Weights params_, m_, v_;
+  Weights average_;        // empty without --ema
   int64_t dropout_step_ = 0;
   int64_t first_row_ = 0;  // of the batch in forward_backward, in its step's whole batch
   ParamRange optimizer_part_;
   std::vector<FixedBlock> fixed_;  // the inputs training does not change (model/inputs.h)
   bool combined_ = false;  // the threads' gradients are summed in the first buffer
   std::vector<double> doc_losses_;
-  std::vector<FloatBuffer> grads_;  // one per thread
+  std::vector<KernelMemory> grads_;  // one per thread
+  // The batch as the kernels see it: token ids, targets and positions (int32, rows), and
+  // each document's loss (double).
+  KernelMemory staged_, doc_loss_;
+  const int32_t *inputs_ = nullptr, *targets_ = nullptr, *positions_ = nullptr;
 
   // Activations (rows x width), shared by the threads, each writing only its rows.
-  FloatBuffer acts_;
+  KernelMemory acts_;
   struct LayerActs {
     float *x, *ln1, *rstd1, *qkv, *lse, *atty, *xmid, *ln2, *rstd2, *h, *hr;
   };
   float *emb_, *rstd0_, *x_final_, *logits_, *probs_;
   std::vector<LayerActs> layers_;
   // Gradients of activations, likewise shared by rows.
-  FloatBuffer dacts_;
+  KernelMemory dacts_;
   float *dx_, *dln_, *dqkv_, *datty_, *dhr_, *dh_, *dlogits_, *demb_, *ddrop_;
   // Per-thread scratch: a transposed weight matrix or attention's tiles.
-  std::vector<FloatBuffer> scratch_;
+  std::vector<KernelMemory> scratch_;
   std::unique_ptr<Packed> batch_;
 };
 

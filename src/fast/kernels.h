@@ -13,8 +13,10 @@
 //
 // A backend is a table of these functions (Kernels); the CPU one is compiled once per
 // instruction set of the target (AVX-512, AVX2+FMA and plain code on x86-64; NEON and
-// plain code on AArch64), and cpu_kernels() picks the best the processor has. The model driver (fast_model.cpp) calls nothing else, so a GPU
-// backend is another table with the same signatures.
+// plain code on AArch64), and cpu_kernels() picks the best the processor has. The model
+// driver (fast_model.cpp) calls nothing else: it reaches the buffers only through the
+// table's memory functions, so a GPU backend (gpu/kernels_cuda.cu) is another table with
+// the same signatures, whose buffers live in device memory.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +26,21 @@
 namespace microgpt {
 
 struct Kernels {
-  std::string name;  // "cpu-avx512", "cpu-avx2", "cpu-neon", "cpu-generic"
+  std::string name;  // "cpu-avx512", "cpu-avx2", "cpu-neon", "cpu-generic", "cuda"
+
+  // The memory every other function's pointers point into: the host's for the CPU
+  // kernels (on_device false: the driver may also read and write it directly), a GPU's
+  // for a device backend, which the driver reaches only through these.
+  bool on_device;
+  // `bytes` bytes aligned to 64, not initialised; nullptr when there is not enough memory
+  void* (*allocate)(int64_t bytes);
+  void (*release)(void* p);
+  // host memory to the table's memory, and back
+  void (*upload)(void* to, const void* from, int64_t bytes);
+  void (*download)(void* to, const void* from, int64_t bytes);
+  // to (n) = from; p (n) = 0
+  void (*copy)(float* to, const float* from, int64_t n);
+  void (*zero)(float* p, int64_t n);
 
   // out (N,C) = wte[tokens[n]] + wpe[positions[n]];  wte (V,C), wpe (block_size,C)
   void (*encoder_forward)(float* out, const int32_t* tokens, const int32_t* positions, const float* wte,
@@ -65,9 +81,10 @@ struct Kernels {
   // dinp (n) += dout * (inp > 0)
   void (*relu_backward)(float* dinp, const float* dout, const float* inp, int64_t n);
 
-  // probs (N,V) = softmax(logits) per row; returns the sum over rows of
-  // -log softmax(logits)[target] (in double), targets (N)
-  double (*crossentropy_forward)(float* probs, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+  // probs (N,V) = softmax(logits) per row; loss (one double, written) = the sum over rows
+  // of -log softmax(logits)[target] (in double), targets (N)
+  void (*crossentropy_forward)(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
+                               int64_t V);
   // dlogits (N,V) += (probs - onehot(targets)) * dloss, the gradient of dloss * sum of losses
   void (*crossentropy_backward)(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,
                                 int64_t V);

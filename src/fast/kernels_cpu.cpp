@@ -4,6 +4,7 @@
 // gemm(); everything else is a short loop over rows.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -512,7 +513,8 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) 
   for (int64_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
-double crossentropy_forward(float* probs, const float* logits, const int32_t* targets, int64_t N, int64_t V) {
+void crossentropy_forward(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
+                          int64_t V) {
   double total = 0.0;
   for (int64_t n = 0; n < N; n++) {
     const float* l = logits + n * V;
@@ -524,7 +526,7 @@ double crossentropy_forward(float* probs, const float* logits, const int32_t* ta
     // -log softmax[target] = log(sum) + max - logit[target], without rounding p first
     total += static_cast<double>(std::log(sum)) + static_cast<double>(maxv) - static_cast<double>(l[targets[n]]);
   }
-  return total;
+  *loss = total;
 }
 
 void crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,
@@ -633,11 +635,33 @@ int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* 
   return nonfinite;
 }
 
+// The CPU kernels' memory is the host's.
+void* host_allocate(int64_t bytes) {
+  return std::aligned_alloc(64, (static_cast<size_t>(std::max<int64_t>(bytes, 1)) + 63) / 64 * 64);
+}
+void host_release(void* p) { std::free(p); }
+void host_copy_bytes(void* to, const void* from, int64_t bytes) {
+  if (bytes > 0) std::memcpy(to, from, static_cast<size_t>(bytes));
+}
+void host_copy(float* to, const float* from, int64_t n) {
+  if (n > 0) std::memcpy(to, from, static_cast<size_t>(n) * sizeof(float));
+}
+void host_zero(float* p, int64_t n) {
+  if (n > 0) std::memset(p, 0, static_cast<size_t>(n) * sizeof(float));
+}
+
 }  // namespace
 
 const Kernels& kernels() {
   static const Kernels k{
       .name = MICROGPT_ISA_NAME,
+      .on_device = false,
+      .allocate = host_allocate,
+      .release = host_release,
+      .upload = host_copy_bytes,
+      .download = host_copy_bytes,
+      .copy = host_copy,
+      .zero = host_zero,
       .encoder_forward = encoder_forward,
       .encoder_backward = encoder_backward,
       .rmsnorm_forward = rmsnorm_forward,

@@ -87,24 +87,6 @@ void write_fixed_inputs(const ModelConfig& model, const TrainConfig& train, std:
   }
 }
 
-void zero_fixed(const std::vector<FixedBlock>& blocks, float* gradient) {
-  for (const FixedBlock& b : blocks) {
-    for (int64_t r = 0; r < b.rows; r++) {
-      float* row = gradient + b.offset + r * b.cols;
-      for (int64_t c = b.col_begin; c < b.col_end; c++) row[c] = 0.0f;
-    }
-  }
-}
-
-void copy_fixed(const std::vector<FixedBlock>& blocks, const float* from, float* to) {
-  for (const FixedBlock& b : blocks) {
-    for (int64_t r = 0; r < b.rows; r++) {
-      const int64_t at = b.offset + r * b.cols;
-      for (int64_t c = b.col_begin; c < b.col_end; c++) to[at + c] = from[at + c];
-    }
-  }
-}
-
 bool default_inputs(const TrainConfig& train) {
   return train.wte == "learned" && train.wpe == "learned" && train.combine == "add";
 }

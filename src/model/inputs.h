@@ -53,10 +53,6 @@ int64_t trained_param_count(const ModelConfig& model, const TrainConfig& train);
 // `params`, which hold the random draws; frozen rows keep their draws (outside their
 // channels, zeros).
 void write_fixed_inputs(const ModelConfig& model, const TrainConfig& train, std::span<float> params);
-// Sets the fixed blocks of a gradient to zero.
-void zero_fixed(const std::vector<FixedBlock>& blocks, float* gradient);
-// Copies the fixed blocks from one parameter buffer to another.
-void copy_fixed(const std::vector<FixedBlock>& blocks, const float* from, float* to);
 
 // Whether the input is the default (learned, learned, add): microgpt.py's.
 bool default_inputs(const TrainConfig& train);

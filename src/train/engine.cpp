@@ -92,6 +92,7 @@ class FastEngine final : public Engine {
   }
   void save_state(CheckpointData& c) const override {
     c.f64 = false;
+    model_.pull();
     auto copy = [](std::span<const float> from) { return std::vector<double>(from.begin(), from.end()); };
     c.params = copy(model_.model_params());
     c.adam_m = copy(model_.adam_m());
@@ -117,6 +118,7 @@ class FastEngine final : public Engine {
     } else {
       copy(c.params, model_.params());
     }
+    model_.push();
   }
 
  private:

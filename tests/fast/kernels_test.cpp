@@ -494,7 +494,8 @@ OpCase crossentropy_case(int64_t N, int64_t V, double offset, uint64_t seed) {
   c.forward = [=](const Kernels& k, const Inputs& in) {
     InBufs ins(in);
     Buf probs(N * V);
-    const double loss = k.crossentropy_forward(probs.data(), ins[0], targets.data(), N, V);
+    double loss = NAN;
+    k.crossentropy_forward(probs.data(), &loss, ins[0], targets.data(), N, V);
     ins.check("crossentropy_forward");
     return Outputs{{"loss", {loss}}, {"probs", probs.values("crossentropy_forward probs")}};
   };
@@ -514,7 +515,8 @@ OpCase crossentropy_case(int64_t N, int64_t V, double offset, uint64_t seed) {
   c.backward = [=](const Kernels& k, const Inputs& in) {
     InBufs ins(in);
     Buf probs(N * V);
-    k.crossentropy_forward(probs.data(), ins[0], targets.data(), N, V);
+    double loss = NAN;
+    k.crossentropy_forward(probs.data(), &loss, ins[0], targets.data(), N, V);
     const std::vector<double> p = probs.values("crossentropy_forward probs");
     GradBuf dlogits(N * V, 8);
     k.crossentropy_backward(dlogits.data(), probs.data(), targets.data(), dloss, N, V);
@@ -1204,8 +1206,10 @@ void crossentropy_backward_ignores_dloss(float* dlogits, const float* probs, con
                                          int64_t N, int64_t V) {
   real().crossentropy_backward(dlogits, probs, targets, 1.0f, N, V);
 }
-double crossentropy_forward_mean(float* probs, const float* logits, const int32_t* targets, int64_t N, int64_t V) {
-  return real().crossentropy_forward(probs, logits, targets, N, V) / static_cast<double>(N);
+void crossentropy_forward_mean(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
+                               int64_t V) {
+  real().crossentropy_forward(probs, loss, logits, targets, N, V);
+  *loss /= static_cast<double>(N);
 }
 // = instead of +=
 void encoder_backward_assigns(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,

@@ -1,5 +1,6 @@
 #include "core/files.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -293,6 +294,18 @@ uint32_t crc32(std::string_view bytes, uint32_t crc) {
   }
   for (; n > 0; n--, p++) crc = t[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
   return ~crc;
+}
+
+std::string beside_executable(const std::string& name) {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::canonical("/proc/self/exe", ec);
+  if (ec) {  // no /proc (macOS): the file this function was loaded from, the executable
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&beside_executable), &self) == 0 || self.dli_fname == nullptr) return "";
+    exe = std::filesystem::absolute(self.dli_fname, ec);
+    if (ec) return "";
+  }
+  return (exe.parent_path() / name).string();
 }
 
 }  // namespace microgpt

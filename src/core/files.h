@@ -52,6 +52,11 @@ std::string read_file(const std::string& path, const std::string& what, double m
 
 uint32_t crc32(std::string_view bytes, uint32_t crc = 0);
 
+// The path of `name` in the folder of the running executable (where the build puts the
+// modules it loads on demand: build/libmicrogpt_mpi.so beside build/microgpt); "" when
+// the executable's own path cannot be found.
+std::string beside_executable(const std::string& name);
+
 // A file given to a command: the flag that names it and the path.
 struct FileRole {
   std::string flag;  // "--data", "--out", ...

@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
-#include <filesystem>
 #include <string>
 
+#include "core/files.h"
 #include "train/mpi_module.h"
 #include "train/process_group.h"
 
@@ -64,14 +64,8 @@ Module load_module() {
 #ifndef MICROGPT_MPI_MODULE
   throw no_mpi("it was built without MPI");
 #else
-  Dl_info self{};
-  if (dladdr(reinterpret_cast<void*>(&launched_process_count), &self) == 0 || self.dli_fname == nullptr) {
-    throw no_mpi("it cannot tell where its own file is");
-  }
-  std::error_code ec;
-  std::filesystem::path exe = std::filesystem::canonical("/proc/self/exe", ec);
-  if (ec) exe = std::filesystem::absolute(self.dli_fname);
-  const std::string path = (exe.parent_path() / MICROGPT_MPI_MODULE).string();
+  const std::string path = beside_executable(MICROGPT_MPI_MODULE);
+  if (path.empty()) throw no_mpi("it cannot tell where its own file is");
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (handle == nullptr) throw no_mpi("its MPI module would not load (" + std::string(dlerror()) + ")");
   auto symbol = [&](const char* name) {

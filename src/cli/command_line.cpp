@@ -74,7 +74,7 @@ struct TrainFlags {
   std::string out = "model.safetensors";
   CLI::Option *format, *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every, *dropout, *ema,
       *reshuffle, *init, *warmup;
-  CLI::Option *threads, *resume, *val_frac, *num_samples;
+  CLI::Option *threads, *resume, *val_frac, *num_samples, *engine;
   // Flags that set the model or its training, which --resume takes from the checkpoint.
   std::vector<CLI::Option*> configuration;
 };
@@ -103,12 +103,14 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
       ->type_name("NAME")
       ->check(CLI::IsMember(names::format.list()).description(""))
       ->capture_default_str());
-  config(cmd->add_option("--engine", o.engine.name,
+  // (not among the configuration: a resumed run may change fast for gpu, or back)
+  f.engine = cmd->add_option("--engine", o.engine.name,
                   "fast: float32 batches on SIMD kernels and threads; reference: double precision, bit-exact with "
-                  "microgpt.py, one document per step")
+                  "microgpt.py, one document per step; gpu: the fast engine's model on an NVIDIA GPU (builds "
+                  "with the CUDA toolkit)")
       ->type_name("NAME")
       ->check(CLI::IsMember(names::engine.list()).description(""))
-      ->capture_default_str());
+      ->capture_default_str();
   config(cmd->add_option("--preset", f.preset, preset_help)->type_name("NAME")->check(CLI::IsMember(preset_names).description("")));
   config(cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
       ->type_name("N")->check(seed_number())->capture_default_str());
@@ -397,6 +399,7 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
       }
       o.out_path = flags.out.empty() ? std::nullopt : std::optional<std::string>(flags.out);
       o.threads_given = flags.threads->count() > 0;
+      o.engine_given = flags.engine->count() > 0;
       result.train = o;
       result.command = CommandLine::Command::train;
     } else if (sample->parsed()) {

@@ -386,7 +386,8 @@ void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, i
   }
   k_.zero(demb_ + r0 * C, n * C);
   k_.rmsnorm_backward(demb_ + r0 * C, dx_ + r0 * C, emb_ + r0 * C, rstd0_ + r0, n, C);
-  k_.encoder_backward(g(layout_.wte()), g(layout_.wpe()), demb_ + r0 * C, inputs_ + r0, positions_ + r0, n, C);
+  k_.encoder_backward(g(layout_.wte()), g(layout_.wpe()), demb_ + r0 * C, inputs_ + r0, positions_ + r0, n, C, V,
+                      config_.block_size);
 }
 
 LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_tokens, int64_t first_row) {

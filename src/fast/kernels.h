@@ -45,9 +45,9 @@ struct Kernels {
   // out (N,C) = wte[tokens[n]] + wpe[positions[n]];  wte (V,C), wpe (block_size,C)
   void (*encoder_forward)(float* out, const int32_t* tokens, const int32_t* positions, const float* wte,
                           const float* wpe, int64_t N, int64_t C);
-  // dwte[tokens[n]] += dout[n]; dwpe[positions[n]] += dout[n]
+  // dwte[tokens[n]] += dout[n]; dwpe[positions[n]] += dout[n]; dwte has V rows, dwpe P
   void (*encoder_backward)(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
-                           const int32_t* positions, int64_t N, int64_t C);
+                           const int32_t* positions, int64_t N, int64_t C, int64_t V, int64_t P);
 
   // out (N,C) = inp * rstd, rstd (N) = (mean(inp^2) + 1e-5)^-0.5 per row
   void (*rmsnorm_forward)(float* out, float* rstd, const float* inp, int64_t N, int64_t C);
@@ -119,5 +119,21 @@ const std::vector<std::string>& cpu_kernel_names();
 // error that lists the names it has.
 const Kernels& cpu_kernels();
 const Kernels* cpu_kernels_named(const std::string& isa);  // nullptr if this build or this CPU lacks it
+
+// The widest head the GPU kernels take: their attention keeps four of a head's vectors
+// in a warp's share of 48 KiB of shared memory.
+constexpr int64_t kGpuMaxHeadSize = 3072;
+
+// The GPU kernels (--engine gpu): the table of the CUDA module, libmicrogpt_cuda beside
+// the executable, loaded on first use (fast/kernels_gpu.cpp). Throws a usage error of
+// one line when this build has no CUDA, the module will not load, or there is no usable
+// GPU.
+const Kernels& gpu_kernels();
+struct GpuDevice {
+  std::string name;
+  int64_t free_bytes = 0, total_bytes = 0;
+};
+// The GPU those kernels run on, and its memory now (after gpu_kernels()).
+GpuDevice gpu_device();
 
 }  // namespace microgpt

@@ -189,7 +189,7 @@ void encoder_forward(float* out, const int32_t* tokens, const int32_t* positions
 }
 
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, const int32_t* positions,
-                      int64_t N, int64_t C) {
+                      int64_t N, int64_t C, int64_t, int64_t) {
   for (int64_t n = 0; n < N; n++) {
     float* a = dwte + tokens[n] * C;
     float* b = dwpe + positions[n] * C;

@@ -88,7 +88,7 @@ struct NameChoice {
   std::vector<std::string> list() const;  // for the command line's checks
 };
 namespace names {
-inline constexpr std::string_view kEngines[] = {"fast", "reference"};
+inline constexpr std::string_view kEngines[] = {"fast", "reference", "gpu"};
 inline constexpr std::string_view kFormats[] = {"lines", "text"};
 inline constexpr std::string_view kInits[] = {"microgpt", "gpt2"};
 inline constexpr NameChoice engine{"--engine", "engine", kEngines};
@@ -106,7 +106,7 @@ inline constexpr NameChoice combine{"--combine", "combination", kCombines};
 void check(const NameChoice& choice, std::string_view v);
 
 // A whole configuration: every value within its range, n_embd divisible by n_head, a
-// known format, and only what the engine ("fast" or "reference") can do: the reference
+// known format, and only what the engine ("fast", "gpu" or "reference") can do: the reference
 // engine trains as microgpt.py does, one document (or window) per step, without dropout
 // or an average. Throws a usage error that names the flag and says what is accepted.
 void validate_configuration(std::string_view engine, const ModelConfig& model, const TrainConfig& train);

@@ -217,7 +217,7 @@ json ModelHost::inspect(const json& request) {
                            {"next", next}});
     }
     json attention = nullptr;
-    if (m.checkpoint.engine == "fast") {
+    if (m.checkpoint.engine != "reference") {
       const std::vector<double> w = engine.attention_weights(in.tokens);
       const auto T = static_cast<int64_t>(in.tokens.size());
       const int64_t L = m.checkpoint.model.n_layer, H = m.checkpoint.model.n_head;

@@ -62,7 +62,8 @@ LoadedModel load_model(const std::string& path, int64_t threads) {
   LoadedModel m{load_checkpoint(path), Tokenizer::from_chars(U""), nullptr};
   m.tokenizer = Tokenizer::from_chars(m.checkpoint.vocab, /*with_bos=*/!m.checkpoint.train.is_text());
   EngineOptions engine;
-  engine.name = m.checkpoint.engine;
+  // A model the GPU trained is the fast engine's float32 model: it runs on the CPU here.
+  engine.name = m.checkpoint.engine == "gpu" ? "fast" : m.checkpoint.engine;
   engine.threads = threads;
   TrainConfig train = m.checkpoint.train;
   m.engine = make_engine(engine, m.checkpoint.model, train);

@@ -65,8 +65,8 @@ class ReferenceEngine final : public Engine {
 
 class FastEngine final : public Engine {
  public:
-  FastEngine(const EngineOptions& o, const ModelConfig& model, const TrainConfig& train)
-      : model_(model, train, o.threads, train.batch_size, cpu_kernels(), o.optimizer_part) {}
+  FastEngine(const EngineOptions& o, const ModelConfig& model, const TrainConfig& train, const Kernels& kernels)
+      : model_(model, train, o.threads, train.batch_size, kernels, o.optimizer_part) {}
   int64_t num_params() const override { return model_.num_params(); }
   void init_params(PyRandom& rng) override { model_.init_params(rng); }
   double forward_backward(int64_t step, const Batch& batch) override {
@@ -128,8 +128,11 @@ class FastEngine final : public Engine {
 }  // namespace
 
 double estimated_memory_bytes(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train) {
-  const double engine = options.name == "reference"
-                            ? ReferenceModel::memory_bytes(model)
+  // (the gpu engine's buffers are on the GPU: here, its host copies of the weights,
+  // Adam's moments and the average)
+  const double engine = options.name == "reference" ? ReferenceModel::memory_bytes(model)
+                        : options.name == "gpu"
+                            ? ParamLayout::count(model) * (train.ema > 0.0 ? 4 : 3) * static_cast<double>(sizeof(float))
                             : FastModel::memory_bytes(model, train, options.threads, train.batch_size);
   // While a checkpoint is written: the weights and Adam's moments (and the trained
   // weights of an average) as doubles, and the file's bytes in their own dtype.
@@ -163,6 +166,28 @@ double Engine::train_step(int64_t step, int64_t total_steps, const Batch& batch)
   return update(step, total_steps) ? loss : NAN;
 }
 
+namespace {
+
+// The GPU engine's own limits: its attention keeps a head's vectors in a block's shared
+// memory, and the model (one thread's buffers) must fit in the GPU's free memory.
+void check_fits_gpu(const ModelConfig& model, const TrainConfig& train) {
+  const int64_t head = model.n_embd / model.n_head;
+  if (head > kGpuMaxHeadSize) {
+    throw usage_error("--engine gpu: heads of at most " + std::to_string(kGpuMaxHeadSize) + " channels (this model's are " +
+                      std::to_string(head) + ": n_embd " + std::to_string(model.n_embd) + " / n_head " +
+                      std::to_string(model.n_head) + "); use more heads");
+  }
+  const GpuDevice gpu = gpu_device();
+  const double need = FastModel::memory_bytes(model, train, 1, train.batch_size);
+  if (need > 0.95 * static_cast<double>(gpu.free_bytes)) {
+    throw usage_error("--engine gpu: out of device memory for this size: it needs about " + human_bytes(need) +
+                      " and the " + gpu.name + " has " + human_bytes(static_cast<double>(gpu.free_bytes)) +
+                      " free; choose smaller sizes");
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train) {
   validate_configuration(options.name, model, train);
   const double need = estimated_memory_bytes(options, model, train);
@@ -175,7 +200,12 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelCon
                       ", engine " + options.name + ") but " + human_bytes(have) + " is available; choose smaller sizes");
   }
   if (options.name == "reference") return std::make_unique<ReferenceEngine>(model, train);
-  return std::make_unique<FastEngine>(options, model, train);
+  if (options.name == "gpu") {
+    const Kernels& kernels = gpu_kernels();
+    check_fits_gpu(model, train);
+    return std::make_unique<FastEngine>(options, model, train, kernels);
+  }
+  return std::make_unique<FastEngine>(options, model, train, cpu_kernels());
 }
 
 }  // namespace microgpt

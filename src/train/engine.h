@@ -1,7 +1,9 @@
-// What a training run and the commands need from an engine, and the two engines behind
-// it: "reference" (double precision, bit-exact with microgpt.py, one document per step)
-// and "fast" (float32 batches on the CPU kernels). train, sample, eval and embed all go
-// through this interface, so every command works with either engine.
+// What a training run and the commands need from an engine, and the engines behind it:
+// "reference" (double precision, bit-exact with microgpt.py, one document per step),
+// "fast" (float32 batches on the CPU kernels) and "gpu" (the same float32 model and
+// driver on the CUDA kernels of gpu/kernels_cuda.cu; its checkpoints are the fast
+// engine's, so either continues or samples the other's). train, sample, eval and embed
+// all go through this interface, so every command works with any engine.
 //
 // A training step comes in two halves, forward_backward and update, so that a run can
 // combine the gradients of several processes between them (train/run.h).
@@ -65,7 +67,7 @@ class Engine {
 };
 
 struct EngineOptions {
-  std::string name = "fast";  // "fast" or "reference"
+  std::string name = "fast";  // "fast", "gpu" or "reference"
   int64_t threads = 1;
   // The parameters whose Adam moments the engine keeps and updates (fast engine; empty:
   // all). A run whose processes share Adam's state gives each its part.
@@ -73,8 +75,8 @@ struct EngineOptions {
 };
 
 // Builds the engine; first refuses a configuration outside model/limits.h, and then,
-// with the memory it would need, a model that does not fit in this machine's memory
-// (both usage errors).
+// with the memory it would need, a model that does not fit in this machine's memory or
+// (gpu) the GPU's (all usage errors, as is a gpu engine without a usable GPU).
 std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train);
 
 // About how many bytes training such a model takes: the engine's own (its parameters,

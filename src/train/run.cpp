@@ -35,7 +35,13 @@ void TrainingRun::resolve() {
     const CheckpointData& c = *resume_;
     o.model = c.model;
     o.train = c.train;
-    o.engine.name = c.engine;
+    const auto float32 = [](const std::string& e) { return e == "fast" || e == "gpu"; };
+    if (o.engine_given && o.engine.name != c.engine && !(float32(o.engine.name) && float32(c.engine))) {
+      throw usage_error("checkpoint '" + *o.resume_path + "' was trained by the " + c.engine +
+                        " engine, which --engine " + o.engine.name +
+                        " cannot continue (the fast and gpu engines continue each other's runs)");
+    }
+    if (!o.engine_given || !float32(o.engine.name)) o.engine.name = c.engine;
     // The checkpoint records the workers of the run (processes x threads); a run of
     // several processes shares them out, so that 2 processes of 1 thread continue as 1
     // process of 2 threads, or back, with the same sums.
@@ -54,6 +60,9 @@ void TrainingRun::resolve() {
   if (parallel_ && o.engine.name == "reference") {
     throw usage_error("the reference engine trains one document a step, which cannot be shared between " +
                       std::to_string(parallel_->group().size()) + " processes: use --engine fast under mpirun");
+  }
+  if (parallel_ && o.engine.name == "gpu") {
+    throw usage_error("the gpu engine trains in one process (its gradient stays on the GPU): use --engine fast under mpirun");
   }
   check(limits::threads, o.engine.threads);
   check(limits::check_every, o.check_every);

@@ -39,9 +39,12 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;  // also write the checkpoint every N steps
   int64_t stop_after = 0;        // end after this step, checkpoint written (0: run every step)
   // Continue the run saved in this checkpoint, with the configuration stored there;
-  // model, engine and train settings above are then ignored (threads too, unless set).
+  // model, engine and train settings above are then ignored (threads too, unless set,
+  // and the engine, when set to the other float32 one: fast and gpu continue each
+  // other's runs).
   std::optional<std::string> resume_path;
   bool threads_given = false;
+  bool engine_given = false;
   std::optional<std::string> plot_loss_path;
   // How progress is shown: `progress` (stderr) gets a live status line or periodic
   // lines. With `interactive` (stdout and stderr are one terminal) stdout gets no line

@@ -406,7 +406,7 @@ TEST(CliResumeFlags, Errors) {
   auto in_dir = [&](const std::string& args) { return run_microgpt(args, dir.path()); };
 
   // Every flag of the model or its training is the checkpoint's.
-  for (const char* flag : {"--engine fast", "--preset microgpt", "--seed 42", "--n-layer 1", "--n-embd 8", "--n-head 2",
+  for (const char* flag : {"--preset microgpt", "--seed 42", "--n-layer 1", "--n-embd 8", "--n-head 2",
                            "--block-size 8", "--batch-size 1", "--steps 10", "--lr 0.01", "--val-frac 0.1",
                            "--eval-every 5", "--temperature 0.5", "--num-samples 3", "--dropout 0.1", "--dropout 0",
                            "--ema 0.9", "--reshuffle"}) {
@@ -414,6 +414,9 @@ TEST(CliResumeFlags, Errors) {
     expect_one_line_error(in_dir("train --resume a.safetensors --data a.txt " + std::string(flag)), 2,
                           {name, "--resume"}, flag);
   }
+  // The engine too, but for the other float32 one (fast and gpu continue each other's runs).
+  expect_one_line_error(in_dir("train --resume a.safetensors --data a.txt --engine reference"), 2,
+                        {"a.safetensors", "fast engine", "--engine reference"}, "the reference engine");
   expect_one_line_error(in_dir("train --resume a.safetensors --data b.txt"), 1, {"b.txt", "a.safetensors"},
                         "other data");
   expect_one_line_error(in_dir("train --resume a.safetensors"), 2, {"a.txt", "--data"}, "no --data");

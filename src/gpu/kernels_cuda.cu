@@ -1,0 +1,814 @@
+// The fast engine's kernels in CUDA: the table of fast/kernels.h with every buffer in
+// device memory, so that the model driver (fast/fast_model.cpp) runs unchanged on a GPU.
+// Built as the module libmicrogpt_cuda (gpu/cuda_module.h) when CMake finds the CUDA
+// toolkit; loaded only by --engine gpu.
+//
+// Every kernel has the meaning its CPU counterpart has, and every sum is taken in a fixed
+// order (no floating-point atomics), so that a run repeats to the bit and resumes exactly:
+//   - elementwise operations (residual, ReLU, dropout with the CPU's mask, Adam, the
+//     average) over grid-stride loops;
+//   - RMSNorm and the softmax of cross-entropy with a warp per row;
+//   - the embeddings' gradient with a block per row of wte and wpe, summing the batch's
+//     rows that use it in order;
+//   - attention with a warp per (query, head): the keys' scores a lane each, an online
+//     softmax, and the values' sum a channel per lane; its backward in two passes, one
+//     per query (dq and D = dout.out) and one per key (dk, dv), so that no two warps add
+//     into the same gradient;
+//   - the matrix products with cuBLAS, loaded at run time (libcublas.so.13 or .12), or
+//     the module's own tiled kernel when it is missing or MICROGPT_CUDA_GEMM=own.
+// Everything runs in order on the default stream; reading a result (download) waits for it.
+#include <cublas_v2.h>  // types only: the library is loaded with dlopen
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "fast/kernels.h"
+#include "gpu/cuda_module.h"
+
+namespace microgpt::cuda {
+
+namespace {
+
+// A kernel that failed is a bug or a broken device, not a user's error: one line and the
+// exit code of a failed run.
+[[noreturn]] void fail(const char* where, cudaError_t e) {
+  std::fprintf(stderr, "microgpt: GPU error in %s: %s\n", where, cudaGetErrorString(e));
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+void check(cudaError_t e, const char* where) {
+  if (e != cudaSuccess) fail(where, e);
+}
+void launched(const char* where) { check(cudaGetLastError(), where); }
+
+constexpr unsigned kFull = 0xffffffffu;
+constexpr int kThreads = 256;
+
+// Blocks for n elements at kThreads each, at most 2^16 (the loops stride over the rest).
+unsigned blocks_for(int64_t n, int64_t per_block = kThreads) {
+  return static_cast<unsigned>(std::clamp<int64_t>((n + per_block - 1) / per_block, 1, 65536));
+}
+
+#define MICROGPT_GRID_LOOP(i, n) \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+__device__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  return v;
+}
+__device__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
+  return v;
+}
+
+// ---- memory -------------------------------------------------------------------------
+
+void* allocate(int64_t bytes) {
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, static_cast<size_t>(std::max<int64_t>(bytes, 1)));
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // not sticky: clear it, and let the caller say what did not fit
+    return nullptr;
+  }
+  check(e, "cudaMalloc");
+  return p;
+}
+void release(void* p) { check(cudaFree(p), "cudaFree"); }
+void upload(void* to, const void* from, int64_t bytes) {
+  if (bytes > 0) check(cudaMemcpy(to, from, static_cast<size_t>(bytes), cudaMemcpyHostToDevice), "upload");
+}
+void download(void* to, const void* from, int64_t bytes) {
+  if (bytes > 0) check(cudaMemcpy(to, from, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost), "download");
+}
+void copy(float* to, const float* from, int64_t n) {
+  if (n > 0) {
+    check(cudaMemcpyAsync(to, from, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice, 0), "copy");
+  }
+}
+void zero(float* p, int64_t n) {
+  if (n > 0) check(cudaMemsetAsync(p, 0, static_cast<size_t>(n) * sizeof(float), 0), "zero");
+}
+
+// ---- embeddings ---------------------------------------------------------------------
+
+__global__ void encoder_forward_kernel(float* out, const int32_t* tokens, const int32_t* positions, const float* wte,
+                                       const float* wpe, int64_t N, int64_t C) {
+  MICROGPT_GRID_LOOP(i, N * C) {
+    const int64_t n = i / C, c = i % C;
+    out[i] = wte[tokens[n] * C + c] + wpe[positions[n] * C + c];
+  }
+}
+
+void encoder_forward(float* out, const int32_t* tokens, const int32_t* positions, const float* wte, const float* wpe,
+                     int64_t N, int64_t C) {
+  if (N * C == 0) return;
+  encoder_forward_kernel<<<blocks_for(N * C), kThreads>>>(out, tokens, positions, wte, wpe, N, C);
+  launched("encoder_forward");
+}
+
+// Block r < V: row r of wte, summing the rows of the batch whose token is r, in order;
+// block V + p: row p of wpe likewise.
+__global__ void encoder_backward_kernel(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
+                                        const int32_t* positions, int64_t N, int64_t C, int64_t V, int64_t P) {
+  for (int64_t r = blockIdx.x; r < V + P; r += gridDim.x) {
+    const bool token = r < V;
+    const int32_t id = static_cast<int32_t>(token ? r : r - V);
+    const int32_t* ids = token ? tokens : positions;
+    float* row = (token ? dwte : dwpe) + static_cast<int64_t>(id) * C;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      float acc = 0.0f;
+      bool any = false;
+      for (int64_t n = 0; n < N; n++) {
+        if (ids[n] == id) {
+          acc += dout[n * C + c];
+          any = true;
+        }
+      }
+      if (any) row[c] += acc;
+    }
+  }
+}
+
+void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, const int32_t* positions,
+                      int64_t N, int64_t C, int64_t V, int64_t P) {
+  if (N * C == 0) return;
+  const int threads = static_cast<int>(std::min<int64_t>(kThreads, (C + 31) / 32 * 32));
+  encoder_backward_kernel<<<blocks_for(V + P, 1), threads>>>(dwte, dwpe, dout, tokens, positions, N, C, V, P);
+  launched("encoder_backward");
+}
+
+// ---- RMSNorm: a warp per row ----------------------------------------------------------
+
+constexpr int kRowWarps = kThreads / 32;
+
+__global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* inp, int64_t N, int64_t C) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t n = blockIdx.x * static_cast<int64_t>(kRowWarps) + threadIdx.x / 32; n < N;
+       n += static_cast<int64_t>(gridDim.x) * kRowWarps) {
+    const float* x = inp + n * C;
+    float ss = 0.0f;
+    for (int64_t c = lane; c < C; c += 32) ss += x[c] * x[c];
+    ss = warp_sum(ss);
+    const float r = 1.0f / sqrtf(ss / static_cast<float>(C) + 1e-5f);
+    for (int64_t c = lane; c < C; c += 32) out[n * C + c] = x[c] * r;
+    if (lane == 0) rstd[n] = r;
+  }
+}
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, int64_t N, int64_t C) {
+  if (N == 0) return;
+  rmsnorm_forward_kernel<<<blocks_for(N, kRowWarps), kThreads>>>(out, rstd, inp, N, C);
+  launched("rmsnorm_forward");
+}
+
+// out = x r with r = (mean(x^2) + eps)^-1/2: dx = r dout - x r^3 (dout . x) / C
+__global__ void rmsnorm_backward_kernel(float* dinp, const float* dout, const float* inp, const float* rstd, int64_t N,
+                                        int64_t C) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t n = blockIdx.x * static_cast<int64_t>(kRowWarps) + threadIdx.x / 32; n < N;
+       n += static_cast<int64_t>(gridDim.x) * kRowWarps) {
+    const float* x = inp + n * C;
+    const float* g = dout + n * C;
+    float dot = 0.0f;
+    for (int64_t c = lane; c < C; c += 32) dot += g[c] * x[c];
+    dot = warp_sum(dot);
+    const float r = rstd[n];
+    const float k = r * r * r * dot / static_cast<float>(C);
+    for (int64_t c = lane; c < C; c += 32) dinp[n * C + c] += r * g[c] - k * x[c];
+  }
+}
+
+void rmsnorm_backward(float* dinp, const float* dout, const float* inp, const float* rstd, int64_t N, int64_t C) {
+  if (N == 0) return;
+  rmsnorm_backward_kernel<<<blocks_for(N, kRowWarps), kThreads>>>(dinp, dout, inp, rstd, N, C);
+  launched("rmsnorm_backward");
+}
+
+// ---- matrix products ------------------------------------------------------------------
+
+// c (M,N) = beta c + a (M,K) b (K,N), element (i,k) of a at a[i a_rs + k a_cs] and (k,j)
+// of b at b[k b_rs + j b_cs]; c row-major with leading dimension ldc. Tiles of 64 x 64, a
+// thread computing 4 x 4 of them.
+constexpr int kTile = 64, kTileK = 16;
+
+__global__ void gemm_kernel(float* c, int64_t ldc, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
+                            int64_t b_rs, int64_t b_cs, int64_t M, int64_t N, int64_t K, float beta) {
+  __shared__ float as[kTileK][kTile + 1];
+  __shared__ float bs[kTileK][kTile + 1];
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int64_t m_tiles = (M + kTile - 1) / kTile;
+  for (int64_t mt = blockIdx.y; mt < m_tiles; mt += gridDim.y) {
+    const int64_t m0 = mt * kTile, n0 = static_cast<int64_t>(blockIdx.x) * kTile;
+    float acc[4][4] = {};
+    for (int64_t k0 = 0; k0 < K; k0 += kTileK) {
+      for (int i = threadIdx.x; i < kTile * kTileK; i += kThreads) {
+        // consecutive threads along whichever of a's dimensions is contiguous
+        const int mm = a_cs == 1 ? i / kTileK : i % kTile, kk = a_cs == 1 ? i % kTileK : i / kTile;
+        const int64_t gm = m0 + mm, gk = k0 + kk;
+        as[kk][mm] = gm < M && gk < K ? a[gm * a_rs + gk * a_cs] : 0.0f;
+      }
+      for (int i = threadIdx.x; i < kTile * kTileK; i += kThreads) {
+        const int nn = b_cs == 1 ? i % kTile : i / kTileK, kk = b_cs == 1 ? i / kTile : i % kTileK;
+        const int64_t gn = n0 + nn, gk = k0 + kk;
+        bs[kk][nn] = gn < N && gk < K ? b[gk * b_rs + gn * b_cs] : 0.0f;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < kTileK; kk++) {
+        float ar[4], br[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) ar[i] = as[kk][ty + 16 * i];
+#pragma unroll
+        for (int j = 0; j < 4; j++) br[j] = bs[kk][tx + 16 * j];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+#pragma unroll
+          for (int j = 0; j < 4; j++) acc[i][j] = fmaf(ar[i], br[j], acc[i][j]);
+        }
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const int64_t gm = m0 + ty + 16 * i, gn = n0 + tx + 16 * j;
+        if (gm < M && gn < N) {
+          float* p = c + gm * ldc + gn;
+          *p = beta == 0.0f ? acc[i][j] : beta * *p + acc[i][j];
+        }
+      }
+    }
+  }
+}
+
+void gemm_tiled(float* c, int64_t ldc, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t b_rs,
+                int64_t b_cs, int64_t M, int64_t N, int64_t K, float beta) {
+  if (M == 0 || N == 0) return;
+  const dim3 grid(static_cast<unsigned>((N + kTile - 1) / kTile),
+                  static_cast<unsigned>(std::min<int64_t>((M + kTile - 1) / kTile, 65535)));
+  gemm_kernel<<<grid, kThreads>>>(c, ldc, a, a_rs, a_cs, b, b_rs, b_cs, M, N, K, beta);
+  launched("gemm");
+}
+
+// cuBLAS, when it loads: found by name, so any release with the v2 interface serves.
+struct Blas {
+  cublasHandle_t handle = nullptr;
+  decltype(&cublasSgemm_v2) sgemm = nullptr;
+};
+Blas g_blas;
+bool g_use_blas = false;
+
+std::string load_blas() {
+  void* lib = nullptr;
+  for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"}) {
+    lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (lib != nullptr) break;
+  }
+  if (lib == nullptr) return std::string("cuBLAS would not load (") + dlerror() + ")";
+  auto create = reinterpret_cast<decltype(&cublasCreate_v2)>(dlsym(lib, "cublasCreate_v2"));
+  auto set_math = reinterpret_cast<decltype(&cublasSetMathMode)>(dlsym(lib, "cublasSetMathMode"));
+  g_blas.sgemm = reinterpret_cast<decltype(&cublasSgemm_v2)>(dlsym(lib, "cublasSgemm_v2"));
+  if (create == nullptr || set_math == nullptr || g_blas.sgemm == nullptr) return "cuBLAS lacks cublasSgemm_v2";
+  if (create(&g_blas.handle) != CUBLAS_STATUS_SUCCESS) return "cublasCreate failed";
+  // float32 products in float32 (no TF32 unless asked for)
+  if (set_math(g_blas.handle, CUBLAS_PEDANTIC_MATH) != CUBLAS_STATUS_SUCCESS) return "cublasSetMathMode failed";
+  return "";
+}
+
+bool fits_int(int64_t x) { return x <= INT_MAX; }
+
+// Column-major cuBLAS on row-major buffers: a row-major (R, S) matrix is a column-major
+// (S, R) one, so each product below is written for the transposes.
+void blas_gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const char* where) {
+  const float one = 1.0f;
+  const cublasStatus_t s = g_blas.sgemm(g_blas.handle, ta, tb, static_cast<int>(m), static_cast<int>(n),
+                                        static_cast<int>(k), &one, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+                                        &beta, c, static_cast<int>(ldc));
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    std::fprintf(stderr, "microgpt: GPU error in %s: cuBLAS status %d\n", where, static_cast<int>(s));
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+}
+
+bool blas_for(int64_t N, int64_t C, int64_t OC) {
+  return g_use_blas && fits_int(N) && fits_int(C) && fits_int(OC) && fits_int(N * C) && fits_int(N * OC) &&
+         fits_int(OC * C);
+}
+
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T
+void matmul_forward(float* out, const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC, float*) {
+  if (N == 0) return;
+  if (blas_for(N, C, OC)) {
+    // out^T (OC,N) = weight (OC,C) @ inp^T (C,N); weight is column-major (C,OC): transposed
+    blas_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight, C, inp, C, 0.0f, out, OC, "matmul_forward");
+    return;
+  }
+  gemm_tiled(out, OC, inp, C, 1, weight, 1, C, N, OC, C, 0.0f);
+}
+
+// dinp (N,C) += dout (N,OC) @ weight (OC,C); dweight (OC,C) += dout^T @ inp (N,C)
+void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int64_t N,
+                     int64_t C, int64_t OC) {
+  if (N == 0) return;
+  if (blas_for(N, C, OC)) {
+    // dinp^T (C,N) += weight^T (C,OC) @ dout^T (OC,N)
+    blas_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight, C, dout, OC, 1.0f, dinp, C, "matmul_backward dinp");
+    // dweight^T (C,OC) += inp^T (C,N) @ dout (N,OC)
+    blas_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C, "matmul_backward dweight");
+    return;
+  }
+  gemm_tiled(dinp, C, dout, OC, 1, weight, C, 1, N, C, OC, 1.0f);
+  gemm_tiled(dweight, C, dout, 1, OC, inp, C, 1, OC, C, N, 1.0f);
+}
+
+// ---- attention: a warp per (query, head) ------------------------------------------------
+
+constexpr int kAttentionWarps = 4;
+
+// Warps per block whose shared memory (floats_per_warp each) fits in 48 KiB; 0 if none.
+int attention_warps(int64_t floats_per_warp) {
+  const int64_t per_warp = floats_per_warp * static_cast<int64_t>(sizeof(float));
+  return static_cast<int>(std::min<int64_t>(kAttentionWarps, (48 * 1024) / std::max<int64_t>(per_warp, 1)));
+}
+
+__global__ void attention_forward_kernel(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
+                                         int64_t NH, int warps) {
+  extern __shared__ float shared[];
+  const int64_t HS = C / NH;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* q = shared + warp * 2 * HS;
+  float* acc = q + HS;
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  const int64_t items = (T - t0) * NH;
+  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < items;
+       item += static_cast<int64_t>(gridDim.x) * warps) {
+    const int64_t t = t0 + item / NH, h = item % NH;
+    for (int64_t d = lane; d < HS; d += 32) {
+      q[d] = qkv[t * 3 * C + h * HS + d];
+      acc[d] = 0.0f;
+    }
+    __syncwarp();
+    float m = -INFINITY, l = 0.0f;
+    for (int64_t u0 = 0; u0 <= t; u0 += 32) {
+      const int64_t u = u0 + lane;
+      float s = -INFINITY;
+      if (u <= t) {
+        const float* k = qkv + u * 3 * C + C + h * HS;
+        float dot = 0.0f;
+        for (int64_t d = 0; d < HS; d++) dot = fmaf(q[d], k[d], dot);
+        s = dot * scale;
+      }
+      const float m_new = fmaxf(m, warp_max(s));  // finite: lane 0's key is always there
+      const float p = u <= t ? expf(s - m_new) : 0.0f;
+      const float correction = expf(m - m_new);  // 0 on the first tile (m = -inf)
+      l = l * correction + warp_sum(p);
+      for (int64_t d = lane; d < HS; d += 32) acc[d] *= correction;
+      const int n = static_cast<int>(min(static_cast<int64_t>(32), t - u0 + 1));
+      for (int j = 0; j < n; j++) {
+        const float pj = __shfl_sync(kFull, p, j);
+        const float* v = qkv + (u0 + j) * 3 * C + 2 * C + h * HS;
+        for (int64_t d = lane; d < HS; d += 32) acc[d] = fmaf(pj, v[d], acc[d]);
+      }
+      m = m_new;
+    }
+    for (int64_t d = lane; d < HS; d += 32) out[t * C + h * HS + d] = acc[d] / l;
+    if (lane == 0) lse[t * NH + h] = m + logf(l);
+    __syncwarp();  // before the next item overwrites q and acc
+  }
+}
+
+void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
+                       float*) {
+  if (T <= t0) return;
+  const int64_t HS = C / NH;
+  const int warps = attention_warps(2 * HS);
+  if (warps == 0) fail("attention_forward (a head too wide for shared memory)", cudaErrorInvalidValue);
+  const size_t shared = static_cast<size_t>(warps) * 2 * static_cast<size_t>(HS) * sizeof(float);
+  attention_forward_kernel<<<blocks_for((T - t0) * NH, warps), warps * 32, shared>>>(out, lse, qkv, T, t0, C, NH,
+                                                                                    warps);
+  launched("attention_forward");
+}
+
+// Pass 1, a warp per (query t, head): D_t = dout_t . out_t, and
+// dq_t = scale * sum over u <= t of P_tu (dout_t . v_u - D_t) k_u.
+__global__ void attention_backward_query_kernel(float* dqkv, float* D, const float* dout, const float* qkv,
+                                                const float* out, const float* lse, int64_t T, int64_t C, int64_t NH,
+                                                int warps) {
+  extern __shared__ float shared[];
+  const int64_t HS = C / NH;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* q = shared + warp * 3 * HS;
+  float* g = q + HS;
+  float* dq = g + HS;
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < T * NH;
+       item += static_cast<int64_t>(gridDim.x) * warps) {
+    const int64_t t = item / NH, h = item % NH;
+    float dsum = 0.0f;
+    for (int64_t d = lane; d < HS; d += 32) {
+      q[d] = qkv[t * 3 * C + h * HS + d];
+      g[d] = dout[t * C + h * HS + d];
+      dq[d] = 0.0f;
+      dsum += g[d] * out[t * C + h * HS + d];
+    }
+    const float Dt = warp_sum(dsum);
+    __syncwarp();
+    const float L = lse[t * NH + h];
+    for (int64_t u0 = 0; u0 <= t; u0 += 32) {
+      const int64_t u = u0 + lane;
+      float dS = 0.0f;
+      if (u <= t) {
+        const float* k = qkv + u * 3 * C + C + h * HS;
+        const float* v = k + C;
+        float s = 0.0f, dp = 0.0f;
+        for (int64_t d = 0; d < HS; d++) {
+          s = fmaf(q[d], k[d], s);
+          dp = fmaf(g[d], v[d], dp);
+        }
+        dS = expf(s * scale - L) * (dp - Dt);
+      }
+      const int n = static_cast<int>(min(static_cast<int64_t>(32), t - u0 + 1));
+      for (int j = 0; j < n; j++) {
+        const float dSj = __shfl_sync(kFull, dS, j);
+        const float* k = qkv + (u0 + j) * 3 * C + C + h * HS;
+        for (int64_t d = lane; d < HS; d += 32) dq[d] = fmaf(dSj, k[d], dq[d]);
+      }
+    }
+    for (int64_t d = lane; d < HS; d += 32) dqkv[t * 3 * C + h * HS + d] += scale * dq[d];
+    if (lane == 0) D[t * NH + h] = Dt;
+    __syncwarp();
+  }
+}
+
+// Pass 2, a warp per (key u, head): dk_u = scale * sum over t >= u of dS_tu q_t and
+// dv_u = sum over t >= u of P_tu dout_t.
+__global__ void attention_backward_key_kernel(float* dqkv, const float* D, const float* dout, const float* qkv,
+                                              const float* lse, int64_t T, int64_t C, int64_t NH, int warps) {
+  extern __shared__ float shared[];
+  const int64_t HS = C / NH;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* k = shared + warp * 4 * HS;
+  float* v = k + HS;
+  float* dk = v + HS;
+  float* dv = dk + HS;
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < T * NH;
+       item += static_cast<int64_t>(gridDim.x) * warps) {
+    const int64_t u = item / NH, h = item % NH;
+    for (int64_t d = lane; d < HS; d += 32) {
+      k[d] = qkv[u * 3 * C + C + h * HS + d];
+      v[d] = qkv[u * 3 * C + 2 * C + h * HS + d];
+      dk[d] = 0.0f;
+      dv[d] = 0.0f;
+    }
+    __syncwarp();
+    for (int64_t t0 = u; t0 < T; t0 += 32) {
+      const int64_t t = t0 + lane;
+      float P = 0.0f, dS = 0.0f;
+      if (t < T) {
+        const float* q = qkv + t * 3 * C + h * HS;
+        const float* g = dout + t * C + h * HS;
+        float s = 0.0f, dp = 0.0f;
+        for (int64_t d = 0; d < HS; d++) {
+          s = fmaf(q[d], k[d], s);
+          dp = fmaf(g[d], v[d], dp);
+        }
+        P = expf(s * scale - lse[t * NH + h]);
+        dS = P * (dp - D[t * NH + h]);
+      }
+      const int n = static_cast<int>(min(static_cast<int64_t>(32), T - t0));
+      for (int j = 0; j < n; j++) {
+        const float Pj = __shfl_sync(kFull, P, j), dSj = __shfl_sync(kFull, dS, j);
+        const float* q = qkv + (t0 + j) * 3 * C + h * HS;
+        const float* g = dout + (t0 + j) * C + h * HS;
+        for (int64_t d = lane; d < HS; d += 32) {
+          dk[d] = fmaf(dSj, q[d], dk[d]);
+          dv[d] = fmaf(Pj, g[d], dv[d]);
+        }
+      }
+    }
+    for (int64_t d = lane; d < HS; d += 32) {
+      dqkv[u * 3 * C + C + h * HS + d] += scale * dk[d];
+      dqkv[u * 3 * C + 2 * C + h * HS + d] += dv[d];
+    }
+    __syncwarp();
+  }
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                        int64_t T, int64_t C, int64_t NH, float* scratch) {
+  if (T == 0) return;
+  const int64_t HS = C / NH;
+  float* D = scratch;  // (T, NH): attention_scratch(T, C) holds far more
+  const int wq = attention_warps(3 * HS), wk = attention_warps(4 * HS);
+  if (wq == 0 || wk == 0) fail("attention_backward (a head too wide for shared memory)", cudaErrorInvalidValue);
+  attention_backward_query_kernel<<<blocks_for(T * NH, wq), wq * 32,
+                                    static_cast<size_t>(wq) * 3 * static_cast<size_t>(HS) * sizeof(float)>>>(
+      dqkv, D, dout, qkv, out, lse, T, C, NH, wq);
+  launched("attention_backward (queries)");
+  attention_backward_key_kernel<<<blocks_for(T * NH, wk), wk * 32,
+                                  static_cast<size_t>(wk) * 4 * static_cast<size_t>(HS) * sizeof(float)>>>(
+      dqkv, D, dout, qkv, lse, T, C, NH, wk);
+  launched("attention_backward (keys)");
+}
+
+// ---- elementwise ----------------------------------------------------------------------
+
+__global__ void residual_kernel(float* out, const float* a, const float* b, int64_t n) {
+  MICROGPT_GRID_LOOP(i, n) out[i] = a[i] + b[i];
+}
+void residual_forward(float* out, const float* a, const float* b, int64_t n) {
+  if (n == 0) return;
+  residual_kernel<<<blocks_for(n), kThreads>>>(out, a, b, n);
+  launched("residual_forward");
+}
+
+__global__ void relu_kernel(float* out, const float* inp, int64_t n) {
+  MICROGPT_GRID_LOOP(i, n) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+void relu_forward(float* out, const float* inp, int64_t n) {
+  if (n == 0) return;
+  relu_kernel<<<blocks_for(n), kThreads>>>(out, inp, n);
+  launched("relu_forward");
+}
+
+__global__ void relu_backward_kernel(float* dinp, const float* dout, const float* inp, int64_t n) {
+  MICROGPT_GRID_LOOP(i, n) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+}
+void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
+  if (n == 0) return;
+  relu_backward_kernel<<<blocks_for(n), kThreads>>>(dinp, dout, inp, n);
+  launched("relu_backward");
+}
+
+// ---- cross-entropy --------------------------------------------------------------------
+
+// One block of 32 warps for a document's rows, a warp per row; each warp adds its rows'
+// losses in order and the block adds the warps' in order, so the sum repeats to the bit.
+constexpr int kLossWarps = 32;
+
+__global__ void crossentropy_forward_kernel(float* probs, double* loss, const float* logits, const int32_t* targets,
+                                            int64_t N, int64_t V) {
+  __shared__ double partial[kLossWarps];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  double total = 0.0;
+  for (int64_t n = warp; n < N; n += kLossWarps) {
+    const float* l = logits + n * V;
+    float* p = probs + n * V;
+    float mx = -INFINITY;
+    for (int64_t i = lane; i < V; i += 32) mx = fmaxf(mx, l[i]);
+    mx = warp_max(mx);
+    float sum = 0.0f;
+    for (int64_t i = lane; i < V; i += 32) {
+      const float e = expf(l[i] - mx);
+      p[i] = e;
+      sum += e;
+    }
+    sum = warp_sum(sum);
+    const float inv = 1.0f / sum;
+    for (int64_t i = lane; i < V; i += 32) p[i] *= inv;
+    total += static_cast<double>(logf(sum)) + static_cast<double>(mx) - static_cast<double>(l[targets[n]]);
+  }
+  if (lane == 0) partial[warp] = total;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double s = 0.0;
+    for (int w = 0; w < kLossWarps; w++) s += partial[w];
+    *loss = s;
+  }
+}
+
+void crossentropy_forward(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
+                          int64_t V) {
+  crossentropy_forward_kernel<<<1, kLossWarps * 32>>>(probs, loss, logits, targets, N, V);
+  launched("crossentropy_forward");
+}
+
+__global__ void crossentropy_backward_kernel(float* dlogits, const float* probs, const int32_t* targets, float dloss,
+                                             int64_t N, int64_t V) {
+  MICROGPT_GRID_LOOP(i, N * V) {
+    float d = dlogits[i] + dloss * probs[i];
+    if (i % V == targets[i / V]) d -= dloss;
+    dlogits[i] = d;
+  }
+}
+
+void crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,
+                           int64_t V) {
+  if (N * V == 0) return;
+  crossentropy_backward_kernel<<<blocks_for(N * V), kThreads>>>(dlogits, probs, targets, dloss, N, V);
+  launched("crossentropy_backward");
+}
+
+// ---- dropout: the CPU kernels' mask, bit for bit (fast/kernels_cpu.cpp says how) -------
+
+__host__ __device__ uint64_t mix64(uint64_t z) {
+  z ^= z >> 33;
+  z *= 0xff51afd7ed558ccdULL;
+  z ^= z >> 33;
+  z *= 0xc4ceb9fe1a85ec53ULL;
+  z ^= z >> 33;
+  return z;
+}
+
+template <bool kAccumulate>
+__global__ void dropout_kernel(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, uint64_t threshold,
+                               float scale, uint64_t mixed_key) {
+  MICROGPT_GRID_LOOP(i, N * C) {
+    const int64_t r = i / C, c = i % C;
+    const uint64_t base = mixed_key + static_cast<uint64_t>((row0 + r) * C) * 0x9E3779B97F4A7C15ULL;
+    const bool keep = (mix64(base + static_cast<uint64_t>(c) * 0x9E3779B97F4A7C15ULL) >> 40) >= threshold;
+    const float x = keep ? inp[i] * scale : 0.0f;
+    if constexpr (kAccumulate) {
+      out[i] += x;
+    } else {
+      out[i] = x;
+    }
+  }
+}
+
+template <bool kAccumulate>
+void dropout_apply(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  if (N * C == 0) return;
+  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 16777216.0);
+  dropout_kernel<kAccumulate><<<blocks_for(N * C), kThreads>>>(out, inp, row0, N, C, threshold, 1.0f / (1.0f - p),
+                                                               mix64(key));
+  launched("dropout");
+}
+void dropout_forward(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  dropout_apply<false>(out, inp, row0, N, C, p, key);
+}
+void dropout_backward(float* dinp, const float* dout, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
+  dropout_apply<true>(dinp, dout, row0, N, C, p, key);
+}
+
+// ---- Adam and the average ---------------------------------------------------------------
+
+constexpr int kMaxGrads = 8;
+struct GradPointers {
+  float* p[kMaxGrads];
+};
+unsigned long long* g_nonfinite = nullptr;  // device counter for adam_update
+
+__global__ void adam_kernel(float* params, GradPointers grads, int n_grads, float* m, float* v, int64_t n, float lr,
+                            float beta1, float beta2, float eps, float bias1, float bias2,
+                            unsigned long long* nonfinite) {
+  MICROGPT_GRID_LOOP(i, n) {
+    float g = 0.0f;
+    for (int k = 0; k < n_grads; k++) {
+      g += grads.p[k][i];
+      grads.p[k][i] = 0.0f;
+    }
+    if (!isfinite(g)) atomicAdd(nonfinite, 1ULL);  // an integer count: its order does not matter
+    const float mi = beta1 * m[i] + (1.0f - beta1) * g;
+    const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    params[i] -= lr * (mi / bias1) / (sqrtf(vi / bias2) + eps);
+  }
+}
+
+int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
+                    float beta1, float beta2, float eps, float bias1, float bias2) {
+  if (n_grads < 1 || n_grads > kMaxGrads) fail("adam_update (1 to 8 gradient buffers)", cudaErrorInvalidValue);
+  if (n == 0) return 0;
+  GradPointers g{};
+  for (int64_t k = 0; k < n_grads; k++) g.p[k] = grads[k];
+  check(cudaMemsetAsync(g_nonfinite, 0, sizeof(unsigned long long), 0), "adam_update");
+  adam_kernel<<<blocks_for(n), kThreads>>>(params, g, static_cast<int>(n_grads), m, v, n, lr, beta1, beta2, eps, bias1,
+                                           bias2, g_nonfinite);
+  launched("adam_update");
+  unsigned long long bad = 0;
+  download(&bad, g_nonfinite, sizeof bad);
+  return static_cast<int64_t>(bad);
+}
+
+__global__ void average_kernel(float* avg, const float* params, int64_t n, float decay) {
+  MICROGPT_GRID_LOOP(i, n) avg[i] = decay * avg[i] + (1.0f - decay) * params[i];
+}
+void average_update(float* avg, const float* params, int64_t n, float decay) {
+  if (n == 0) return;
+  average_kernel<<<blocks_for(n), kThreads>>>(avg, params, n, decay);
+  launched("average_update");
+}
+
+void put(char* why, size_t len, const std::string& what) {
+  if (len == 0) return;
+  const size_t n = std::min(len - 1, what.size());
+  std::memcpy(why, what.data(), n);
+  why[n] = '\0';
+}
+
+Kernels g_table;
+std::string g_error;
+bool g_ready = false;
+
+// Starts the first device and fills the table; "" or why it cannot.
+std::string start() {
+  // CUDA's runtime says "driver version insufficient" when there is no driver at all
+  void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (driver == nullptr) return "no NVIDIA driver here (libcuda.so.1 is not installed)";
+  dlclose(driver);
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice) {
+    return std::string("no usable NVIDIA GPU here (CUDA: ") + cudaGetErrorString(e) + ")";
+  }
+  if (e != cudaSuccess) return std::string("CUDA could not start: ") + cudaGetErrorString(e);
+  if (count == 0) return "no NVIDIA GPU here";
+  cudaError_t s = cudaSetDevice(0);
+  if (s == cudaSuccess) s = cudaFree(nullptr);  // creates the context now, not inside a kernel call
+  if (s == cudaSuccess) s = cudaMalloc(&g_nonfinite, sizeof(unsigned long long));
+  if (s != cudaSuccess) return std::string("the GPU would not start: ") + cudaGetErrorString(s);
+
+  const char* gemm = std::getenv("MICROGPT_CUDA_GEMM");
+  const std::string choice = gemm != nullptr ? gemm : "";
+  if (!choice.empty() && choice != "own" && choice != "cublas") {
+    return "MICROGPT_CUDA_GEMM=" + choice + ": unknown (accepted: cublas, own)";
+  }
+  if (choice != "own") {
+    const std::string blas = load_blas();
+    if (blas.empty()) {
+      g_use_blas = true;
+    } else if (choice == "cublas") {
+      return "MICROGPT_CUDA_GEMM=cublas: " + blas;
+    }
+  }
+  // (assigned one by one: nvcc is given C++17, which lacks designated initializers)
+  g_table.name = g_use_blas ? "cuda-cublas" : "cuda-tiled";
+  g_table.on_device = true;
+  g_table.allocate = allocate;
+  g_table.release = release;
+  g_table.upload = upload;
+  g_table.download = download;
+  g_table.copy = copy;
+  g_table.zero = zero;
+  g_table.encoder_forward = encoder_forward;
+  g_table.encoder_backward = encoder_backward;
+  g_table.rmsnorm_forward = rmsnorm_forward;
+  g_table.rmsnorm_backward = rmsnorm_backward;
+  g_table.matmul_forward = matmul_forward;
+  g_table.matmul_backward = matmul_backward;
+  g_table.attention_forward = attention_forward;
+  g_table.attention_backward = attention_backward;
+  g_table.residual_forward = residual_forward;
+  g_table.relu_forward = relu_forward;
+  g_table.relu_backward = relu_backward;
+  g_table.crossentropy_forward = crossentropy_forward;
+  g_table.crossentropy_backward = crossentropy_backward;
+  g_table.dropout_forward = dropout_forward;
+  g_table.dropout_backward = dropout_backward;
+  g_table.adam_update = adam_update;
+  g_table.average_update = average_update;
+  return "";
+}
+
+}  // namespace
+
+}  // namespace microgpt::cuda
+
+extern "C" int microgpt_cuda_kernels(const microgpt::Kernels** kernels, char* why, size_t len) {
+  using namespace microgpt::cuda;
+  if (!g_ready && g_error.empty()) {
+    g_error = start();
+    g_ready = g_error.empty();
+  }
+  if (!g_ready) {
+    put(why, len, g_error);
+    return -1;
+  }
+  *kernels = &g_table;
+  return 0;
+}
+
+extern "C" int microgpt_cuda_device(char* name, size_t name_len, int64_t* free_bytes, int64_t* total_bytes, char* why,
+                                    size_t len) {
+  using namespace microgpt::cuda;
+  if (!g_ready) {
+    put(why, len, g_error.empty() ? "the GPU was not started" : g_error);
+    return -1;
+  }
+  cudaDeviceProp prop{};
+  size_t free_b = 0, total_b = 0;
+  cudaError_t e = cudaGetDeviceProperties(&prop, 0);
+  if (e == cudaSuccess) e = cudaMemGetInfo(&free_b, &total_b);
+  if (e != cudaSuccess) {
+    put(why, len, std::string("CUDA: ") + cudaGetErrorString(e));
+    return -1;
+  }
+  put(name, name_len, prop.name);
+  *free_bytes = static_cast<int64_t>(free_b);
+  *total_bytes = static_cast<int64_t>(total_b);
+  return 0;
+}

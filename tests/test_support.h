@@ -22,7 +22,20 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "fast/kernels.h"
+
 namespace microgpt::testing {
+
+// Why the gpu engine cannot run here ("" when it can: a CUDA build on a machine with a
+// GPU). Its tests skip, printing this.
+inline std::string gpu_unavailable() {
+  try {
+    gpu_kernels();
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
 
 inline std::string shared_dir() { return MICROGPT_SHARED_DIR; }
 inline std::string test_data(const std::string& name) { return std::string(MICROGPT_TEST_DATA) + "/" + name; }

@@ -59,6 +59,9 @@ class ExactResume : public ::testing::TestWithParam<ResumeCase> {};
 
 TEST_P(ExactResume, StoppedAndResumedEqualsOneRun) {
   const ResumeCase p = GetParam();
+  if (p.engine == "gpu" && !testing::gpu_unavailable().empty()) {
+    GTEST_SKIP() << "skipped: no GPU here (" << testing::gpu_unavailable() << ")";
+  }
   TempDir dir;
   testing::write_file(dir.file("names.txt"), testing::first_names(60));
   TrainOptions o = small_run(p.engine, dir.file("names.txt"));
@@ -186,7 +189,10 @@ INSTANTIATE_TEST_SUITE_P(Engines, ExactResume,
                          ::testing::Values(ResumeCase{"reference", 1, 1, false}, ResumeCase{"fast", 4, 2, true},
                                            ResumeCase{"fast", 4, 2, false},
                                            ResumeCase{"fast", 4, 2, false, 0.1, 0.99, true},
-                                           ResumeCase{"fast", 4, 2, false, 0.0, 0.0, false, "frozen", "frozen", "concat"}),
+                                           ResumeCase{"fast", 4, 2, false, 0.0, 0.0, false, "frozen", "frozen", "concat"},
+                                           ResumeCase{"gpu", 4, 1, false},
+                                           ResumeCase{"gpu", 4, 1, false, 0.1, 0.99, true},
+                                           ResumeCase{"gpu", 4, 1, false, 0.0, 0.0, false, "frozen", "frozen", "concat"}),
                          [](const ::testing::TestParamInfo<ResumeCase>& info) {
                            return info.param.engine + "_batch" + std::to_string(info.param.batch_size) + "_threads" +
                                   std::to_string(info.param.threads) +

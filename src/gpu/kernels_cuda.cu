@@ -17,8 +17,20 @@
 //   - the matrix products with cuBLAS, loaded at run time (libcublas.so.13 or .12), or
 //     the module's own tiled kernel when it is missing or MICROGPT_CUDA_GEMM=own.
 // Everything runs in order on the default stream; reading a result (download) waits for it.
+//
+// The tests also compile this file as plain C++ (MICROGPT_CUDA_EMULATION) over
+// tests/gpu/cuda_emulation.h, which runs each block's threads as fibers on the CPU, so
+// that the kernels' logic is checked where there is no GPU: hence the launch and the
+// dynamic shared memory are written as the two macros below.
+#ifdef MICROGPT_CUDA_EMULATION
+#include "cuda_emulation.h"
+#else
 #include <cublas_v2.h>  // types only: the library is loaded with dlopen
 #include <cuda_runtime.h>
+// kernel<<<grid, block, shared bytes>>>(args...)
+#define MICROGPT_LAUNCH(kernel, grid, block, shared, ...) kernel<<<(grid), (block), (shared)>>>(__VA_ARGS__)
+#define MICROGPT_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -56,7 +68,7 @@ unsigned blocks_for(int64_t n, int64_t per_block = kThreads) {
   return static_cast<unsigned>(std::clamp<int64_t>((n + per_block - 1) / per_block, 1, 65536));
 }
 
-#define MICROGPT_GRID_LOOP(i, n) \
+#define MICROGPT_GRID_LOOP(i, n)                                                         \
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
@@ -110,7 +122,7 @@ __global__ void encoder_forward_kernel(float* out, const int32_t* tokens, const 
 void encoder_forward(float* out, const int32_t* tokens, const int32_t* positions, const float* wte, const float* wpe,
                      int64_t N, int64_t C) {
   if (N * C == 0) return;
-  encoder_forward_kernel<<<blocks_for(N * C), kThreads>>>(out, tokens, positions, wte, wpe, N, C);
+  MICROGPT_LAUNCH(encoder_forward_kernel, blocks_for(N * C), kThreads, 0, out, tokens, positions, wte, wpe, N, C);
   launched("encoder_forward");
 }
 
@@ -141,7 +153,8 @@ void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t
                       int64_t N, int64_t C, int64_t V, int64_t P) {
   if (N * C == 0) return;
   const int threads = static_cast<int>(std::min<int64_t>(kThreads, (C + 31) / 32 * 32));
-  encoder_backward_kernel<<<blocks_for(V + P, 1), threads>>>(dwte, dwpe, dout, tokens, positions, N, C, V, P);
+  MICROGPT_LAUNCH(encoder_backward_kernel, blocks_for(V + P, 1), threads, 0, dwte, dwpe, dout, tokens, positions, N, C,
+                  V, P);
   launched("encoder_backward");
 }
 
@@ -165,7 +178,7 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* inp
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, int64_t N, int64_t C) {
   if (N == 0) return;
-  rmsnorm_forward_kernel<<<blocks_for(N, kRowWarps), kThreads>>>(out, rstd, inp, N, C);
+  MICROGPT_LAUNCH(rmsnorm_forward_kernel, blocks_for(N, kRowWarps), kThreads, 0, out, rstd, inp, N, C);
   launched("rmsnorm_forward");
 }
 
@@ -188,7 +201,7 @@ __global__ void rmsnorm_backward_kernel(float* dinp, const float* dout, const fl
 
 void rmsnorm_backward(float* dinp, const float* dout, const float* inp, const float* rstd, int64_t N, int64_t C) {
   if (N == 0) return;
-  rmsnorm_backward_kernel<<<blocks_for(N, kRowWarps), kThreads>>>(dinp, dout, inp, rstd, N, C);
+  MICROGPT_LAUNCH(rmsnorm_backward_kernel, blocks_for(N, kRowWarps), kThreads, 0, dinp, dout, inp, rstd, N, C);
   launched("rmsnorm_backward");
 }
 
@@ -255,10 +268,11 @@ void gemm_tiled(float* c, int64_t ldc, const float* a, int64_t a_rs, int64_t a_c
   if (M == 0 || N == 0) return;
   const dim3 grid(static_cast<unsigned>((N + kTile - 1) / kTile),
                   static_cast<unsigned>(std::min<int64_t>((M + kTile - 1) / kTile, 65535)));
-  gemm_kernel<<<grid, kThreads>>>(c, ldc, a, a_rs, a_cs, b, b_rs, b_cs, M, N, K, beta);
+  MICROGPT_LAUNCH(gemm_kernel, grid, kThreads, 0, c, ldc, a, a_rs, a_cs, b, b_rs, b_cs, M, N, K, beta);
   launched("gemm");
 }
 
+#ifndef MICROGPT_CUDA_EMULATION
 // cuBLAS, when it loads: found by name, so any release with the v2 interface serves.
 struct Blas {
   cublasHandle_t handle = nullptr;
@@ -288,12 +302,12 @@ bool fits_int(int64_t x) { return x <= INT_MAX; }
 
 // Column-major cuBLAS on row-major buffers: a row-major (R, S) matrix is a column-major
 // (S, R) one, so each product below is written for the transposes.
-void blas_gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float* a,
-               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const char* where) {
+void blas_gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const char* where) {
   const float one = 1.0f;
-  const cublasStatus_t s = g_blas.sgemm(g_blas.handle, ta, tb, static_cast<int>(m), static_cast<int>(n),
-                                        static_cast<int>(k), &one, a, static_cast<int>(lda), b, static_cast<int>(ldb),
-                                        &beta, c, static_cast<int>(ldc));
+  const cublasStatus_t s =
+      g_blas.sgemm(g_blas.handle, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), &one, a,
+                   static_cast<int>(lda), b, static_cast<int>(ldb), &beta, c, static_cast<int>(ldc));
   if (s != CUBLAS_STATUS_SUCCESS) {
     std::fprintf(stderr, "microgpt: GPU error in %s: cuBLAS status %d\n", where, static_cast<int>(s));
     std::fflush(stderr);
@@ -305,6 +319,15 @@ bool blas_for(int64_t N, int64_t C, int64_t OC) {
   return g_use_blas && fits_int(N) && fits_int(C) && fits_int(OC) && fits_int(N * C) && fits_int(N * OC) &&
          fits_int(OC * C);
 }
+#else
+// (emulated: no cuBLAS, the tiled kernel always)
+bool g_use_blas = false;
+std::string load_blas() { return "cuBLAS is not emulated"; }
+bool blas_for(int64_t, int64_t, int64_t) { return false; }
+void blas_gemm(int, int, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float, float*,
+               int64_t, const char*) {}
+constexpr int CUBLAS_OP_N = 0, CUBLAS_OP_T = 1;
+#endif
 
 // out (N,OC) = inp (N,C) @ weight (OC,C)^T
 void matmul_forward(float* out, const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC, float*) {
@@ -344,7 +367,7 @@ int attention_warps(int64_t floats_per_warp) {
 
 __global__ void attention_forward_kernel(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
                                          int64_t NH, int warps) {
-  extern __shared__ float shared[];
+  MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* q = shared + warp * 2 * HS;
@@ -388,15 +411,14 @@ __global__ void attention_forward_kernel(float* out, float* lse, const float* qk
   }
 }
 
-void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
-                       float*) {
+void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH, float*) {
   if (T <= t0) return;
   const int64_t HS = C / NH;
   const int warps = attention_warps(2 * HS);
   if (warps == 0) fail("attention_forward (a head too wide for shared memory)", cudaErrorInvalidValue);
   const size_t shared = static_cast<size_t>(warps) * 2 * static_cast<size_t>(HS) * sizeof(float);
-  attention_forward_kernel<<<blocks_for((T - t0) * NH, warps), warps * 32, shared>>>(out, lse, qkv, T, t0, C, NH,
-                                                                                    warps);
+  MICROGPT_LAUNCH(attention_forward_kernel, blocks_for((T - t0) * NH, warps), warps * 32, shared, out, lse, qkv, T, t0,
+                  C, NH, warps);
   launched("attention_forward");
 }
 
@@ -405,7 +427,7 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int6
 __global__ void attention_backward_query_kernel(float* dqkv, float* D, const float* dout, const float* qkv,
                                                 const float* out, const float* lse, int64_t T, int64_t C, int64_t NH,
                                                 int warps) {
-  extern __shared__ float shared[];
+  MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* q = shared + warp * 3 * HS;
@@ -455,7 +477,7 @@ __global__ void attention_backward_query_kernel(float* dqkv, float* D, const flo
 // dv_u = sum over t >= u of P_tu dout_t.
 __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const float* dout, const float* qkv,
                                               const float* lse, int64_t T, int64_t C, int64_t NH, int warps) {
-  extern __shared__ float shared[];
+  MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* k = shared + warp * 4 * HS;
@@ -506,20 +528,20 @@ __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const
   }
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
-                        int64_t T, int64_t C, int64_t NH, float* scratch) {
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int64_t T,
+                        int64_t C, int64_t NH, float* scratch) {
   if (T == 0) return;
   const int64_t HS = C / NH;
   float* D = scratch;  // (T, NH): attention_scratch(T, C) holds far more
   const int wq = attention_warps(3 * HS), wk = attention_warps(4 * HS);
   if (wq == 0 || wk == 0) fail("attention_backward (a head too wide for shared memory)", cudaErrorInvalidValue);
-  attention_backward_query_kernel<<<blocks_for(T * NH, wq), wq * 32,
-                                    static_cast<size_t>(wq) * 3 * static_cast<size_t>(HS) * sizeof(float)>>>(
-      dqkv, D, dout, qkv, out, lse, T, C, NH, wq);
+  MICROGPT_LAUNCH(attention_backward_query_kernel, blocks_for(T * NH, wq), wq * 32,
+                  static_cast<size_t>(wq) * 3 * static_cast<size_t>(HS) * sizeof(float), dqkv, D, dout, qkv, out, lse,
+                  T, C, NH, wq);
   launched("attention_backward (queries)");
-  attention_backward_key_kernel<<<blocks_for(T * NH, wk), wk * 32,
-                                  static_cast<size_t>(wk) * 4 * static_cast<size_t>(HS) * sizeof(float)>>>(
-      dqkv, D, dout, qkv, lse, T, C, NH, wk);
+  MICROGPT_LAUNCH(attention_backward_key_kernel, blocks_for(T * NH, wk), wk * 32,
+                  static_cast<size_t>(wk) * 4 * static_cast<size_t>(HS) * sizeof(float), dqkv, D, dout, qkv, lse, T, C,
+                  NH, wk);
   launched("attention_backward (keys)");
 }
 
@@ -530,7 +552,7 @@ __global__ void residual_kernel(float* out, const float* a, const float* b, int6
 }
 void residual_forward(float* out, const float* a, const float* b, int64_t n) {
   if (n == 0) return;
-  residual_kernel<<<blocks_for(n), kThreads>>>(out, a, b, n);
+  MICROGPT_LAUNCH(residual_kernel, blocks_for(n), kThreads, 0, out, a, b, n);
   launched("residual_forward");
 }
 
@@ -539,7 +561,7 @@ __global__ void relu_kernel(float* out, const float* inp, int64_t n) {
 }
 void relu_forward(float* out, const float* inp, int64_t n) {
   if (n == 0) return;
-  relu_kernel<<<blocks_for(n), kThreads>>>(out, inp, n);
+  MICROGPT_LAUNCH(relu_kernel, blocks_for(n), kThreads, 0, out, inp, n);
   launched("relu_forward");
 }
 
@@ -548,7 +570,7 @@ __global__ void relu_backward_kernel(float* dinp, const float* dout, const float
 }
 void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
   if (n == 0) return;
-  relu_backward_kernel<<<blocks_for(n), kThreads>>>(dinp, dout, inp, n);
+  MICROGPT_LAUNCH(relu_backward_kernel, blocks_for(n), kThreads, 0, dinp, dout, inp, n);
   launched("relu_backward");
 }
 
@@ -591,7 +613,7 @@ __global__ void crossentropy_forward_kernel(float* probs, double* loss, const fl
 
 void crossentropy_forward(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
                           int64_t V) {
-  crossentropy_forward_kernel<<<1, kLossWarps * 32>>>(probs, loss, logits, targets, N, V);
+  MICROGPT_LAUNCH(crossentropy_forward_kernel, 1, kLossWarps * 32, 0, probs, loss, logits, targets, N, V);
   launched("crossentropy_forward");
 }
 
@@ -607,7 +629,7 @@ __global__ void crossentropy_backward_kernel(float* dlogits, const float* probs,
 void crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,
                            int64_t V) {
   if (N * V == 0) return;
-  crossentropy_backward_kernel<<<blocks_for(N * V), kThreads>>>(dlogits, probs, targets, dloss, N, V);
+  MICROGPT_LAUNCH(crossentropy_backward_kernel, blocks_for(N * V), kThreads, 0, dlogits, probs, targets, dloss, N, V);
   launched("crossentropy_backward");
 }
 
@@ -642,8 +664,8 @@ template <bool kAccumulate>
 void dropout_apply(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
   if (N * C == 0) return;
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 16777216.0);
-  dropout_kernel<kAccumulate><<<blocks_for(N * C), kThreads>>>(out, inp, row0, N, C, threshold, 1.0f / (1.0f - p),
-                                                               mix64(key));
+  MICROGPT_LAUNCH(dropout_kernel<kAccumulate>, blocks_for(N * C), kThreads, 0, out, inp, row0, N, C, threshold,
+                  1.0f / (1.0f - p), mix64(key));
   launched("dropout");
 }
 void dropout_forward(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
@@ -686,8 +708,8 @@ int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* 
   GradPointers g{};
   for (int64_t k = 0; k < n_grads; k++) g.p[k] = grads[k];
   check(cudaMemsetAsync(g_nonfinite, 0, sizeof(unsigned long long), 0), "adam_update");
-  adam_kernel<<<blocks_for(n), kThreads>>>(params, g, static_cast<int>(n_grads), m, v, n, lr, beta1, beta2, eps, bias1,
-                                           bias2, g_nonfinite);
+  MICROGPT_LAUNCH(adam_kernel, blocks_for(n), kThreads, 0, params, g, static_cast<int>(n_grads), m, v, n, lr, beta1,
+                  beta2, eps, bias1, bias2, g_nonfinite);
   launched("adam_update");
   unsigned long long bad = 0;
   download(&bad, g_nonfinite, sizeof bad);
@@ -699,7 +721,7 @@ __global__ void average_kernel(float* avg, const float* params, int64_t n, float
 }
 void average_update(float* avg, const float* params, int64_t n, float decay) {
   if (n == 0) return;
-  average_kernel<<<blocks_for(n), kThreads>>>(avg, params, n, decay);
+  MICROGPT_LAUNCH(average_kernel, blocks_for(n), kThreads, 0, avg, params, n, decay);
   launched("average_update");
 }
 
@@ -716,10 +738,12 @@ bool g_ready = false;
 
 // Starts the first device and fills the table; "" or why it cannot.
 std::string start() {
+#ifndef MICROGPT_CUDA_EMULATION
   // CUDA's runtime says "driver version insufficient" when there is no driver at all
   void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (driver == nullptr) return "no NVIDIA driver here (libcuda.so.1 is not installed)";
   dlclose(driver);
+#endif
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice) {
@@ -729,7 +753,7 @@ std::string start() {
   if (count == 0) return "no NVIDIA GPU here";
   cudaError_t s = cudaSetDevice(0);
   if (s == cudaSuccess) s = cudaFree(nullptr);  // creates the context now, not inside a kernel call
-  if (s == cudaSuccess) s = cudaMalloc(&g_nonfinite, sizeof(unsigned long long));
+  if (s == cudaSuccess) s = cudaMalloc(reinterpret_cast<void**>(&g_nonfinite), sizeof(unsigned long long));
   if (s != cudaSuccess) return std::string("the GPU would not start: ") + cudaGetErrorString(s);
 
   const char* gemm = std::getenv("MICROGPT_CUDA_GEMM");

@@ -19,9 +19,9 @@ namespace {
 using testing::TempDir;
 
 // (a macro: GTEST_SKIP returns from the function it is written in)
-#define MICROGPT_SKIP_WITHOUT_GPU()                                                                      \
-  if (const std::string why = testing::gpu_unavailable(); !why.empty()) {                                \
-    GTEST_SKIP() << "skipped: no GPU here (" << why << ")";                                              \
+#define MICROGPT_SKIP_WITHOUT_GPU()                                       \
+  if (const std::string why = testing::gpu_unavailable(); !why.empty()) { \
+    GTEST_SKIP() << "skipped: no GPU here (" << why << ")";               \
   }
 
 TEST(GpuEngine, WithoutAGpuSaysWhyInOneLine) {

@@ -18,9 +18,10 @@
 #include "core/error.h"
 #include "core/python_random.h"
 #include "fast/fast_model.h"
+#include "fast/gpu_host_view.h"
 #include "fast/kernels.h"
-#include "train/sampler.h"
 #include "fast_test_util.h"
+#include "train/sampler.h"
 
 namespace microgpt {
 namespace {
@@ -42,6 +43,8 @@ struct Case {
   std::string name;
   ModelConfig model;
   TrainConfig train;
+  // How far other kernels' weights may be after 20 steps (relative L2 over the buffer).
+  double weight_tol = 1e-3;
 };
 
 std::vector<Case> setups() {
@@ -64,18 +67,20 @@ std::vector<Case> setups() {
   fixed.ema = 0.9;
   ModelConfig wide = m;
   wide.n_embd = 32;
-  return {{"plain", m, plain}, {"dropout_ema", m, aids}, {"fixed_inputs", wide, fixed}};
+  // One-hot and sinusoidal inputs leave parts of layer 0's attention gradient at the
+  // level of rounding, which Adam turns into whole steps: the CPU's own AVX-512 and plain
+  // kernels end 0.7% apart in layer 0's attn_wk after these 20 steps (measured), the
+  // losses on the way agreeing to 1e-7.
+  return {{"plain", m, plain}, {"dropout_ema", m, aids}, {"fixed_inputs", wide, fixed, 2e-2}};
 }
 
 class DevicePath : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() == "gpu") {
-      try {
-        device_ = &gpu_kernels();
-      } catch (const Error& e) {
-        GTEST_SKIP() << "skipped: no GPU here (" << e.what() << ")";
-      }
+      std::string why;
+      device_ = testing::gpu_backend(&why);
+      if (device_ == nullptr) GTEST_SKIP() << "skipped: no GPU here (" << why << ")";
     } else {
       device_ = &host_as_device();
     }
@@ -127,17 +132,18 @@ TEST_P(DevicePath, TrainsEvaluatesAndSamplesAsTheCpu) {
       expect_close(b, a, 1e-4, "loss at step " + std::to_string(step));
     }
     dev.pull();
-    expect_close(dev.params(), cpu.params(), 1e-3, "weights after 20 steps");
-    expect_close(dev.model_params(), cpu.model_params(), 1e-3, "the model's weights (the average, with --ema)");
-    expect_close(dev.adam_m(), cpu.adam_m(), 1e-3, "Adam's m");
-    expect_close(dev.adam_v(), cpu.adam_v(), 1e-3, "Adam's v");
+    expect_close(dev.params(), cpu.params(), s.weight_tol, "weights after 20 steps");
+    expect_close(dev.model_params(), cpu.model_params(), s.weight_tol, "the model's weights (the average, with --ema)");
+    expect_close(dev.adam_m(), cpu.adam_m(), s.weight_tol, "Adam's m");
+    expect_close(dev.adam_v(), cpu.adam_v(), s.weight_tol, "Adam's v");
 
     // From here on both run the same weights: the CPU's, pushed to the device.
     std::copy(cpu.params().begin(), cpu.params().end(), dev.params().begin());
     std::copy(cpu.model_params().begin(), cpu.model_params().end(), dev.model_params().begin());
     dev.push();
 
-    const auto val = testing::random_docs(s.model.vocab_size, {2, 8, 5, 11, 3, 7, 1, 9}, 77);  // more than max_docs rows
+    const auto val =
+        testing::random_docs(s.model.vocab_size, {2, 8, 5, 11, 3, 7, 1, 9}, 77);  // more than max_docs rows
     const std::vector<DocRef> val_refs(val.begin(), val.end());
     const LossSum la = cpu.evaluate(val_refs), lb = dev.evaluate(val_refs);
     EXPECT_EQ(la.tokens, lb.tokens);
@@ -148,7 +154,8 @@ TEST_P(DevicePath, TrainsEvaluatesAndSamplesAsTheCpu) {
 
     const auto la_rows = cpu.logits(val_refs[3]), lb_rows = dev.logits(val_refs[3]);
     ASSERT_EQ(la_rows.size(), lb_rows.size());
-    for (size_t r = 0; r < la_rows.size(); r++) expect_close(lb_rows[r], la_rows[r], 1e-5, "logits " + std::to_string(r));
+    for (size_t r = 0; r < la_rows.size(); r++)
+      expect_close(lb_rows[r], la_rows[r], 1e-5, "logits " + std::to_string(r));
 
     const std::vector<Token> window(val[3].begin(), val[3].begin() + 6);
     const std::vector<double> wa = cpu.attention_weights(window), wb = dev.attention_weights(window);
@@ -199,7 +206,8 @@ TEST_P(DevicePath, HostCopiesMoveOnlyWhenAsked) {
   dev.train_step(0, 10, refs);
   EXPECT_TRUE(std::equal(host.begin(), host.end(), dev.params().begin())) << "the host copies moved without pull()";
   dev.pull();
-  EXPECT_FALSE(std::equal(host.begin(), host.end(), dev.params().begin())) << "pull() did not bring the trained weights";
+  EXPECT_FALSE(std::equal(host.begin(), host.end(), dev.params().begin()))
+      << "pull() did not bring the trained weights";
 }
 
 TEST_P(DevicePath, RunsOnOneThreadAndKeepsItsGradient) {

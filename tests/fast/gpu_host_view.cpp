@@ -5,8 +5,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/error.h"
-
 namespace microgpt::testing {
 
 namespace {
@@ -70,8 +68,8 @@ void encoder_forward(float* out, const int32_t* tokens, const int32_t* positions
                      int64_t N, int64_t C) {
   Call c;
   const int64_t V = rows_used(tokens, N), P = rows_used(positions, N);
-  g_gpu->encoder_forward(c.out(out, N * C), c.in(tokens, N), c.in(positions, N), c.in(wte, V * C), c.in(wpe, P * C),
-                         N, C);
+  g_gpu->encoder_forward(c.out(out, N * C), c.in(tokens, N), c.in(positions, N), c.in(wte, V * C), c.in(wpe, P * C), N,
+                         C);
 }
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, const int32_t* positions,
                       int64_t N, int64_t C, int64_t V, int64_t P) {
@@ -99,15 +97,14 @@ void matmul_backward(float* dinp, float* dweight, const float* dout, const float
 }
 // The host's scratch is not the kernels' to use here: a fresh device one, and the host's
 // left as the test made it (its guards checked).
-void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
-                       float*) {
+void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH, float*) {
   Call c;
   std::vector<float> scratch(static_cast<size_t>(attention_scratch(T, C)));
   g_gpu->attention_forward(c.out(out, T * C), c.out(lse, T * NH), c.in(qkv, T * 3 * C), T, t0, C, NH,
                            c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
 }
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
-                        int64_t T, int64_t C, int64_t NH, float*) {
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int64_t T,
+                        int64_t C, int64_t NH, float*) {
   Call c;
   std::vector<float> scratch(static_cast<size_t>(attention_scratch(T, C)));
   g_gpu->attention_backward(c.out(dqkv, T * 3 * C), c.in(dout, T * C), c.in(qkv, T * 3 * C), c.in(out, T * C),
@@ -164,8 +161,8 @@ const Kernels* gpu_kernels_on_host(std::string* why) {
   static bool tried = false;
   if (!tried) {
     tried = true;
-    try {
-      g_gpu = &gpu_kernels();
+    g_gpu = gpu_backend(&failure);
+    if (g_gpu != nullptr) {
       static Kernels k = *cpu_kernels_named("generic");  // the host's memory functions
       k.name = g_gpu->name;
       k.encoder_forward = encoder_forward;
@@ -186,8 +183,6 @@ const Kernels* gpu_kernels_on_host(std::string* why) {
       k.adam_update = adam_update;
       k.average_update = average_update;
       view = &k;
-    } catch (const Error& e) {
-      failure = e.what();
     }
   }
   if (view == nullptr && why != nullptr) *why = failure;

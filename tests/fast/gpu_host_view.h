@@ -11,7 +11,12 @@
 
 namespace microgpt::testing {
 
-// The view, or nullptr with the reason in *why (no CUDA in this build, no GPU here).
+// The GPU kernels the tests check: gpu_kernels() (gpu_backend.cpp), or in the emulation
+// tests the same source run on the CPU (gpu/gpu_backend_emulated.cpp); nullptr with the
+// reason in *why when there are none.
+const Kernels* gpu_backend(std::string* why);
+
+// The view of gpu_backend(), or nullptr with the reason in *why.
 const Kernels* gpu_kernels_on_host(std::string* why);
 
 }  // namespace microgpt::testing

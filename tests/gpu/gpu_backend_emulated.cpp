@@ -1,0 +1,18 @@
+// The GPU kernels the emulation tests check: src/gpu/kernels_cuda.cu compiled for the
+// CPU (kernels_cuda_emulated.cpp), its table taken directly.
+#include "cuda_emulation.h"
+#include "fast/gpu_host_view.h"
+
+namespace microgpt::testing {
+
+const Kernels* gpu_backend(std::string* why) {
+  const Kernels* k = nullptr;
+  char reason[512] = {};
+  if (microgpt_cuda_kernels(&k, reason, sizeof reason) != 0) {
+    if (why != nullptr) *why = reason;
+    return nullptr;
+  }
+  return k;
+}
+
+}  // namespace microgpt::testing

@@ -644,7 +644,7 @@ void check_gradients(const OpCase& c, const Kernels& k, Check& r) {
     // The CUDA emulation runs a launch a thousand times slower than a CPU kernel: its
     // gradients are checked against the double-precision ones above and the plain CPU
     // kernels' (check_same_as), which pass the finite differences themselves.
-    return;
+    if (k.name.rfind("cuda-", 0) == 0) return;
 #endif
     Inputs in = c.inputs;
     const double h = c.fd_step;

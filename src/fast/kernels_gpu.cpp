@@ -3,6 +3,7 @@
 // and a CPU run never loads CUDA's libraries.
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
@@ -21,10 +22,7 @@ struct Module {
   decltype(&microgpt_cuda_device) device = nullptr;
 };
 
-#ifdef MICROGPT_CUDA_MODULE
-Module load_module() {
-  const std::string path = beside_executable(MICROGPT_CUDA_MODULE);
-  if (path.empty()) throw no_gpu("this program cannot tell where its own file is, to find its CUDA module");
+Module load_module(const std::string& path) {
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) throw no_gpu("the CUDA module would not load (" + std::string(dlerror()) + ")");
   Module m;
@@ -33,15 +31,25 @@ Module load_module() {
   if (m.kernels == nullptr || m.device == nullptr) throw no_gpu("the CUDA module '" + path + "' is not this program's");
   return m;
 }
-#endif
 
-const Module& module() {
+// The module beside the executable, or the one MICROGPT_CUDA_MODULE names (a module
+// built elsewhere; the tests' build of the kernels on a CPU emulation of CUDA).
+Module find_module() {
+  if (const char* named = std::getenv("MICROGPT_CUDA_MODULE"); named != nullptr && *named != '\0') {
+    return load_module(named);
+  }
 #ifndef MICROGPT_CUDA_MODULE
   throw no_gpu("this microgpt was built without CUDA (CMake found no CUDA toolkit; the README says how to add it)");
 #else
-  static const Module m = load_module();
-  return m;
+  const std::string path = beside_executable(MICROGPT_CUDA_MODULE);
+  if (path.empty()) throw no_gpu("this program cannot tell where its own file is, to find its CUDA module");
+  return load_module(path);
 #endif
+}
+
+const Module& module() {
+  static const Module m = find_module();
+  return m;
 }
 
 }  // namespace

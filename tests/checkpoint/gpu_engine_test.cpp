@@ -2,7 +2,11 @@
 // where a GPU is, a model too large for it refused cleanly, and its checkpoints continued
 // on the CPU and back. (Its kernels: fast/kernels_test.cpp's Gpu cases; its driver:
 // fast/device_path_test.cpp; exact resume on the GPU: resume_test.cpp's gpu cases.)
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
 
 #include <string>
 #include <vector>
@@ -24,15 +28,61 @@ using testing::TempDir;
     GTEST_SKIP() << "skipped: no GPU here (" << why << ")";               \
   }
 
-TEST(GpuEngine, WithoutAGpuSaysWhyInOneLine) {
-  if (testing::gpu_unavailable().empty()) GTEST_SKIP() << "skipped: a GPU is here (this checks the refusal)";
-  TempDir dir;
-  const auto r = testing::run_microgpt("train --engine gpu --steps 2 --num-samples 0", dir.path());
+// Where no NVIDIA driver is (CI), these tests and resume_test's gpu cases run on the
+// kernels built over the CUDA emulation (tests/gpu/cuda_emulation.h): the program's
+// whole gpu path, its kernels run on the CPU.
+const bool kEmulatedGpu = [] {
+#ifdef MICROGPT_CUDA_EMULATED_MODULE
+  if (std::getenv("MICROGPT_CUDA_MODULE") == nullptr) {
+    if (void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL); driver != nullptr) {
+      dlclose(driver);
+      return false;
+    }
+    setenv("MICROGPT_CUDA_MODULE", MICROGPT_CUDA_EMULATED_MODULE, 1);
+    return true;
+  }
+#endif
+  return false;
+}();
+
+// Runs microgpt with MICROGPT_CUDA_MODULE set to `module` (unset when empty).
+testing::RunResult run_with_module(const std::string& args, const std::string& cwd, const char* module) {
+  const char* was = std::getenv("MICROGPT_CUDA_MODULE");
+  const std::string saved = was != nullptr ? was : "";
+  if (module != nullptr) {
+    setenv("MICROGPT_CUDA_MODULE", module, 1);
+  } else {
+    unsetenv("MICROGPT_CUDA_MODULE");
+  }
+  testing::RunResult r = testing::run_microgpt(args, cwd);
+  if (was != nullptr) {
+    setenv("MICROGPT_CUDA_MODULE", saved.c_str(), 1);
+  } else {
+    unsetenv("MICROGPT_CUDA_MODULE");
+  }
+  return r;
+}
+
+void expect_refused(const testing::RunResult& r, const std::string& fragment, const TempDir& dir) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
   EXPECT_EQ(r.err.rfind("microgpt: error: --engine gpu: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_FALSE(std::filesystem::exists(dir.file("model.safetensors")));
+}
+
+TEST(GpuEngine, WithoutAGpuSaysWhyInOneLine) {
+  TempDir dir;
+  const std::string args = "train --engine gpu --steps 2 --num-samples 0";
+  expect_refused(run_with_module(args, dir.path(), "/nonexistent/libmicrogpt_cuda.so"), "would not load", dir);
+  if (void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL); driver != nullptr) {
+    dlclose(driver);
+    GTEST_SKIP() << "skipped: an NVIDIA driver is here (the refusal without one is checked elsewhere)";
+  }
+  // the build's own module (or none): no driver, or no CUDA in this build
+  const auto r = run_with_module(args, dir.path(), nullptr);
+  expect_refused(r, r.err.find("without CUDA") != std::string::npos ? "without CUDA" : "no NVIDIA driver", dir);
 }
 
 TEST(GpuEngine, RefusesAModelTheGpuCannotHold) {

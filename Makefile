@@ -7,6 +7,8 @@
 #   make fuzz           each libFuzzer target of fuzz/ for FUZZ_SECONDS (see fuzz/README.md)
 #   make test-arm64     cross-builds for ARM64 and runs the kernel and parity tests under
 #                       qemu-user (Debian hosts)
+#   make gpu-bundle     what bench/gpu_check.sh runs on a machine with a GPU but no
+#                       registry: the programs built here, the data and PyTorch scripts
 # Set-up follows the system: apt-get on Debian and Ubuntu, Homebrew on macOS; elsewhere
 # `make deps` lists what is needed.
 
@@ -67,7 +69,7 @@ ARM64_RUN = qemu-aarch64 -L /usr/aarch64-linux-gnu
 # Every test of the two programs (the others are not built for ARM64).
 ARM64_TESTS ?= .
 
-.PHONY: all deps deps-sanitize deps-arm64 deps-browser build run test bench clean test-sanitize test-asan test-tsan fuzz test-arm64
+.PHONY: all deps deps-sanitize deps-arm64 deps-browser build run test bench clean test-sanitize test-asan test-tsan fuzz test-arm64 gpu-bundle
 
 all: build
 
@@ -178,5 +180,21 @@ test-arm64: deps-arm64
 	cd $(ARM64_BUILD) && $(ARM64_RUN) ./microgpt --steps 200 --num-samples 3 --out arm64.safetensors | tail -4 && \
 	  $(ARM64_RUN) ./microgpt sample --model arm64.safetensors --num-samples 3 --seed 1
 
+# gpu-bundle/: the GPU engine's programs and tests built here (the CUDA toolkit needed),
+# libgomp, names.txt and tinyshakespeare.txt and the PyTorch scripts from the shared
+# folder: what bench/gpu_check.sh needs on the lent GPU machine, which builds nothing.
+GPU_BUNDLE ?= gpu-bundle
+gpu-bundle: build
+	@test -f $(BUILD)/libmicrogpt_cuda.so || { echo "make: this build has no CUDA module (CMake found no CUDA toolkit)"; exit 1; }
+	cmake --build $(BUILD) -j $(JOBS) --target microgpt_bench fast_tests checkpoint_tests
+	@shared="$$(sed -n 's/^MICROGPT_SHARED_DIR:PATH=//p' $(BUILD)/CMakeCache.txt)"; \
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/lib $(GPU_BUNDLE)/data $(GPU_BUNDLE)/torch && \
+	cp $(BUILD)/microgpt $(BUILD)/libmicrogpt_cuda.so $(BUILD)/microgpt_bench $(BUILD)/tests/fast_tests \
+	  $(BUILD)/tests/checkpoint_tests $(GPU_BUNDLE)/ && \
+	cp "$$(g++ -print-file-name=libgomp.so.1)" $(GPU_BUNDLE)/lib/ && \
+	cp "$$shared/data/names.txt" "$$shared/data/tinyshakespeare.txt" $(GPU_BUNDLE)/data/ && \
+	cp "$$shared/bench/torch_microgpt.py" "$$shared/bench/torch_text.py" $(GPU_BUNDLE)/torch/ && \
+	du -sh $(GPU_BUNDLE)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(ARM64_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(ARM64_BUILD) $(GPU_BUNDLE)

@@ -3,6 +3,7 @@
 //
 //   build/microgpt_bench --data names.txt --preset makemore --steps 200
 //   build/microgpt_bench --data names.txt --n-layer 6 --n-embd 192 --n-head 6 --batch-size 64 --threads 2
+//   build/microgpt_bench --data names.txt --n-layer 6 --n-embd 192 --n-head 6 --batch-size 64 --engine gpu
 //
 // Steps run in chunks; the figure is the median chunk (this machine is shared, so
 // single timings wander). Prints one line for people and one JSON line.
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   ModelConfig model;
   TrainConfig train;
   int64_t steps = 200, warmup = 20, chunk = 20, threads = omp_get_num_procs();
+  std::string engine = "fast";
   app.add_option("--data", data_path, "text file, one document per line (names.txt)")->required();
   app.add_option("--preset", preset);
   auto* o_layer = app.add_option("--n-layer", model.n_layer);
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed steps first");
   app.add_option("--chunk", chunk, "steps per timing chunk");
   app.add_option("--threads", threads);
+  app.add_option("--engine", engine, "fast (the CPU kernels) or gpu (the CUDA module's; each step ends when the GPU has)")
+      ->check(CLI::IsMember({"fast", "gpu"}));
   CLI11_PARSE(app, argc, argv);
   if (!preset.empty()) {
     const Preset* p = find_preset(preset);
@@ -61,7 +65,7 @@ int main(int argc, char** argv) {
     PyRandom rng(train.seed);
     DocumentSource source(load_dataset(data_path), rng, train, model.block_size);  // the batches train makes
     model.vocab_size = source.tokenizer().vocab_size();
-    FastModel m(model, train, threads, train.batch_size);
+    FastModel m(model, train, threads, train.batch_size, engine == "gpu" ? gpu_kernels() : cpu_kernels());
     m.init_params(rng);
     const int64_t total = warmup + steps, B = train.batch_size;
     std::vector<double> chunk_ms;
@@ -106,7 +110,7 @@ int main(int argc, char** argv) {
     std::printf("n_layer %lld n_embd %lld n_head %lld block %lld batch %lld threads %lld kernels %s | params %lld\n",
                 static_cast<long long>(model.n_layer), static_cast<long long>(model.n_embd),
                 static_cast<long long>(model.n_head), static_cast<long long>(model.block_size),
-                static_cast<long long>(B), static_cast<long long>(threads), m.kernels().name.c_str(),
+                static_cast<long long>(B), static_cast<long long>(m.threads()), m.kernels().name.c_str(),
                 static_cast<long long>(m.num_params()));
     std::printf("%.4f ms/step (median of %zu chunks of %lld; best %.4f) | %.0f tokens/s | %.1f GFLOP/s | peak %.1f MB\n",
                 ms, chunk_ms.size(), static_cast<long long>(chunk), sorted.front(), tokens_per_step / ms * 1000.0,

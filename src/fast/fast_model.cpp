@@ -134,6 +134,7 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
     k_.zero(grads_.back().floats(), layout_.total());
   }
   staged_ = KernelMemory(k_, 3 * max_rows_ * static_cast<int64_t>(sizeof(int32_t)));
+  staged_docs_ = KernelMemory(k_, (max_rows_ + 1) * static_cast<int64_t>(sizeof(int64_t)));
   doc_loss_ = KernelMemory(k_, max_rows_ * static_cast<int64_t>(sizeof(double)));  // a document has a row or more
 
   // Activations in one buffer and their gradients in another, carved in the order
@@ -246,6 +247,7 @@ void FastModel::stage(const Packed& b) {
     inputs_ = b.inputs.data();
     targets_ = b.targets.data();
     positions_ = b.positions.data();
+    doc_start_ = b.doc_start.data();
     return;
   }
   const int64_t n = b.rows();
@@ -256,6 +258,9 @@ void FastModel::stage(const Packed& b) {
   inputs_ = ints;
   targets_ = ints + max_rows_;
   positions_ = ints + 2 * max_rows_;
+  auto* docs = static_cast<int64_t*>(staged_docs_.get());
+  k_.upload(docs, b.doc_start.data(), static_cast<int64_t>(b.doc_start.size() * sizeof(int64_t)));
+  doc_start_ = docs;
 }
 
 void FastModel::prepare(std::span<const DocRef> docs, Packed& b) const {
@@ -288,6 +293,10 @@ void FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int6
   const int64_t r0 = rows.begin, n = rows.end - rows.begin;
   if (n <= 0) return;
   const bool training = pass == Pass::kTrain, incremental = pass == Pass::kIncremental;
+  // The documents' rows (for kIncremental, the cached rows too) and their first rows.
+  const int64_t n_docs = docs.end - docs.begin;
+  const int64_t doc_rows = b.doc_start[static_cast<size_t>(docs.end)] - b.doc_start[static_cast<size_t>(docs.begin)];
+  const int64_t* doc_start = doc_start_ + docs.begin;
   const bool drop = training && train_.dropout > 0.0;
   const float p_drop = static_cast<float>(train_.dropout);
   // Training updates params_; everything else runs the model, the average when there is one.
@@ -305,12 +314,9 @@ void FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int6
     k_.rmsnorm_forward(a.ln1 + r0 * C, a.rstd1 + r0, a.x + r0 * C, n, C);
     // attn_wq, attn_wk, attn_wv are consecutive in the layout: one (3C, C) matrix
     k_.matmul_forward(a.qkv + r0 * 3 * C, a.ln1 + r0 * C, w(*lp.attn_wq), n, C, 3 * C, scratch);
-    for (int64_t d = docs.begin; d < docs.end; d++) {
-      const int64_t s = b.doc_start[static_cast<size_t>(d)];
-      const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
-      const int64_t t0 = incremental ? T - 1 : 0;
-      k_.attention_forward(a.atty + s * C, a.lse + s * NH, a.qkv + s * 3 * C, T, t0, C, NH, scratch);
-    }
+    // (incremental: one document, its last row new)
+    k_.attention_forward(a.atty, a.lse, a.qkv, doc_start, n_docs, doc_rows, incremental ? doc_rows - 1 : 0, C, NH,
+                         scratch);
     k_.matmul_forward(a.xmid + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C, scratch);
     if (drop) k_.dropout_forward(a.xmid + r0 * C, a.xmid + r0 * C, first_row_ + r0, n, C, p_drop, dropout_key(l, 0));
     k_.residual_forward(a.xmid + r0 * C, a.xmid + r0 * C, a.x + r0 * C, n * C);
@@ -323,15 +329,11 @@ void FastModel::forward(const Packed& b, Range docs, Range rows, Pass pass, int6
   }
   k_.matmul_forward(logits_ + r0 * V, x_final_ + r0 * C, w(layout_.lm_head()), n, C, V, scratch);
   if (pass == Pass::kLogits || incremental) return;
-  for (int64_t d = docs.begin; d < docs.end; d++) {
-    const int64_t s = b.doc_start[static_cast<size_t>(d)];
-    const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
-    k_.crossentropy_forward(probs_ + s * V, static_cast<double*>(doc_loss_.get()) + d, logits_ + s * V, targets_ + s, T,
-                            V);
-  }
+  k_.crossentropy_forward(probs_, static_cast<double*>(doc_loss_.get()) + docs.begin, logits_, targets_, doc_start,
+                          n_docs, doc_rows, V);
 }
 
-void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, int64_t thread) {
+void FastModel::backward(Range docs, Range rows, float dloss, int64_t thread) {
   const int64_t C = config_.n_embd, V = config_.vocab_size, NH = config_.n_head;
   const int64_t r0 = rows.begin, n = rows.end - rows.begin;
   if (n <= 0) return;
@@ -373,12 +375,8 @@ void FastModel::backward(const Packed& b, Range docs, Range rows, float dloss, i
     const float* dattn = through_dropout(l, 0);
     k_.matmul_backward(datty_ + r0 * C, g(*lp.attn_wo), dattn + r0 * C, a.atty + r0 * C, w(*lp.attn_wo), n, C, C);
     k_.zero(dqkv_ + r0 * 3 * C, n * 3 * C);
-    for (int64_t d = docs.begin; d < docs.end; d++) {
-      const int64_t s = b.doc_start[static_cast<size_t>(d)];
-      const int64_t T = b.doc_start[static_cast<size_t>(d) + 1] - s;
-      k_.attention_backward(dqkv_ + s * 3 * C, datty_ + s * C, a.qkv + s * 3 * C, a.atty + s * C, a.lse + s * NH, T,
-                            C, NH, scratch);
-    }
+    k_.attention_backward(dqkv_, datty_, a.qkv, a.atty, a.lse, doc_start_ + docs.begin, docs.end - docs.begin, n, C,
+                          NH, scratch);
     k_.zero(dln_ + r0 * C, n * C);
     k_.matmul_backward(dln_ + r0 * C, g(*lp.attn_wq), dqkv_ + r0 * 3 * C, a.ln1 + r0 * C, w(*lp.attn_wq), n, C,
                        3 * C);
@@ -402,7 +400,7 @@ LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_
     const Range docs = docs_of_thread(b, t, nt);
     const Range rows{b.doc_start[static_cast<size_t>(docs.begin)], b.doc_start[static_cast<size_t>(docs.end)]};
     forward(b, docs, rows, Pass::kTrain, t);
-    backward(b, docs, rows, dloss, t);
+    backward(docs, rows, dloss, t);
   };
   if (nt > 0) run_parallel(nt, work);  // a process's share may be empty
   k_.download(doc_losses_.data(), doc_loss_.get(), b.docs() * static_cast<int64_t>(sizeof(double)));

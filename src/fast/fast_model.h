@@ -207,7 +207,7 @@ class FastModel {
   // The next token's probabilities (or logits, at temperature 0) from a row's logits.
   std::vector<double> next_of_row(int64_t row, double temperature) const;
   // Adds the gradient of dloss * (loss sum of those rows) into thread `thread`'s buffer.
-  void backward(const Packed& b, Range docs, Range rows, float dloss, int64_t thread);
+  void backward(Range docs, Range rows, float dloss, int64_t thread);
   int64_t threads_for(const Packed& b) const;
 
   ModelConfig config_;
@@ -238,10 +238,11 @@ class FastModel {
   bool combined_ = false;  // the threads' gradients are summed in the first buffer
   std::vector<double> doc_losses_;
   std::vector<KernelMemory> grads_;  // one per thread
-  // The batch as the kernels see it: token ids, targets and positions (int32, rows), and
-  // each document's loss (double).
-  KernelMemory staged_, doc_loss_;
+  // The batch as the kernels see it: token ids, targets and positions (int32, rows), the
+  // documents' first rows (int64, documents + 1), and each document's loss (double).
+  KernelMemory staged_, staged_docs_, doc_loss_;
   const int32_t *inputs_ = nullptr, *targets_ = nullptr, *positions_ = nullptr;
+  const int64_t* doc_start_ = nullptr;
 
   // Activations (rows x width), shared by the threads, each writing only its rows.
   KernelMemory acts_;

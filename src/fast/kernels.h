@@ -62,17 +62,21 @@ struct Kernels {
   void (*matmul_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                           int64_t N, int64_t C, int64_t OC);
 
-  // One document of T positions. qkv (T,3C) holds q | k | v per row. For queries
-  // t = t0..T-1 (t0 > 0 when earlier rows are a KV cache) and head h: out (T,C) row t,
-  // head h's slice = sum over u <= t of softmax_u(q_t.k_u / sqrt(HS)) v_u's slice, and
-  // lse (T,NH) [t][h] = log sum over u <= t of exp(q_t.k_u / sqrt(HS)), all backward
-  // needs to recompute the weights: no (T,T) matrix is kept. scratch: attention_scratch(T, C).
-  void (*attention_forward)(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
-                            int64_t NH, float* scratch);
-  // dqkv (T,3C) += gradient of the above for t0 = 0, given dout (T,C) and forward's out
-  // and lse; scratch: attention_scratch(T, C)
+  // Attention and the loss take documents: document d of n_docs is rows doc_start[d] ..
+  // doc_start[d+1] - 1 of the buffers (doc_start: n_docs + 1 row numbers, in the
+  // table's memory; rows = doc_start[n_docs] - doc_start[0], which the caller knows).
+  //
+  // For each document of T rows, qkv's rows hold q | k | v (3C wide). For its queries
+  // t = t0..T-1 (t0 > 0 when earlier rows are a KV cache) and head h: out row t, head h's
+  // slice = sum over u <= t of softmax_u(q_t.k_u / sqrt(HS)) v_u's slice, and lse [t][h]
+  // (NH per row) = log sum over u <= t of exp(q_t.k_u / sqrt(HS)), all backward needs to
+  // recompute the weights: no (T,T) matrix is kept. scratch: attention_scratch(longest T, C).
+  void (*attention_forward)(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
+                            int64_t rows, int64_t t0, int64_t C, int64_t NH, float* scratch);
+  // dqkv += gradient of the above for t0 = 0, given dout and forward's out and lse
   void (*attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
-                             int64_t T, int64_t C, int64_t NH, float* scratch);
+                             const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C, int64_t NH,
+                             float* scratch);
 
   // out (n) = a + b
   void (*residual_forward)(float* out, const float* a, const float* b, int64_t n);
@@ -81,10 +85,10 @@ struct Kernels {
   // dinp (n) += dout * (inp > 0)
   void (*relu_backward)(float* dinp, const float* dout, const float* inp, int64_t n);
 
-  // probs (N,V) = softmax(logits) per row; loss (one double, written) = the sum over rows
-  // of -log softmax(logits)[target] (in double), targets (N)
-  void (*crossentropy_forward)(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
-                               int64_t V);
+  // probs = softmax(logits) per row (V wide); losses[d] (written, in double) = the sum
+  // over document d's rows of -log softmax(logits)[target], targets one per row
+  void (*crossentropy_forward)(float* probs, double* losses, const float* logits, const int32_t* targets,
+                               const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t V);
   // dlogits (N,V) += (probs - onehot(targets)) * dloss, the gradient of dloss * sum of losses
   void (*crossentropy_backward)(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,
                                 int64_t V);

@@ -485,20 +485,37 @@ void attention_backward_lanes(float* dqkv, const float* dout, const float* qkv, 
   return W > 1 && HS <= W && (HS & (HS - 1)) == 0 && C % W == 0;
 }
 
-void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
-                       float* scratch) {
+void attention_forward_doc(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
+                           float* scratch) {
 #if defined(MICROGPT_SIMD_VECTOR)
   if (heads_fit_lanes(C, NH)) return attention_forward_lanes(out, lse, qkv, T, t0, C, NH, scratch);
 #endif
   attention_forward_tiled(out, lse, qkv, T, t0, C, NH, scratch);
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
-                        int64_t T, int64_t C, int64_t NH, float* scratch) {
+void attention_backward_doc(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                            int64_t T, int64_t C, int64_t NH, float* scratch) {
 #if defined(MICROGPT_SIMD_VECTOR)
   if (heads_fit_lanes(C, NH)) return attention_backward_lanes(dqkv, dout, qkv, out, lse, T, C, NH);
 #endif
   attention_backward_tiled(dqkv, dout, qkv, out, lse, T, C, NH, scratch);
+}
+
+void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs, int64_t,
+                       int64_t t0, int64_t C, int64_t NH, float* scratch) {
+  for (int64_t d = 0; d < n_docs; d++) {
+    const int64_t s = doc_start[d], T = doc_start[d + 1] - s;
+    attention_forward_doc(out + s * C, lse + s * NH, qkv + s * 3 * C, T, t0, C, NH, scratch);
+  }
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                        const int64_t* doc_start, int64_t n_docs, int64_t, int64_t C, int64_t NH, float* scratch) {
+  for (int64_t d = 0; d < n_docs; d++) {
+    const int64_t s = doc_start[d], T = doc_start[d + 1] - s;
+    attention_backward_doc(dqkv + s * 3 * C, dout + s * C, qkv + s * 3 * C, out + s * C, lse + s * NH, T, C, NH,
+                           scratch);
+  }
 }
 
 void residual_forward(float* out, const float* a, const float* b, int64_t n) {
@@ -513,8 +530,8 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) 
   for (int64_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
-void crossentropy_forward(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
-                          int64_t V) {
+// The loss summed over N rows.
+double crossentropy_rows(float* probs, const float* logits, const int32_t* targets, int64_t N, int64_t V) {
   double total = 0.0;
   for (int64_t n = 0; n < N; n++) {
     const float* l = logits + n * V;
@@ -526,7 +543,15 @@ void crossentropy_forward(float* probs, double* loss, const float* logits, const
     // -log softmax[target] = log(sum) + max - logit[target], without rounding p first
     total += static_cast<double>(std::log(sum)) + static_cast<double>(maxv) - static_cast<double>(l[targets[n]]);
   }
-  *loss = total;
+  return total;
+}
+
+void crossentropy_forward(float* probs, double* losses, const float* logits, const int32_t* targets,
+                          const int64_t* doc_start, int64_t n_docs, int64_t, int64_t V) {
+  for (int64_t d = 0; d < n_docs; d++) {
+    const int64_t s = doc_start[d], T = doc_start[d + 1] - s;
+    losses[d] = crossentropy_rows(probs + s * V, logits + s * V, targets + s, T, V);
+  }
 }
 
 void crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,

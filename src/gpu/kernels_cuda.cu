@@ -10,10 +10,11 @@
 //   - RMSNorm and the softmax of cross-entropy with a warp per row;
 //   - the embeddings' gradient with a block per row of wte and wpe, summing the batch's
 //     rows that use it in order;
-//   - attention with a warp per (query, head): the keys' scores a lane each, an online
-//     softmax, and the values' sum a channel per lane; its backward in two passes, one
-//     per query (dq and D = dout.out) and one per key (dk, dv), so that no two warps add
-//     into the same gradient;
+//   - attention with a warp per (query, head), every document of a batch in one launch:
+//     the keys' scores a lane each, an online softmax, and the values' sum a channel per
+//     lane; its backward in two passes, one per query (dq and D = dout.out) and one per
+//     key (dk, dv), so that no two warps add into the same gradient; the loss with a
+//     block per document;
 //   - the matrix products with cuBLAS, loaded at run time (libcublas.so.13 or .12), or
 //     the module's own tiled kernel when it is missing or MICROGPT_CUDA_GEMM=own.
 // Everything runs in order on the default stream; reading a result (download) waits for it.
@@ -355,7 +356,7 @@ void matmul_backward(float* dinp, float* dweight, const float* dout, const float
   gemm_tiled(dweight, C, dout, 1, OC, inp, C, 1, OC, C, N, 1.0f);
 }
 
-// ---- attention: a warp per (query, head) ------------------------------------------------
+// ---- attention: a warp per (query, head), every document of the batch in one launch ----
 
 constexpr int kAttentionWarps = 4;
 
@@ -365,39 +366,57 @@ int attention_warps(int64_t floats_per_warp) {
   return static_cast<int>(std::min<int64_t>(kAttentionWarps, (48 * 1024) / std::max<int64_t>(per_warp, 1)));
 }
 
-__global__ void attention_forward_kernel(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
-                                         int64_t NH, int warps) {
+// The document that holds `row`: the last d with doc_start[d] <= row.
+__device__ int64_t document_of(const int64_t* doc_start, int64_t n_docs, int64_t row) {
+  int64_t lo = 0, hi = n_docs - 1;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (doc_start[mid] <= row) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+// Rows are absolute (doc_start's numbering); item i of a launch is row doc_start[0] +
+// i / NH, head i % NH.
+__global__ void attention_forward_kernel(float* out, float* lse, const float* qkv, const int64_t* doc_start,
+                                         int64_t n_docs, int64_t rows, int64_t t0, int64_t C, int64_t NH, int warps) {
   MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* q = shared + warp * 2 * HS;
   float* acc = q + HS;
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
-  const int64_t items = (T - t0) * NH;
-  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < items;
+  const int64_t first = doc_start[0];
+  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < rows * NH;
        item += static_cast<int64_t>(gridDim.x) * warps) {
-    const int64_t t = t0 + item / NH, h = item % NH;
+    const int64_t r = first + item / NH, h = item % NH;
+    const int64_t s = doc_start[document_of(doc_start, n_docs, r)];  // the document's first row
+    if (r - s < t0) continue;                                         // a cached row (the whole warp)
     for (int64_t d = lane; d < HS; d += 32) {
-      q[d] = qkv[t * 3 * C + h * HS + d];
+      q[d] = qkv[r * 3 * C + h * HS + d];
       acc[d] = 0.0f;
     }
     __syncwarp();
     float m = -INFINITY, l = 0.0f;
-    for (int64_t u0 = 0; u0 <= t; u0 += 32) {
+    for (int64_t u0 = s; u0 <= r; u0 += 32) {
       const int64_t u = u0 + lane;
-      float s = -INFINITY;
-      if (u <= t) {
+      float sc = -INFINITY;
+      if (u <= r) {
         const float* k = qkv + u * 3 * C + C + h * HS;
         float dot = 0.0f;
         for (int64_t d = 0; d < HS; d++) dot = fmaf(q[d], k[d], dot);
-        s = dot * scale;
+        sc = dot * scale;
       }
-      const float m_new = fmaxf(m, warp_max(s));  // finite: lane 0's key is always there
-      const float p = u <= t ? expf(s - m_new) : 0.0f;
+      const float m_new = fmaxf(m, warp_max(sc));  // finite: lane 0's key is always there
+      const float p = u <= r ? expf(sc - m_new) : 0.0f;
       const float correction = expf(m - m_new);  // 0 on the first tile (m = -inf)
       l = l * correction + warp_sum(p);
       for (int64_t d = lane; d < HS; d += 32) acc[d] *= correction;
-      const int n = static_cast<int>(min(static_cast<int64_t>(32), t - u0 + 1));
+      const int n = static_cast<int>(min(static_cast<int64_t>(32), r - u0 + 1));
       for (int j = 0; j < n; j++) {
         const float pj = __shfl_sync(kFull, p, j);
         const float* v = qkv + (u0 + j) * 3 * C + 2 * C + h * HS;
@@ -405,28 +424,29 @@ __global__ void attention_forward_kernel(float* out, float* lse, const float* qk
       }
       m = m_new;
     }
-    for (int64_t d = lane; d < HS; d += 32) out[t * C + h * HS + d] = acc[d] / l;
-    if (lane == 0) lse[t * NH + h] = m + logf(l);
+    for (int64_t d = lane; d < HS; d += 32) out[r * C + h * HS + d] = acc[d] / l;
+    if (lane == 0) lse[r * NH + h] = m + logf(l);
     __syncwarp();  // before the next item overwrites q and acc
   }
 }
 
-void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH, float*) {
-  if (T <= t0) return;
+void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
+                       int64_t rows, int64_t t0, int64_t C, int64_t NH, float*) {
+  if (rows == 0) return;
   const int64_t HS = C / NH;
   const int warps = attention_warps(2 * HS);
   if (warps == 0) fail("attention_forward (a head too wide for shared memory)", cudaErrorInvalidValue);
   const size_t shared = static_cast<size_t>(warps) * 2 * static_cast<size_t>(HS) * sizeof(float);
-  MICROGPT_LAUNCH(attention_forward_kernel, blocks_for((T - t0) * NH, warps), warps * 32, shared, out, lse, qkv, T, t0,
-                  C, NH, warps);
+  MICROGPT_LAUNCH(attention_forward_kernel, blocks_for(rows * NH, warps), warps * 32, shared, out, lse, qkv,
+                  doc_start, n_docs, rows, t0, C, NH, warps);
   launched("attention_forward");
 }
 
-// Pass 1, a warp per (query t, head): D_t = dout_t . out_t, and
-// dq_t = scale * sum over u <= t of P_tu (dout_t . v_u - D_t) k_u.
+// Pass 1, a warp per (query t, head): D_t = dout_t . out_t (into D, rows x NH from the
+// first row), and dq_t = scale * sum over u <= t of P_tu (dout_t . v_u - D_t) k_u.
 __global__ void attention_backward_query_kernel(float* dqkv, float* D, const float* dout, const float* qkv,
-                                                const float* out, const float* lse, int64_t T, int64_t C, int64_t NH,
-                                                int warps) {
+                                                const float* out, const float* lse, const int64_t* doc_start,
+                                                int64_t n_docs, int64_t rows, int64_t C, int64_t NH, int warps) {
   MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -434,9 +454,11 @@ __global__ void attention_backward_query_kernel(float* dqkv, float* D, const flo
   float* g = q + HS;
   float* dq = g + HS;
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
-  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < T * NH;
+  const int64_t first = doc_start[0];
+  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < rows * NH;
        item += static_cast<int64_t>(gridDim.x) * warps) {
-    const int64_t t = item / NH, h = item % NH;
+    const int64_t t = first + item / NH, h = item % NH;
+    const int64_t s = doc_start[document_of(doc_start, n_docs, t)];
     float dsum = 0.0f;
     for (int64_t d = lane; d < HS; d += 32) {
       q[d] = qkv[t * 3 * C + h * HS + d];
@@ -447,18 +469,18 @@ __global__ void attention_backward_query_kernel(float* dqkv, float* D, const flo
     const float Dt = warp_sum(dsum);
     __syncwarp();
     const float L = lse[t * NH + h];
-    for (int64_t u0 = 0; u0 <= t; u0 += 32) {
+    for (int64_t u0 = s; u0 <= t; u0 += 32) {
       const int64_t u = u0 + lane;
       float dS = 0.0f;
       if (u <= t) {
         const float* k = qkv + u * 3 * C + C + h * HS;
         const float* v = k + C;
-        float s = 0.0f, dp = 0.0f;
+        float sc = 0.0f, dp = 0.0f;
         for (int64_t d = 0; d < HS; d++) {
-          s = fmaf(q[d], k[d], s);
+          sc = fmaf(q[d], k[d], sc);
           dp = fmaf(g[d], v[d], dp);
         }
-        dS = expf(s * scale - L) * (dp - Dt);
+        dS = expf(sc * scale - L) * (dp - Dt);
       }
       const int n = static_cast<int>(min(static_cast<int64_t>(32), t - u0 + 1));
       for (int j = 0; j < n; j++) {
@@ -468,15 +490,16 @@ __global__ void attention_backward_query_kernel(float* dqkv, float* D, const flo
       }
     }
     for (int64_t d = lane; d < HS; d += 32) dqkv[t * 3 * C + h * HS + d] += scale * dq[d];
-    if (lane == 0) D[t * NH + h] = Dt;
+    if (lane == 0) D[(t - first) * NH + h] = Dt;
     __syncwarp();
   }
 }
 
 // Pass 2, a warp per (key u, head): dk_u = scale * sum over t >= u of dS_tu q_t and
-// dv_u = sum over t >= u of P_tu dout_t.
+// dv_u = sum over t >= u of P_tu dout_t, t within u's document.
 __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const float* dout, const float* qkv,
-                                              const float* lse, int64_t T, int64_t C, int64_t NH, int warps) {
+                                              const float* lse, const int64_t* doc_start, int64_t n_docs, int64_t rows,
+                                              int64_t C, int64_t NH, int warps) {
   MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -485,9 +508,11 @@ __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const
   float* dk = v + HS;
   float* dv = dk + HS;
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
-  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < T * NH;
+  const int64_t first = doc_start[0];
+  for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < rows * NH;
        item += static_cast<int64_t>(gridDim.x) * warps) {
-    const int64_t u = item / NH, h = item % NH;
+    const int64_t u = first + item / NH, h = item % NH;
+    const int64_t e = doc_start[document_of(doc_start, n_docs, u) + 1];  // the row after the document
     for (int64_t d = lane; d < HS; d += 32) {
       k[d] = qkv[u * 3 * C + C + h * HS + d];
       v[d] = qkv[u * 3 * C + 2 * C + h * HS + d];
@@ -495,21 +520,21 @@ __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const
       dv[d] = 0.0f;
     }
     __syncwarp();
-    for (int64_t t0 = u; t0 < T; t0 += 32) {
+    for (int64_t t0 = u; t0 < e; t0 += 32) {
       const int64_t t = t0 + lane;
       float P = 0.0f, dS = 0.0f;
-      if (t < T) {
+      if (t < e) {
         const float* q = qkv + t * 3 * C + h * HS;
         const float* g = dout + t * C + h * HS;
-        float s = 0.0f, dp = 0.0f;
+        float sc = 0.0f, dp = 0.0f;
         for (int64_t d = 0; d < HS; d++) {
-          s = fmaf(q[d], k[d], s);
+          sc = fmaf(q[d], k[d], sc);
           dp = fmaf(g[d], v[d], dp);
         }
-        P = expf(s * scale - lse[t * NH + h]);
-        dS = P * (dp - D[t * NH + h]);
+        P = expf(sc * scale - lse[t * NH + h]);
+        dS = P * (dp - D[(t - first) * NH + h]);
       }
-      const int n = static_cast<int>(min(static_cast<int64_t>(32), T - t0));
+      const int n = static_cast<int>(min(static_cast<int64_t>(32), e - t0));
       for (int j = 0; j < n; j++) {
         const float Pj = __shfl_sync(kFull, P, j), dSj = __shfl_sync(kFull, dS, j);
         const float* q = qkv + (t0 + j) * 3 * C + h * HS;
@@ -528,20 +553,33 @@ __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const
   }
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int64_t T,
-                        int64_t C, int64_t NH, float* scratch) {
-  if (T == 0) return;
+// The module's own device memory for what a kernel needs beyond its arguments (attention's
+// D), grown when a batch needs more.
+float* workspace(int64_t floats) {
+  static float* buffer = nullptr;
+  static int64_t size = 0;
+  if (floats > size) {
+    if (buffer != nullptr) check(cudaFree(buffer), "workspace");
+    check(cudaMalloc(reinterpret_cast<void**>(&buffer), static_cast<size_t>(floats) * sizeof(float)), "workspace");
+    size = floats;
+  }
+  return buffer;
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                        const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C, int64_t NH, float*) {
+  if (rows == 0) return;
   const int64_t HS = C / NH;
-  float* D = scratch;  // (T, NH): attention_scratch(T, C) holds far more
+  float* D = workspace(rows * NH);
   const int wq = attention_warps(3 * HS), wk = attention_warps(4 * HS);
   if (wq == 0 || wk == 0) fail("attention_backward (a head too wide for shared memory)", cudaErrorInvalidValue);
-  MICROGPT_LAUNCH(attention_backward_query_kernel, blocks_for(T * NH, wq), wq * 32,
+  MICROGPT_LAUNCH(attention_backward_query_kernel, blocks_for(rows * NH, wq), wq * 32,
                   static_cast<size_t>(wq) * 3 * static_cast<size_t>(HS) * sizeof(float), dqkv, D, dout, qkv, out, lse,
-                  T, C, NH, wq);
+                  doc_start, n_docs, rows, C, NH, wq);
   launched("attention_backward (queries)");
-  MICROGPT_LAUNCH(attention_backward_key_kernel, blocks_for(T * NH, wk), wk * 32,
-                  static_cast<size_t>(wk) * 4 * static_cast<size_t>(HS) * sizeof(float), dqkv, D, dout, qkv, lse, T, C,
-                  NH, wk);
+  MICROGPT_LAUNCH(attention_backward_key_kernel, blocks_for(rows * NH, wk), wk * 32,
+                  static_cast<size_t>(wk) * 4 * static_cast<size_t>(HS) * sizeof(float), dqkv, D, dout, qkv, lse,
+                  doc_start, n_docs, rows, C, NH, wk);
   launched("attention_backward (keys)");
 }
 
@@ -576,44 +614,49 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) 
 
 // ---- cross-entropy --------------------------------------------------------------------
 
-// One block of 32 warps for a document's rows, a warp per row; each warp adds its rows'
-// losses in order and the block adds the warps' in order, so the sum repeats to the bit.
-constexpr int kLossWarps = 32;
+// A block per document, a warp per row; each warp adds its rows' losses in order and the
+// block adds the warps' in order, so the sum repeats to the bit.
+constexpr int kLossWarps = 8;
 
-__global__ void crossentropy_forward_kernel(float* probs, double* loss, const float* logits, const int32_t* targets,
-                                            int64_t N, int64_t V) {
+__global__ void crossentropy_forward_kernel(float* probs, double* losses, const float* logits, const int32_t* targets,
+                                            const int64_t* doc_start, int64_t n_docs, int64_t V) {
   __shared__ double partial[kLossWarps];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  double total = 0.0;
-  for (int64_t n = warp; n < N; n += kLossWarps) {
-    const float* l = logits + n * V;
-    float* p = probs + n * V;
-    float mx = -INFINITY;
-    for (int64_t i = lane; i < V; i += 32) mx = fmaxf(mx, l[i]);
-    mx = warp_max(mx);
-    float sum = 0.0f;
-    for (int64_t i = lane; i < V; i += 32) {
-      const float e = expf(l[i] - mx);
-      p[i] = e;
-      sum += e;
+  for (int64_t doc = blockIdx.x; doc < n_docs; doc += gridDim.x) {
+    double total = 0.0;
+    for (int64_t n = doc_start[doc] + warp; n < doc_start[doc + 1]; n += kLossWarps) {
+      const float* l = logits + n * V;
+      float* p = probs + n * V;
+      float mx = -INFINITY;
+      for (int64_t i = lane; i < V; i += 32) mx = fmaxf(mx, l[i]);
+      mx = warp_max(mx);
+      float sum = 0.0f;
+      for (int64_t i = lane; i < V; i += 32) {
+        const float e = expf(l[i] - mx);
+        p[i] = e;
+        sum += e;
+      }
+      sum = warp_sum(sum);
+      const float inv = 1.0f / sum;
+      for (int64_t i = lane; i < V; i += 32) p[i] *= inv;
+      total += static_cast<double>(logf(sum)) + static_cast<double>(mx) - static_cast<double>(l[targets[n]]);
     }
-    sum = warp_sum(sum);
-    const float inv = 1.0f / sum;
-    for (int64_t i = lane; i < V; i += 32) p[i] *= inv;
-    total += static_cast<double>(logf(sum)) + static_cast<double>(mx) - static_cast<double>(l[targets[n]]);
-  }
-  if (lane == 0) partial[warp] = total;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double s = 0.0;
-    for (int w = 0; w < kLossWarps; w++) s += partial[w];
-    *loss = s;
+    if (lane == 0) partial[warp] = total;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      double sum = 0.0;
+      for (int w = 0; w < kLossWarps; w++) sum += partial[w];
+      losses[doc] = sum;
+    }
+    __syncthreads();  // before the next document overwrites partial
   }
 }
 
-void crossentropy_forward(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
-                          int64_t V) {
-  MICROGPT_LAUNCH(crossentropy_forward_kernel, 1, kLossWarps * 32, 0, probs, loss, logits, targets, N, V);
+void crossentropy_forward(float* probs, double* losses, const float* logits, const int32_t* targets,
+                          const int64_t* doc_start, int64_t n_docs, int64_t, int64_t V) {
+  if (n_docs == 0) return;
+  MICROGPT_LAUNCH(crossentropy_forward_kernel, blocks_for(n_docs, 1), kLossWarps * 32, 0, probs, losses, logits,
+                  targets, doc_start, n_docs, V);
   launched("crossentropy_forward");
 }
 

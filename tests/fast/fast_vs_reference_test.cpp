@@ -203,15 +203,16 @@ TEST(FastVsReferenceShape, TruncationAtBlockSize) {
 void relu_backward_passes_negatives(float* dinp, const float* dout, const float*, int64_t n) {
   for (int64_t i = 0; i < n; i++) dinp[i] += dout[i];
 }
-void attention_forward_unscaled(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH,
-                                float* scratch) {
+void attention_forward_unscaled(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
+                                int64_t rows, int64_t t0, int64_t C, int64_t NH, float* scratch) {
   // q scaled by sqrt(HS) cancels the kernel's 1/sqrt(HS)
+  const int64_t T = doc_start[n_docs];  // rows from the buffers' start
   std::vector<float> q(qkv, qkv + T * 3 * C);
   const float s = std::sqrt(static_cast<float>(C / NH));
   for (int64_t t = 0; t < T; t++) {
     for (int64_t i = 0; i < C; i++) q[static_cast<size_t>(t * 3 * C + i)] *= s;
   }
-  cpu_kernels_named("generic")->attention_forward(out, lse, q.data(), T, t0, C, NH, scratch);
+  cpu_kernels_named("generic")->attention_forward(out, lse, q.data(), doc_start, n_docs, rows, t0, C, NH, scratch);
 }
 
 TEST(FastVsReferenceChecks, CatchWrongKernels) {

@@ -15,7 +15,7 @@ const Kernels* g_gpu = nullptr;  // the real table, its pointers the GPU's
 // also an input) has one copy. The outputs go back to the host when the call ends.
 class Call {
  public:
-  Call() = default;
+  Call() { entries_.reserve(16); }
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
   ~Call() {
@@ -96,19 +96,24 @@ void matmul_backward(float* dinp, float* dweight, const float* dout, const float
                          c.in(weight, OC * C), N, C, OC);
 }
 // The host's scratch is not the kernels' to use here: a fresh device one, and the host's
-// left as the test made it (its guards checked).
-void attention_forward(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C, int64_t NH, float*) {
+// left as the test made it (its guards checked). Buffers are addressed from row 0 to the
+// last document's end.
+void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
+                       int64_t rows, int64_t t0, int64_t C, int64_t NH, float*) {
   Call c;
-  std::vector<float> scratch(static_cast<size_t>(attention_scratch(T, C)));
-  g_gpu->attention_forward(c.out(out, T * C), c.out(lse, T * NH), c.in(qkv, T * 3 * C), T, t0, C, NH,
-                           c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
+  const int64_t R = doc_start[n_docs];
+  std::vector<float> scratch(static_cast<size_t>(attention_scratch(R, C)));
+  g_gpu->attention_forward(c.out(out, R * C), c.out(lse, R * NH), c.in(qkv, R * 3 * C), c.in(doc_start, n_docs + 1),
+                           n_docs, rows, t0, C, NH, c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
 }
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int64_t T,
-                        int64_t C, int64_t NH, float*) {
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                        const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C, int64_t NH, float*) {
   Call c;
-  std::vector<float> scratch(static_cast<size_t>(attention_scratch(T, C)));
-  g_gpu->attention_backward(c.out(dqkv, T * 3 * C), c.in(dout, T * C), c.in(qkv, T * 3 * C), c.in(out, T * C),
-                            c.in(lse, T * NH), T, C, NH, c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
+  const int64_t R = doc_start[n_docs];
+  std::vector<float> scratch(static_cast<size_t>(attention_scratch(R, C)));
+  g_gpu->attention_backward(c.out(dqkv, R * 3 * C), c.in(dout, R * C), c.in(qkv, R * 3 * C), c.in(out, R * C),
+                            c.in(lse, R * NH), c.in(doc_start, n_docs + 1), n_docs, rows, C, NH,
+                            c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
 }
 void residual_forward(float* out, const float* a, const float* b, int64_t n) {
   Call c;
@@ -122,10 +127,12 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) 
   Call c;
   g_gpu->relu_backward(c.out(dinp, n), c.in(dout, n), c.in(inp, n), n);
 }
-void crossentropy_forward(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
-                          int64_t V) {
+void crossentropy_forward(float* probs, double* losses, const float* logits, const int32_t* targets,
+                          const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t V) {
   Call c;
-  g_gpu->crossentropy_forward(c.out(probs, N * V), c.out(loss, 1), c.in(logits, N * V), c.in(targets, N), N, V);
+  const int64_t R = doc_start[n_docs];
+  g_gpu->crossentropy_forward(c.out(probs, R * V), c.out(losses, n_docs), c.in(logits, R * V), c.in(targets, R),
+                              c.in(doc_start, n_docs + 1), n_docs, rows, V);
 }
 void crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets, float dloss, int64_t N,
                            int64_t V) {

@@ -372,6 +372,46 @@ std::vector<double> attention_reference_backward(const std::vector<float>& qkv, 
   return d;
 }
 
+// The kernels take attention and the loss over a batch of documents (fast/kernels.h);
+// these run one document of T rows, and turn a function of one document into a kernel
+// of a batch, for the deliberately wrong kernels below.
+void attention_forward_1(const Kernels& k, float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
+                         int64_t NH, float* scratch) {
+  const int64_t doc[2] = {0, T};
+  k.attention_forward(out, lse, qkv, doc, 1, T, t0, C, NH, scratch);
+}
+void attention_backward_1(const Kernels& k, float* dqkv, const float* dout, const float* qkv, const float* out,
+                          const float* lse, int64_t T, int64_t C, int64_t NH, float* scratch) {
+  const int64_t doc[2] = {0, T};
+  k.attention_backward(dqkv, dout, qkv, out, lse, doc, 1, T, C, NH, scratch);
+}
+double crossentropy_forward_1(const Kernels& k, float* probs, const float* logits, const int32_t* targets, int64_t N,
+                              int64_t V) {
+  const int64_t doc[2] = {0, N};
+  double loss = NAN;
+  k.crossentropy_forward(probs, &loss, logits, targets, doc, 1, N, V);
+  return loss;
+}
+using AttentionForwardOfOne = void (*)(float*, float*, const float*, int64_t, int64_t, int64_t, int64_t, float*);
+using AttentionBackwardOfOne = void (*)(float*, const float*, const float*, const float*, const float*, int64_t,
+                                        int64_t, int64_t, float*);
+template <AttentionForwardOfOne F>
+void each_document_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs, int64_t,
+                           int64_t t0, int64_t C, int64_t NH, float* scratch) {
+  for (int64_t d = 0; d < n_docs; d++) {
+    const int64_t s = doc_start[d];
+    F(out + s * C, lse + s * NH, qkv + s * 3 * C, doc_start[d + 1] - s, t0, C, NH, scratch);
+  }
+}
+template <AttentionBackwardOfOne F>
+void each_document_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                            const int64_t* doc_start, int64_t n_docs, int64_t, int64_t C, int64_t NH, float* scratch) {
+  for (int64_t d = 0; d < n_docs; d++) {
+    const int64_t s = doc_start[d];
+    F(dqkv + s * 3 * C, dout + s * C, qkv + s * 3 * C, out + s * C, lse + s * NH, doc_start[d + 1] - s, C, NH, scratch);
+  }
+}
+
 OpCase attention_case(int64_t T, int64_t C, int64_t NH, uint64_t seed) {
   TestRng rng(seed);
   OpCase c;
@@ -384,7 +424,7 @@ OpCase attention_case(int64_t T, int64_t C, int64_t NH, uint64_t seed) {
   c.forward = [=](const Kernels& k, const Inputs& in) {
     InBufs ins(in);
     Buf out(T * C), lse(T * NH), scratch(S);
-    k.attention_forward(out.data(), lse.data(), ins[0], T, 0, C, NH, scratch.data());
+    attention_forward_1(k, out.data(), lse.data(), ins[0], T, 0, C, NH, scratch.data());
     ins.check("attention_forward");
     scratch.check_guards("attention_forward scratch");
     return Outputs{{"out", out.values("attention_forward out")}, {"lse", lse.values("attention_forward lse")}};
@@ -398,11 +438,11 @@ OpCase attention_case(int64_t T, int64_t C, int64_t NH, uint64_t seed) {
   c.backward = [=](const Kernels& k, const Inputs& in) {
     InBufs ins(in);
     Buf out(T * C), lse(T * NH), scratch(S), dout(R);
-    k.attention_forward(out.data(), lse.data(), ins[0], T, 0, C, NH, scratch.data());
+    attention_forward_1(k, out.data(), lse.data(), ins[0], T, 0, C, NH, scratch.data());
     const std::vector<double> out_v = out.values("out"), lse_v = lse.values("lse");
     GradBuf dqkv(T * 3 * C, 6);
     Buf scratch2(S);  // NaN: backward may not rely on what forward left there
-    k.attention_backward(dqkv.data(), dout.data(), ins[0], out.data(), lse.data(), T, C, NH, scratch2.data());
+    attention_backward_1(k, dqkv.data(), dout.data(), ins[0], out.data(), lse.data(), T, C, NH, scratch2.data());
     ins.check("attention_backward");
     dout.check_equals(R, "attention_backward dout");
     if (out.values("out") != out_v || lse.values("lse") != lse_v) {
@@ -495,8 +535,7 @@ OpCase crossentropy_case(int64_t N, int64_t V, double offset, uint64_t seed) {
   c.forward = [=](const Kernels& k, const Inputs& in) {
     InBufs ins(in);
     Buf probs(N * V);
-    double loss = NAN;
-    k.crossentropy_forward(probs.data(), &loss, ins[0], targets.data(), N, V);
+    const double loss = crossentropy_forward_1(k, probs.data(), ins[0], targets.data(), N, V);
     ins.check("crossentropy_forward");
     return Outputs{{"loss", {loss}}, {"probs", probs.values("crossentropy_forward probs")}};
   };
@@ -516,8 +555,7 @@ OpCase crossentropy_case(int64_t N, int64_t V, double offset, uint64_t seed) {
   c.backward = [=](const Kernels& k, const Inputs& in) {
     InBufs ins(in);
     Buf probs(N * V);
-    double loss = NAN;
-    k.crossentropy_forward(probs.data(), &loss, ins[0], targets.data(), N, V);
+    crossentropy_forward_1(k, probs.data(), ins[0], targets.data(), N, V);
     const std::vector<double> p = probs.values("crossentropy_forward probs");
     GradBuf dlogits(N * V, 8);
     k.crossentropy_backward(dlogits.data(), probs.data(), targets.data(), dloss, N, V);
@@ -1040,13 +1078,13 @@ TEST_P(KernelIsa, AttentionKvCacheRowsMatchFullComputation) {
       TestRng rng(seed++);
       const std::vector<float> qkv = random_grid(rng, T * 3 * s.C, -1.5, 1.5);
       Buf q(qkv), out(T * s.C), lse(T * s.NH), scratch(attention_scratch(T, s.C));
-      k().attention_forward(out.data(), lse.data(), q.data(), T, 0, s.C, s.NH, scratch.data());
+      attention_forward_1(k(), out.data(), lse.data(), q.data(), T, 0, s.C, s.NH, scratch.data());
       const auto out_full = out.values("out"), lse_full = lse.values("lse");
       for (int64_t t0 : {int64_t{1}, T / 2, T - 1}) {
         if (t0 < 1) continue;
         SCOPED_TRACE(fmt("C=%lld NH=%lld T=%lld t0=%lld", (long long)s.C, (long long)s.NH, (long long)T, (long long)t0));
         Buf out2(T * s.C), lse2(T * s.NH), scratch2(attention_scratch(T, s.C));
-        k().attention_forward(out2.data(), lse2.data(), q.data(), T, t0, s.C, s.NH, scratch2.data());
+        attention_forward_1(k(), out2.data(), lse2.data(), q.data(), T, t0, s.C, s.NH, scratch2.data());
         q.check_equals(qkv, "qkv");
         scratch2.check_guards("scratch");
         const auto o = out2.values("out"), l = lse2.values("lse");
@@ -1056,6 +1094,56 @@ TEST_P(KernelIsa, AttentionKvCacheRowsMatchFullComputation) {
         EXPECT_LE(testing::rel_inf(std::vector<double>(l.begin() + t0 * s.NH, l.end()),
                                    std::vector<double>(lse_full.begin() + t0 * s.NH, lse_full.end())),
                   1e-6);
+      }
+    }
+  }
+}
+
+// Attention and the loss over a batch of documents (and over a run of them that does not
+// start at row 0, as a thread's share is) give each document what it gets alone, to the
+// bit: documents of 1 to 40 rows, more than a warp's 32 on the GPU.
+TEST_P(KernelIsa, DocumentsOfABatchAreEachAlone) {
+  const std::vector<int64_t> lengths = {5, 1, 12, 40, 7, 33};
+  std::vector<int64_t> doc_start = {0};
+  for (int64_t n : lengths) doc_start.push_back(doc_start.back() + n);
+  const int64_t R = doc_start.back(), V = 11;
+  for (const auto& [C, NH] : std::vector<std::pair<int64_t, int64_t>>{{16, 2}, {24, 3}, {64, 1}}) {
+    SCOPED_TRACE(fmt("C=%lld NH=%lld", (long long)C, (long long)NH));
+    TestRng rng(static_cast<uint64_t>(C * 7 + NH));
+    const std::vector<float> qkv = random_grid(rng, R * 3 * C, -1.5, 1.5), dout = random_grid(rng, R * C, -1, 1);
+    const std::vector<float> logits = random_grid(rng, R * V, -3, 3);
+    std::vector<int32_t> targets(static_cast<size_t>(R));
+    for (auto& t : targets) t = rng.below(V);
+    for (const auto& [first, last] : std::vector<std::pair<int64_t, int64_t>>{{0, 6}, {2, 5}}) {
+      const int64_t n_docs = last - first, rows = doc_start[static_cast<size_t>(last)] - doc_start[static_cast<size_t>(first)];
+      Buf out(R * C), lse(R * NH), scratch(attention_scratch(40, C)), dq(std::vector<float>(static_cast<size_t>(R * 3 * C), 0.0f));
+      Buf q(qkv), g(dout), probs(R * V), l(logits);
+      std::vector<double> losses(static_cast<size_t>(n_docs), NAN);
+      k().attention_forward(out.data(), lse.data(), q.data(), doc_start.data() + first, n_docs, rows, 0, C, NH, scratch.data());
+      k().attention_backward(dq.data(), g.data(), q.data(), out.data(), lse.data(), doc_start.data() + first, n_docs, rows,
+                             C, NH, scratch.data());
+      k().crossentropy_forward(probs.data(), losses.data(), l.data(), targets.data(), doc_start.data() + first, n_docs,
+                               rows, V);
+      const auto out_v = out.values("out"), lse_v = lse.values("lse"), dq_v = dq.values("dqkv"), p_v = probs.values("probs");
+      for (int64_t d = first; d < last; d++) {
+        const int64_t s0 = doc_start[static_cast<size_t>(d)], T = lengths[static_cast<size_t>(d)];
+        SCOPED_TRACE(fmt("document %lld of %lld rows", (long long)d, (long long)T));
+        const std::vector<float> q1(qkv.begin() + s0 * 3 * C, qkv.begin() + (s0 + T) * 3 * C);
+        const std::vector<float> g1(dout.begin() + s0 * C, dout.begin() + (s0 + T) * C);
+        const std::vector<float> l1(logits.begin() + s0 * V, logits.begin() + (s0 + T) * V);
+        Buf o1(T * C), lse1(T * NH), sc1(attention_scratch(T, C)), dq1(std::vector<float>(static_cast<size_t>(T * 3 * C), 0.0f));
+        Buf qb(q1), gb(g1), p1(T * V), lb(l1);
+        attention_forward_1(k(), o1.data(), lse1.data(), qb.data(), T, 0, C, NH, sc1.data());
+        attention_backward_1(k(), dq1.data(), gb.data(), qb.data(), o1.data(), lse1.data(), T, C, NH, sc1.data());
+        const double loss1 = crossentropy_forward_1(k(), p1.data(), lb.data(), targets.data() + s0, T, V);
+        auto slice = [&](const std::vector<double>& v, int64_t width) {
+          return std::vector<double>(v.begin() + s0 * width, v.begin() + (s0 + T) * width);
+        };
+        EXPECT_EQ(slice(out_v, C), o1.values("out"));
+        EXPECT_EQ(slice(lse_v, NH), lse1.values("lse"));
+        EXPECT_EQ(slice(dq_v, 3 * C), dq1.values("dqkv"));
+        EXPECT_EQ(slice(p_v, V), p1.values("probs"));
+        EXPECT_EQ(losses[static_cast<size_t>(d - first)], loss1);
       }
     }
   }
@@ -1165,7 +1253,7 @@ void matmul_backward_slightly_off(float* dinp, float* dweight, const float* dout
 void attention_backward_unscaled(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
                                  int64_t T, int64_t C, int64_t NH, float* scratch) {
   std::vector<float> d(static_cast<size_t>(T * 3 * C), 0.0f);
-  real().attention_backward(d.data(), dout, qkv, out, lse, T, C, NH, scratch);
+  attention_backward_1(real(), d.data(), dout, qkv, out, lse, T, C, NH, scratch);
   const float s = std::sqrt(static_cast<float>(C / NH));
   for (int64_t t = 0; t < T; t++) {
     for (int64_t i = 0; i < 3 * C; i++) dqkv[t * 3 * C + i] += d[static_cast<size_t>(t * 3 * C + i)] * (i < 2 * C ? s : 1.0f);
@@ -1223,7 +1311,7 @@ void attention_forward_not_causal(float* out, float* lse, const float* qkv, int6
 // lse stored as the plain sum of exponentials, not its log: backward's weights go wrong
 void attention_forward_lse_not_logged(float* out, float* lse, const float* qkv, int64_t T, int64_t t0, int64_t C,
                                       int64_t NH, float* scratch) {
-  real().attention_forward(out, lse, qkv, T, t0, C, NH, scratch);
+  attention_forward_1(real(), out, lse, qkv, T, t0, C, NH, scratch);
   for (int64_t i = t0 * NH; i < T * NH; i++) lse[i] = std::exp(lse[i]);
 }
 void relu_backward_passes_negatives(float* dinp, const float* dout, const float*, int64_t n) {
@@ -1233,10 +1321,10 @@ void crossentropy_backward_ignores_dloss(float* dlogits, const float* probs, con
                                          int64_t N, int64_t V) {
   real().crossentropy_backward(dlogits, probs, targets, 1.0f, N, V);
 }
-void crossentropy_forward_mean(float* probs, double* loss, const float* logits, const int32_t* targets, int64_t N,
-                               int64_t V) {
-  real().crossentropy_forward(probs, loss, logits, targets, N, V);
-  *loss /= static_cast<double>(N);
+void crossentropy_forward_mean(float* probs, double* losses, const float* logits, const int32_t* targets,
+                               const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t V) {
+  real().crossentropy_forward(probs, losses, logits, targets, doc_start, n_docs, rows, V);
+  for (int64_t d = 0; d < n_docs; d++) losses[d] /= static_cast<double>(doc_start[d + 1] - doc_start[d]);
 }
 // = instead of +=
 void encoder_backward_assigns(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
@@ -1281,13 +1369,13 @@ TEST(KernelChecks, CatchDeliberatelyWrongKernels) {
       {"matmul backward with dweight 0.2% too large", "matmul",
        [](Kernels& k) { k.matmul_backward = matmul_backward_slightly_off; }},
       {"attention backward without 1/sqrt(HS) on dq, dk", "attention",
-       [](Kernels& k) { k.attention_backward = attention_backward_unscaled; }},
+       [](Kernels& k) { k.attention_backward = each_document_backward<attention_backward_unscaled>; }},
       {"attention backward with a diagonal softmax Jacobian", "attention",
-       [](Kernels& k) { k.attention_backward = attention_backward_diagonal_softmax; }},
+       [](Kernels& k) { k.attention_backward = each_document_backward<attention_backward_diagonal_softmax>; }},
       {"attention forward without the causal mask", "attention",
-       [](Kernels& k) { k.attention_forward = attention_forward_not_causal; }},
+       [](Kernels& k) { k.attention_forward = each_document_forward<attention_forward_not_causal>; }},
       {"attention forward keeping the normaliser instead of its log", "attention",
-       [](Kernels& k) { k.attention_forward = attention_forward_lse_not_logged; }},
+       [](Kernels& k) { k.attention_forward = each_document_forward<attention_forward_lse_not_logged>; }},
       {"relu backward passing gradient through negatives", "relu",
        [](Kernels& k) { k.relu_backward = relu_backward_passes_negatives; }},
       {"crossentropy backward ignoring dloss", "crossentropy",

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fast/dropout_mask.h"
 #include "fast/kernels.h"
 #include "fast/simd.h"
 
@@ -562,28 +563,16 @@ void crossentropy_backward(float* dlogits, const float* probs, const int32_t* ta
   }
 }
 
-// The mask: murmur3's 64-bit finalizer of mix(key) + index * golden ratio, its top 24
-// bits compared with p * 2^24 (the key is mixed first so that keys differing by a multiple
-// of the golden ratio do not give shifted copies of one mask). Dropping is decided by position in the batch, not by a
-// generator's stream, so threads, resume and the backward pass all see the same mask.
-inline uint64_t mix64(uint64_t z) {
-  z ^= z >> 33;
-  z *= 0xff51afd7ed558ccdULL;
-  z ^= z >> 33;
-  z *= 0xc4ceb9fe1a85ec53ULL;
-  z ^= z >> 33;
-  return z;
-}
-
+// The mask: fast/dropout_mask.h.
 template <bool kAccumulate>
 void dropout_apply(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
-  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 16777216.0);
+  const uint64_t threshold = dropout::threshold(p);
   const float scale = 1.0f / (1.0f - p);
-  const uint64_t mixed_key = mix64(key);
+  const uint64_t mixed_key = dropout::mix64(key);
   for (int64_t r = 0; r < N; r++) {
-    const uint64_t base = mixed_key + static_cast<uint64_t>((row0 + r) * C) * 0x9E3779B97F4A7C15ULL;
+    const uint64_t base = dropout::row_base(mixed_key, row0 + r, C);
     for (int64_t c = 0; c < C; c++) {
-      const bool keep = (mix64(base + static_cast<uint64_t>(c) * 0x9E3779B97F4A7C15ULL) >> 40) >= threshold;
+      const bool keep = dropout::keeps(base, c, threshold);
       const float x = keep ? inp[r * C + c] * scale : 0.0f;
       if constexpr (kAccumulate) {
         out[r * C + c] += x;

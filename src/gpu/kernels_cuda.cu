@@ -42,6 +42,7 @@
 #include <cstring>
 #include <string>
 
+#include "fast/dropout_mask.h"
 #include "fast/kernels.h"
 #include "gpu/cuda_module.h"
 
@@ -676,24 +677,14 @@ void crossentropy_backward(float* dlogits, const float* probs, const int32_t* ta
   launched("crossentropy_backward");
 }
 
-// ---- dropout: the CPU kernels' mask, bit for bit (fast/kernels_cpu.cpp says how) -------
-
-__host__ __device__ uint64_t mix64(uint64_t z) {
-  z ^= z >> 33;
-  z *= 0xff51afd7ed558ccdULL;
-  z ^= z >> 33;
-  z *= 0xc4ceb9fe1a85ec53ULL;
-  z ^= z >> 33;
-  return z;
-}
+// ---- dropout: the CPU kernels' mask (fast/dropout_mask.h) ------------------------------
 
 template <bool kAccumulate>
 __global__ void dropout_kernel(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, uint64_t threshold,
                                float scale, uint64_t mixed_key) {
   MICROGPT_GRID_LOOP(i, N * C) {
     const int64_t r = i / C, c = i % C;
-    const uint64_t base = mixed_key + static_cast<uint64_t>((row0 + r) * C) * 0x9E3779B97F4A7C15ULL;
-    const bool keep = (mix64(base + static_cast<uint64_t>(c) * 0x9E3779B97F4A7C15ULL) >> 40) >= threshold;
+    const bool keep = dropout::keeps(dropout::row_base(mixed_key, row0 + r, C), c, threshold);
     const float x = keep ? inp[i] * scale : 0.0f;
     if constexpr (kAccumulate) {
       out[i] += x;
@@ -706,9 +697,8 @@ __global__ void dropout_kernel(float* out, const float* inp, int64_t row0, int64
 template <bool kAccumulate>
 void dropout_apply(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {
   if (N * C == 0) return;
-  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 16777216.0);
-  MICROGPT_LAUNCH(dropout_kernel<kAccumulate>, blocks_for(N * C), kThreads, 0, out, inp, row0, N, C, threshold,
-                  1.0f / (1.0f - p), mix64(key));
+  MICROGPT_LAUNCH(dropout_kernel<kAccumulate>, blocks_for(N * C), kThreads, 0, out, inp, row0, N, C,
+                  dropout::threshold(p), 1.0f / (1.0f - p), dropout::mix64(key));
   launched("dropout");
 }
 void dropout_forward(float* out, const float* inp, int64_t row0, int64_t N, int64_t C, float p, uint64_t key) {

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   ModelConfig model;
   TrainConfig train;
   int64_t steps = 200, warmup = 20, chunk = 20, threads = omp_get_num_procs();
-  std::string engine = "fast";
+  std::string engine = "fast", precision = "fp32";
   app.add_option("--data", data_path, "text file, one document per line (names.txt)")->required();
   app.add_option("--preset", preset);
   auto* o_layer = app.add_option("--n-layer", model.n_layer);
@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--engine", engine, "fast (the CPU kernels) or gpu (the CUDA module's; each step ends when the GPU has)")
       ->check(CLI::IsMember({"fast", "gpu"}));
+  app.add_option("--precision", precision, "gpu: fp32 or tf32")->check(CLI::IsMember({"fp32", "tf32"}));
   CLI11_PARSE(app, argc, argv);
   if (!preset.empty()) {
     const Preset* p = find_preset(preset);
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
     PyRandom rng(train.seed);
     DocumentSource source(load_dataset(data_path), rng, train, model.block_size);  // the batches train makes
     model.vocab_size = source.tokenizer().vocab_size();
-    FastModel m(model, train, threads, train.batch_size, engine == "gpu" ? gpu_kernels() : cpu_kernels());
+    FastModel m(model, train, threads, train.batch_size, engine == "gpu" ? gpu_kernels(precision) : cpu_kernels());
     m.init_params(rng);
     const int64_t total = warmup + steps, B = train.batch_size;
     std::vector<double> chunk_ms;

@@ -14,9 +14,10 @@
 #      own tiled product), the driver's device path, exact resume, GPU->CPU->GPU
 #      checkpoints, a size the GPU cannot hold;
 #   3. speed, side by side with PyTorch in the same run: 6 layers x 192 wide x 6 heads,
-#      64 names a step (eager, compiled with TF32); the default microgpt run on the GPU
-#      and on the CPU's 16 cores; nanoGPT's Shakespeare shape (6 x 384, block 256,
-#      batch 64) for 100 steps;
+#      64 names a step (ours in fp32 and tf32; PyTorch eager, compiled with TF32); what
+#      tf32 does to the loss (500 steps each way, validation losses in tf32_*.jsonl); the
+#      default microgpt run on the GPU and on the CPU's 16 cores; nanoGPT's Shakespeare
+#      shape (6 x 384, block 256, batch 64) for 100 steps, fp32 and tf32;
 #   4. with --full: nanoGPT's whole 5000-step run on tinyshakespeare.txt, with its
 #      validation loss and wall time, if step 3 says it ends within 4 minutes.
 set -uo pipefail
@@ -66,10 +67,17 @@ step tests-engine 240 "$bundle/checkpoint_tests" --gtest_filter='GpuEngine.*:Eng
 
 # 3. speed
 shape=(--n-layer 6 --n-embd 192 --n-head 6 --batch-size 64)
-for engine in gpu; do
-  say "microgpt 6x192, 64 names a step, $engine"
-  timeout 120 "$bundle/microgpt_bench" --data "$names" "${shape[@]}" --steps 200 --engine "$engine" 2>&1 |
-    tee -a "$log" | json_of "microgpt_${engine}_6x192" >> "$results"
+for precision in fp32 tf32; do
+  say "microgpt 6x192, 64 names a step, gpu $precision"
+  timeout 120 "$bundle/microgpt_bench" --data "$names" "${shape[@]}" --steps 200 --engine gpu --precision "$precision" \
+    2>&1 | tee -a "$log" | json_of "microgpt_gpu_${precision}_6x192" >> "$results"
+done
+for precision in fp32 tf32; do
+  say "what $precision does to the loss: 6x192, 500 steps"
+  timeout 120 "$bundle/microgpt" train --engine gpu --precision "$precision" --data "$names" "${shape[@]}" --steps 500 \
+    --lr 1e-3 --init gpt2 --val-frac 0.1 --eval-every 100 --num-samples 0 --out "" --log "$out/tf32_$precision.jsonl" \
+    >> "$log" 2>&1
+  grep val_loss "$out/tf32_$precision.jsonl" | tail -1 | sed "s/^{/{\"run\": \"val_6x192_$precision\", /" >> "$results"
 done
 for mode in "" "--compile --tf32"; do
   say "PyTorch 6x192 ${mode:-eager}"
@@ -84,11 +92,13 @@ for engine in gpu fast; do
 done
 text=(train --engine gpu --data "$book" --format text --n-layer 6 --n-embd 384 --n-head 6 --block-size 256
       --batch-size 64 --lr 1e-3 --init gpt2 --dropout 0.2 --num-samples 0 --out "")
-say "nanoGPT's Shakespeare shape, 100 steps"
-t0=$(now)
-timeout 180 "$bundle/microgpt" "${text[@]}" --steps 100 --val-frac 0 >> "$log" 2>&1
-probe=$(since "$t0")
-printf '{"run": "text_6x384_100_steps", "seconds": %s}\n' "$probe" >> "$results"
+for precision in tf32 fp32; do
+  say "nanoGPT's Shakespeare shape, 100 steps, $precision"
+  t0=$(now)
+  timeout 180 "$bundle/microgpt" "${text[@]}" --precision "$precision" --steps 100 --val-frac 0 >> "$log" 2>&1
+  probe=$(since "$t0")
+  printf '{"run": "text_6x384_100_steps_%s", "seconds": %s}\n' "$precision" "$probe" >> "$results"
+done  # (probe: fp32's)
 say "PyTorch, the same shape, 100 steps"
 timeout 180 python3 "$bundle/torch/torch_text.py" --device cuda --input "$book" --n-layer 6 --n-embd 384 --n-head 6 \
   --block-size 256 --batch-size 64 --steps 100 --no-val 2>&1 | tee -a "$log" | json_of "torch_text_6x384" >> "$results"

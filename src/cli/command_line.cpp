@@ -111,6 +111,12 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
       ->type_name("NAME")
       ->check(CLI::IsMember(names::engine.list()).description(""))
       ->capture_default_str();
+  cmd->add_option("--precision", o.engine.precision,
+                  "gpu engine: fp32 (float32 throughout) or tf32 (the matrix products on the tensor cores, with "
+                  "10-bit mantissas)")
+      ->type_name("NAME")
+      ->check(CLI::IsMember(names::precision.list()).description(""))
+      ->capture_default_str();
   config(cmd->add_option("--preset", f.preset, preset_help)->type_name("NAME")->check(CLI::IsMember(preset_names).description("")));
   config(cmd->add_option("--seed", o.train.seed, "Seed of the random generator (shuffle, init, sampling)")
       ->type_name("N")->check(seed_number())->capture_default_str());
@@ -274,7 +280,7 @@ void add_embed_flags(CLI::App* cmd, microgpt::EmbedCommand& c) {
 void add_compare_flags(CLI::App* cmd, TrainFlags& f, microgpt::CompareCommand& c) {
   add_train_flags(cmd, f);
   for (const char* name : {"--out", "--checkpoint-every", "--stop-after", "--resume", "--plot-loss", "--log", "--zero",
-                           "--check-every", "--wte", "--wpe", "--combine", "--engine", "--num-samples"}) {
+                           "--check-every", "--wte", "--wpe", "--combine", "--engine", "--precision", "--num-samples"}) {
     CLI::Option* opt = cmd->get_option(name);
     f.configuration.erase(std::remove(f.configuration.begin(), f.configuration.end(), opt), f.configuration.end());
     cmd->remove_option(opt);

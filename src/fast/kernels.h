@@ -131,8 +131,8 @@ constexpr int64_t kGpuMaxHeadSize = 3072;
 // The GPU kernels (--engine gpu): the table of the CUDA module, libmicrogpt_cuda beside
 // the executable, loaded on first use (fast/kernels_gpu.cpp). Throws a usage error of
 // one line when this build has no CUDA, the module will not load, or there is no usable
-// GPU.
-const Kernels& gpu_kernels();
+// GPU. precision: "fp32", or "tf32" for the matrix products on the tensor cores.
+const Kernels& gpu_kernels(const std::string& precision = "fp32");
 struct GpuDevice {
   std::string name;
   int64_t free_bytes = 0, total_bytes = 0;

@@ -54,11 +54,11 @@ const Module& module() {
 
 }  // namespace
 
-const Kernels& gpu_kernels() {
+const Kernels& gpu_kernels(const std::string& precision) {
   const Module& m = module();
   const Kernels* k = nullptr;
   char why[512] = {};
-  if (m.kernels(&k, why, sizeof why) != 0) throw no_gpu(why);
+  if (m.kernels(&k, precision.c_str(), why, sizeof why) != 0) throw no_gpu(why);
   return *k;
 }
 

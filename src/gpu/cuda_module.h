@@ -19,8 +19,9 @@ extern "C" {
 // The kernel table on the first GPU (fast/kernels.h), its buffers in device memory;
 // *kernels stays valid for the life of the process. Chooses the matrix products:
 // cuBLAS when it loads (libcublas.so.13 or .12) unless MICROGPT_CUDA_GEMM=own, which
-// takes the module's own tiled kernel.
-int microgpt_cuda_kernels(const microgpt::Kernels** kernels, char* why, size_t len);
+// takes the module's own tiled kernel. precision: "fp32" (float32 throughout) or "tf32"
+// (the products on the tensor cores, which needs cuBLAS).
+int microgpt_cuda_kernels(const microgpt::Kernels** kernels, const char* precision, char* why, size_t len);
 // The GPU's name, and its free and total memory in bytes (after microgpt_cuda_kernels).
 int microgpt_cuda_device(char* name, size_t name_len, int64_t* free_bytes, int64_t* total_bytes, char* why,
                          size_t len);

@@ -276,8 +276,10 @@ void gemm_tiled(float* c, int64_t ldc, const float* a, int64_t a_rs, int64_t a_c
 
 #ifndef MICROGPT_CUDA_EMULATION
 // cuBLAS, when it loads: found by name, so any release with the v2 interface serves.
+// Two handles: float32 products in float32, and (--precision tf32) on the tensor cores
+// with TF32's 10-bit mantissas.
 struct Blas {
-  cublasHandle_t handle = nullptr;
+  cublasHandle_t handle = nullptr, tf32 = nullptr;
   decltype(&cublasSgemm_v2) sgemm = nullptr;
 };
 Blas g_blas;
@@ -294,9 +296,13 @@ std::string load_blas() {
   auto set_math = reinterpret_cast<decltype(&cublasSetMathMode)>(dlsym(lib, "cublasSetMathMode"));
   g_blas.sgemm = reinterpret_cast<decltype(&cublasSgemm_v2)>(dlsym(lib, "cublasSgemm_v2"));
   if (create == nullptr || set_math == nullptr || g_blas.sgemm == nullptr) return "cuBLAS lacks cublasSgemm_v2";
-  if (create(&g_blas.handle) != CUBLAS_STATUS_SUCCESS) return "cublasCreate failed";
-  // float32 products in float32 (no TF32 unless asked for)
-  if (set_math(g_blas.handle, CUBLAS_PEDANTIC_MATH) != CUBLAS_STATUS_SUCCESS) return "cublasSetMathMode failed";
+  if (create(&g_blas.handle) != CUBLAS_STATUS_SUCCESS || create(&g_blas.tf32) != CUBLAS_STATUS_SUCCESS) {
+    return "cublasCreate failed";
+  }
+  if (set_math(g_blas.handle, CUBLAS_PEDANTIC_MATH) != CUBLAS_STATUS_SUCCESS ||
+      set_math(g_blas.tf32, CUBLAS_TF32_TENSOR_OP_MATH) != CUBLAS_STATUS_SUCCESS) {
+    return "cublasSetMathMode failed";
+  }
   return "";
 }
 
@@ -304,11 +310,12 @@ bool fits_int(int64_t x) { return x <= INT_MAX; }
 
 // Column-major cuBLAS on row-major buffers: a row-major (R, S) matrix is a column-major
 // (S, R) one, so each product below is written for the transposes.
+template <bool kTf32>
 void blas_gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const char* where) {
   const float one = 1.0f;
   const cublasStatus_t s =
-      g_blas.sgemm(g_blas.handle, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), &one, a,
+      g_blas.sgemm(kTf32 ? g_blas.tf32 : g_blas.handle, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), &one, a,
                    static_cast<int>(lda), b, static_cast<int>(ldb), &beta, c, static_cast<int>(ldc));
   if (s != CUBLAS_STATUS_SUCCESS) {
     std::fprintf(stderr, "microgpt: GPU error in %s: cuBLAS status %d\n", where, static_cast<int>(s));
@@ -326,31 +333,34 @@ bool blas_for(int64_t N, int64_t C, int64_t OC) {
 bool g_use_blas = false;
 std::string load_blas() { return "cuBLAS is not emulated"; }
 bool blas_for(int64_t, int64_t, int64_t) { return false; }
+template <bool kTf32>
 void blas_gemm(int, int, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float, float*,
                int64_t, const char*) {}
 constexpr int CUBLAS_OP_N = 0, CUBLAS_OP_T = 1;
 #endif
 
-// out (N,OC) = inp (N,C) @ weight (OC,C)^T
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T; kTf32: on the tensor cores (cuBLAS only)
+template <bool kTf32>
 void matmul_forward(float* out, const float* inp, const float* weight, int64_t N, int64_t C, int64_t OC, float*) {
   if (N == 0) return;
   if (blas_for(N, C, OC)) {
     // out^T (OC,N) = weight (OC,C) @ inp^T (C,N); weight is column-major (C,OC): transposed
-    blas_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight, C, inp, C, 0.0f, out, OC, "matmul_forward");
+    blas_gemm<kTf32>(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight, C, inp, C, 0.0f, out, OC, "matmul_forward");
     return;
   }
   gemm_tiled(out, OC, inp, C, 1, weight, 1, C, N, OC, C, 0.0f);
 }
 
 // dinp (N,C) += dout (N,OC) @ weight (OC,C); dweight (OC,C) += dout^T @ inp (N,C)
+template <bool kTf32>
 void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int64_t N,
                      int64_t C, int64_t OC) {
   if (N == 0) return;
   if (blas_for(N, C, OC)) {
     // dinp^T (C,N) += weight^T (C,OC) @ dout^T (OC,N)
-    blas_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight, C, dout, OC, 1.0f, dinp, C, "matmul_backward dinp");
+    blas_gemm<kTf32>(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight, C, dout, OC, 1.0f, dinp, C, "matmul_backward dinp");
     // dweight^T (C,OC) += inp^T (C,N) @ dout (N,OC)
-    blas_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C, "matmul_backward dweight");
+    blas_gemm<kTf32>(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C, "matmul_backward dweight");
     return;
   }
   gemm_tiled(dinp, C, dout, OC, 1, weight, C, 1, N, C, OC, 1.0f);
@@ -765,7 +775,7 @@ void put(char* why, size_t len, const std::string& what) {
   why[n] = '\0';
 }
 
-Kernels g_table;
+Kernels g_table, g_table_tf32;
 std::string g_error;
 bool g_ready = false;
 
@@ -815,8 +825,8 @@ std::string start() {
   g_table.encoder_backward = encoder_backward;
   g_table.rmsnorm_forward = rmsnorm_forward;
   g_table.rmsnorm_backward = rmsnorm_backward;
-  g_table.matmul_forward = matmul_forward;
-  g_table.matmul_backward = matmul_backward;
+  g_table.matmul_forward = matmul_forward<false>;
+  g_table.matmul_backward = matmul_backward<false>;
   g_table.attention_forward = attention_forward;
   g_table.attention_backward = attention_backward;
   g_table.residual_forward = residual_forward;
@@ -828,6 +838,10 @@ std::string start() {
   g_table.dropout_backward = dropout_backward;
   g_table.adam_update = adam_update;
   g_table.average_update = average_update;
+  g_table_tf32 = g_table;  // the same but for the products
+  g_table_tf32.name = "cuda-cublas-tf32";
+  g_table_tf32.matmul_forward = matmul_forward<true>;
+  g_table_tf32.matmul_backward = matmul_backward<true>;
   return "";
 }
 
@@ -835,8 +849,14 @@ std::string start() {
 
 }  // namespace microgpt::cuda
 
-extern "C" int microgpt_cuda_kernels(const microgpt::Kernels** kernels, char* why, size_t len) {
+extern "C" int microgpt_cuda_kernels(const microgpt::Kernels** kernels, const char* precision, char* why,
+                                     size_t len) {
   using namespace microgpt::cuda;
+  const std::string p = precision != nullptr ? precision : "fp32";
+  if (p != "fp32" && p != "tf32") {
+    put(why, len, "unknown precision '" + p + "' (accepted: fp32, tf32)");
+    return -1;
+  }
   if (!g_ready && g_error.empty()) {
     g_error = start();
     g_ready = g_error.empty();
@@ -845,7 +865,12 @@ extern "C" int microgpt_cuda_kernels(const microgpt::Kernels** kernels, char* wh
     put(why, len, g_error);
     return -1;
   }
-  *kernels = &g_table;
+  if (p == "tf32" && !g_use_blas) {
+    put(why, len, "--precision tf32 runs the products on cuBLAS, which this GPU engine does not have (" + load_blas() +
+                       ")");
+    return -1;
+  }
+  *kernels = p == "tf32" ? &g_table_tf32 : &g_table;
   return 0;
 }
 

@@ -91,9 +91,11 @@ namespace names {
 inline constexpr std::string_view kEngines[] = {"fast", "reference", "gpu"};
 inline constexpr std::string_view kFormats[] = {"lines", "text"};
 inline constexpr std::string_view kInits[] = {"microgpt", "gpt2"};
+inline constexpr std::string_view kPrecisions[] = {"fp32", "tf32"};
 inline constexpr NameChoice engine{"--engine", "engine", kEngines};
 inline constexpr NameChoice format{"--format", "format", kFormats};
 inline constexpr NameChoice init{"--init", "initialisation", kInits};
+inline constexpr NameChoice precision{"--precision", "precision", kPrecisions};
 inline constexpr std::string_view kTokenInputs[] = {"learned", "frozen", "onehot", "scalar"};
 inline constexpr std::string_view kPositionInputs[] = {"learned", "none", "sinusoidal", "frozen"};
 inline constexpr std::string_view kCombines[] = {"add", "concat"};

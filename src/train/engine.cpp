@@ -190,6 +190,11 @@ void check_fits_gpu(const ModelConfig& model, const TrainConfig& train) {
 
 std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelConfig& model, const TrainConfig& train) {
   validate_configuration(options.name, model, train);
+  check(names::precision, options.precision);
+  if (options.precision != "fp32" && options.name != "gpu") {
+    throw usage_error("--precision " + options.precision + " is the gpu engine's (the " + options.name +
+                      " engine computes in " + (options.name == "reference" ? "double" : "float32") + ")");
+  }
   const double need = estimated_memory_bytes(options, model, train);
   const double have = available_memory_bytes();
   if (need > 0.9 * have) {
@@ -201,7 +206,7 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& options, const ModelCon
   }
   if (options.name == "reference") return std::make_unique<ReferenceEngine>(model, train);
   if (options.name == "gpu") {
-    const Kernels& kernels = gpu_kernels();
+    const Kernels& kernels = gpu_kernels(options.precision);
     check_fits_gpu(model, train);
     return std::make_unique<FastEngine>(options, model, train, kernels);
   }

@@ -68,6 +68,8 @@ class Engine {
 
 struct EngineOptions {
   std::string name = "fast";  // "fast", "gpu" or "reference"
+  // "fp32", or "tf32" (gpu: the matrix products on the tensor cores, with 10-bit mantissas)
+  std::string precision = "fp32";
   int64_t threads = 1;
   // The parameters whose Adam moments the engine keeps and updates (fast engine; empty:
   // all). A run whose processes share Adam's state gives each its part.

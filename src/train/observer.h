@@ -22,6 +22,7 @@ struct RunStarted {
   int64_t last_step = 0;   // this run ends after this step (--stop-after, or all steps)
   int64_t steps = 0;       // planned in all
   std::string resumed_from;  // the checkpoint, or empty
+  std::string precision = "fp32";  // the gpu engine's --precision
 };
 
 struct StepFinished {

@@ -79,6 +79,7 @@ void ConsoleReport::on_start(const RunStarted& e) {
   out_ << "num params: " << e.num_params << "\n";
   if (e.validating) out_ << "validation: " << e.held_out_docs << " " << unit << " held out, training on " << e.train_docs << "\n";
   if (!e.resumed_from.empty()) out_ << "resuming from '" << e.resumed_from << "' after step " << e.first_step << "\n";
+  if (e.precision == "tf32") out_ << "precision: tf32 (the matrix products on the GPU's tensor cores, 10-bit mantissas)\n";
   check_output(out_);
 }
 

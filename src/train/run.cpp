@@ -119,6 +119,7 @@ void TrainingRun::prepare() {
   const TrainOptions& o = options_;
   const DataIdentity data = source_->identity();
   RunStarted e;
+  e.precision = o.engine.precision;
   e.data_source = data.source;
   e.docs = source_->size();
   e.train_docs = source_->train_size();

@@ -85,6 +85,21 @@ TEST(GpuEngine, WithoutAGpuSaysWhyInOneLine) {
   expect_refused(r, r.err.find("without CUDA") != std::string::npos ? "without CUDA" : "no NVIDIA driver", dir);
 }
 
+// --precision tf32 is the gpu engine's, and needs cuBLAS (which the emulation lacks).
+TEST(GpuEngine, Tf32IsTheGpuEnginesAndNeedsCublas) {
+  TempDir dir;
+  auto refused = [&](const std::string& args, const std::vector<std::string>& fragments) {
+    const auto r = testing::run_microgpt(args, dir.path());
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
+    for (const std::string& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << args << "\n" << r.err;
+  };
+  refused("train --precision tf32 --steps 2", {"--precision tf32", "gpu engine", "float32"});
+  refused("train --engine reference --precision tf32 --steps 2", {"--precision tf32", "double"});
+  refused("train --engine gpu --precision bf17 --steps 2", {"--precision"});
+  if (kEmulatedGpu) refused("train --engine gpu --precision tf32 --steps 2", {"--engine gpu", "cuBLAS"});
+}
+
 TEST(GpuEngine, RefusesAModelTheGpuCannotHold) {
   MICROGPT_SKIP_WITHOUT_GPU();
   EngineOptions e;

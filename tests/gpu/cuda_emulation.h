@@ -100,4 +100,4 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 namespace microgpt {
 struct Kernels;
 }
-extern "C" int microgpt_cuda_kernels(const microgpt::Kernels** kernels, char* why, size_t len);
+extern "C" int microgpt_cuda_kernels(const microgpt::Kernels** kernels, const char* precision, char* why, size_t len);

@@ -8,7 +8,7 @@ namespace microgpt::testing {
 const Kernels* gpu_backend(std::string* why) {
   const Kernels* k = nullptr;
   char reason[512] = {};
-  if (microgpt_cuda_kernels(&k, reason, sizeof reason) != 0) {
+  if (microgpt_cuda_kernels(&k, "fp32", reason, sizeof reason) != 0) {
     if (why != nullptr) *why = reason;
     return nullptr;
   }

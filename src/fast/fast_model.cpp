@@ -202,11 +202,12 @@ double FastModel::memory_bytes(const ModelConfig& model, const TrainConfig& trai
   const double n_threads = static_cast<double>(std::max<int64_t>(1, threads));
   const double rows = static_cast<double>(std::max<int64_t>(1, max_batch_docs)) * static_cast<double>(model.block_size);
   // The weights, Adam's m and v (and the average); per thread a gradient buffer and
-  // scratch; the activations and their gradients.
+  // scratch; the activations and their gradients; the staged batch (three int32 and two
+  // 8-byte numbers a row: ids, targets, positions, first rows, losses).
   const double copies = train.ema > 0.0 ? 4.0 : 3.0;
   const double floats = params * copies + n_threads * (params + static_cast<double>(s.scratch)) +
                         rows * (s.forward_per_row() + s.backward_per_row());
-  return floats * sizeof(float);
+  return floats * sizeof(float) + rows * (3 * sizeof(int32_t) + 2 * 8);
 }
 
 FastModel::~FastModel() = default;

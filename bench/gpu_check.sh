@@ -6,6 +6,9 @@
 #
 #   bench/gpu_check.sh [--full]      (from the repository root, beside gpu-bundle/)
 #
+# With the device tool: make gpu-bundle here, then run `bash bench/gpu_check.sh` there
+# with gpu-bundle carried (it is ignored by git); about 5 minutes without --full.
+#
 # Writes gpu_check.log (everything) and results.jsonl (one JSON line per figure) into
 # $OUT, or bench/out. Each step has its own time limit, so that one that hangs costs
 # only its share. In order:
@@ -31,6 +34,14 @@ results="$out/results.jsonl"
 : > "$log"
 : > "$results"
 export LD_LIBRARY_PATH="$PWD/$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuBLAS, which the module loads by name: the toolkit's, or the one PyTorch's wheels carry
+# (else the module multiplies with its own kernel, and says "cuda-tiled")
+for dir in /usr/local/cuda/lib64 \
+  "$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)"; do
+  if [ -n "$dir" ] && ls "$dir"/libcublas.so.* > /dev/null 2>&1; then
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$dir"
+  fi
+done
 export MICROGPT_TEST_BINARY="$PWD/$bundle/microgpt"
 export PYTHONUNBUFFERED=1
 names="$bundle/data/names.txt"
@@ -59,6 +70,9 @@ json_of() { grep '^{' | tail -1 | sed "s/^{/{\"run\": \"$1\", /"; }
 # 1. the machine
 step nvidia-smi 30 nvidia-smi
 step programs-start 30 "$bundle/microgpt" --help
+say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+# which kernels the module chose (cuda-cublas or cuda-tiled), on a tiny run
+step kernels-chosen 60 "$bundle/microgpt_bench" --data "$names" --engine gpu --steps 20 --warmup 2 --chunk 10
 
 # 2. tests
 step tests-kernels 240 "$bundle/fast_tests" --gtest_filter='Gpu/*:Backends/DevicePath.*'

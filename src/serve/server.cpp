@@ -27,6 +27,8 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxRequestBytes = 1 << 20;
+// The least time between two writes of the event stream (see /api/events).
+constexpr std::chrono::milliseconds kEventPause{100};
 
 std::atomic<bool> stop_requested{false};
 extern "C" void request_stop(int) { stop_requested = true; }
@@ -136,20 +138,31 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   post("/api/train/resume", [&](const json&) { return trainer.resume(); });
   server.Get("/api/train", [&](const httplib::Request&, httplib::Response& res) { api(res, [&] { return trainer.state(); }); });
   // Server-Sent Events: every event of every run from the first, then new ones as they
-  // come, until the page goes or the server stops.
+  // come, until the page goes or the server stops. What comes within 100 ms of the last
+  // write waits and goes out with what follows, in one write: each write wakes the
+  // browser, which costs it about 2.5 ms of CPU whatever the size (measured in headless
+  // chromium), and a run sends a batch of steps and a snapshot many times a second.
   server.Get("/api/events", [&](const httplib::Request&, httplib::Response& res) {
     res.set_header("Cache-Control", "no-cache");
     auto next = std::make_shared<size_t>(0);
-    res.set_chunked_content_provider("text/event-stream", [&trainer, next](size_t, httplib::DataSink& sink) {
-      const std::vector<std::string> events = trainer.events().after(*next, std::chrono::milliseconds(500));
+    auto written = std::make_shared<std::chrono::steady_clock::time_point>();
+    res.set_chunked_content_provider("text/event-stream", [&trainer, next, written](size_t, httplib::DataSink& sink) {
+      std::vector<std::string> events = trainer.events().after(*next, std::chrono::milliseconds(500));
+      if (!events.empty() && std::chrono::steady_clock::now() < *written + kEventPause) {
+        std::this_thread::sleep_until(*written + kEventPause);
+        events = trainer.events().after(*next, std::chrono::milliseconds(0));  // with what came meanwhile
+      }
       if (trainer.events().closed()) {
         sink.done();
         return true;
       }
-      for (const std::string& e : events) {
-        if (!sink.write(e.data(), e.size())) return false;
+      if (!events.empty()) {
+        std::string text;
+        for (const std::string& e : events) text += e;
+        if (!sink.write(text.data(), text.size())) return false;
+        *next += events.size();
+        *written = std::chrono::steady_clock::now();
       }
-      *next += events.size();
       return sink.is_writable();
     });
   });

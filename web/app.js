@@ -93,10 +93,13 @@ function svgElement(name, attributes) {
 }
 
 // Blue for negative, white for 0, red for positive, at full strength at +-scale.
-function diverging(value, scale) {
+function divergingRGB(value, scale) {
   const t = Math.max(-1, Math.min(1, value / scale));
   const fade = (c) => Math.round(255 - (255 - c) * Math.abs(t));
-  return t < 0 ? `rgb(${fade(33)},${fade(102)},${fade(172)})` : `rgb(${fade(178)},${fade(24)},${fade(43)})`;
+  return t < 0 ? [fade(33), fade(102), fade(172)] : [fade(178), fade(24), fade(43)];
+}
+function diverging(value, scale) {
+  return `rgb(${divergingRGB(value, scale).join(',')})`;
 }
 
 function strips(positions) {
@@ -260,6 +263,7 @@ function lossChart() {
   return canvas;
 }
 
+const thousands = new Intl.NumberFormat();  // (made once: toLocaleString makes one a call)
 function showStatus() {
   const last = run.steps[run.steps.length - 1];
   const status = document.getElementById('train-status');
@@ -268,7 +272,7 @@ function showStatus() {
   const perStep = seconds / Math.max(1, run.steps.length);
   const left = Math.max(0, (run.total - last.step) * perStep);
   status.textContent = run.ended || `step ${last.step} / ${run.total}, loss ${last.loss.toFixed(4)}, ` +
-    `${Math.round(run.tokens / Math.max(1e-9, seconds)).toLocaleString()} tokens/s, ${Math.round(left)} s left`;
+    `${thousands.format(Math.round(run.tokens / Math.max(1e-9, seconds)))} tokens/s, ${Math.round(left)} s left`;
   lossChart();
 }
 
@@ -379,9 +383,15 @@ function project(rows, axes) {
   return rows.map((r) => axes.map((a) => r.reduce((s, x, i) => s + x * a[i], 0)));
 }
 
+// (plain loops: the views take thousands of these a frame, and Math.hypot is slow)
 function cosine(a, b) {
-  const dot = a.reduce((s, x, i) => s + x * b[i], 0);
-  return dot / ((Math.hypot(...a) * Math.hypot(...b)) || 1);
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return ab / (Math.sqrt(aa) * Math.sqrt(bb) || 1);
 }
 
 function classSimilarity(wte, r = run) {
@@ -398,13 +408,19 @@ function classSimilarity(wte, r = run) {
   };
 }
 
+// The slider is set when the snapshots are drawn, not as each comes: changing the page
+// makes the browser draw a frame, and a run sends snapshots faster than the views redraw.
 function addSnapshot(s) {
   run.snapshots.push({ step: s.step, wte: s.wte, wpe: s.wpe });
+  later(drawSnapshot, 'embeddings');
+}
+
+// The slider reaches to the last snapshot, and stays on it if it was there.
+function extendSlider() {
   const slider = document.getElementById('snapshot');
   const following = Number(slider.value) >= Number(slider.max);
-  slider.max = run.snapshots.length - 1;
+  slider.max = Math.max(0, run.snapshots.length - 1);
   if (following) slider.value = slider.max;
-  later(drawSnapshot, 'embeddings');
 }
 
 // A run's snapshots not yet analysed (PCA, similarities), in order, each one's axes
@@ -457,6 +473,7 @@ function positionScatter(s) {
 }
 
 function drawSnapshot() {
+  extendSlider();
   analyse(run);
   const s = run.snapshots[Number(document.getElementById('snapshot').value)];
   if (!s) return;
@@ -499,18 +516,22 @@ function sumsPath(s) {
 
 // Every pair of tokens' cosine similarity at a snapshot (blue -1, white 0, red 1), on a
 // canvas (hundreds of cells redrawn as the run goes); hovering a cell names the pair.
+const heatmapCells = document.createElement('canvas');  // off the page
 function cosineHeatmap(s, labels) {
   const n = s.wte.length, cell = Math.max(6, Math.min(14, Math.floor(420 / n))), pad = 34;
   const [canvas, g] = canvasIn('heatmap', 2 * pad + n * cell, pad + n * cell);
   canvas.className = 'heatmap';
   const sims = s.wte.map((a) => s.wte.map((b) => cosine(a, b)));
+  // a pixel per cell, scaled up without smoothing (a fill per cell, each parsing its
+  // colour, is slow)
+  const image = new ImageData(n, n);
+  sims.forEach((row, i) => row.forEach((c, j) => image.data.set([...divergingRGB(c, 1), 255], 4 * (i * n + j))));
+  heatmapCells.width = heatmapCells.height = n;
+  heatmapCells.getContext('2d').putImageData(image, 0, 0);
+  g.imageSmoothingEnabled = false;
+  g.drawImage(heatmapCells, pad, pad, n * cell, n * cell);
   g.font = `${Math.min(10, cell)}px sans-serif`;
-  g.fillStyle = '#222';
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      g.fillStyle = diverging(sims[i][j], 1);
-      g.fillRect(pad + j * cell, pad + i * cell, cell, cell);
-    }
     g.fillStyle = '#222';
     g.textAlign = 'end';
     g.fillText(labels[i], pad - 3, pad + i * cell + cell - 2);
@@ -573,12 +594,15 @@ document.getElementById('snapshot').addEventListener('input', () => now(drawSnap
 
 // ---- The events of every run, from the first ---------------------------------------
 
-// Redrawing waits: the views are drawn together at most five times a second, once however many
-// events came meanwhile (a page that replays a long history draws it once), and only
-// while its section is on the screen (else when it comes into view), so that watching
-// takes little from the training it watches.
+// Redrawing waits: the views are drawn together every 180 ms while events come (five
+// and a half times a second), once however many events came meanwhile (a page that
+// replays a long history draws it once), and only while its section is on the screen
+// (else when it comes into view), so that watching takes little from the training it
+// watches.
+const FRAME_MS = 180;
 const waiting = new Set();
 let drawing = false;  // a frame that draws what waits is due
+let drawn = -Infinity;  // when the last frame drew
 const visible = new Set();
 const hidden = new Map();  // section -> the draw it missed
 function later(draw, section) {
@@ -589,13 +613,15 @@ function later(draw, section) {
   waiting.add(draw);
   if (drawing) return;
   drawing = true;
-  // one frame draws every view that waits (the browser paints once, not once per view)
+  // one frame draws every view that waits (the browser paints once, not once per view),
+  // FRAME_MS after the last one drew: a steady pace, whenever the events come
   setTimeout(() => requestAnimationFrame(() => {
     drawing = false;
+    drawn = performance.now();
     const draws = [...waiting];
     waiting.clear();
     for (const d of draws) d();
-  }), 200);
+  }), Math.max(0, drawn + FRAME_MS - performance.now()));
 }
 // Draws at once, and cancels the drawing that was waiting (or missed while hidden).
 function now(draw, section) {

@@ -3,7 +3,7 @@
 // alternating, each timed from the POST that starts it to the moment /api/train says
 // idle again. Prints each time, the medians and their ratio.
 //   node bench/serve_overhead.mjs build/microgpt [--runs 5] [--preset makemore]
-//       [--steps 1000] [--threads 2] [--snapshot-every 50]
+//       [--steps 1000] [--threads 2] [--snapshot-every 50] [--viewport 1280x1600]
 // Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -47,6 +47,12 @@ function cpuSeconds(pid) {
     return 0;  // a process that ended meanwhile
   }
 }
+// The server's threads' CPU seconds, by thread id.
+function threadSeconds(pid) {
+  const seconds = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) seconds.set(tid, cpuSeconds(`${pid}/task/${tid}`));
+  return seconds;
+}
 // Each chromium process's CPU seconds, by pid.
 function browserSeconds() {
   const seconds = new Map();
@@ -66,23 +72,35 @@ function browserUsed(before, after) {
 }
 
 async function timedRun(cpu) {
-  const server0 = cpuSeconds(server.pid), browser0 = browserSeconds();
+  const server0 = cpuSeconds(server.pid), browser0 = browserSeconds(), threads0 = threadSeconds(server.pid);
   const start = performance.now();
   const answer = await api('/api/train', request);
   if (!answer.started) throw new Error(JSON.stringify(answer));
-  while ((await api('/api/train')).state !== 'idle') await sleep(10);
+  // (the training's thread ends with the run: its time is read while it runs, and each
+  // thread's last reading kept)
+  const threads = new Map(threads0);
+  while ((await api('/api/train')).state !== 'idle') {
+    for (const [tid, t] of threadSeconds(server.pid)) threads.set(tid, t);
+    await sleep(10);
+  }
   const seconds = (performance.now() - start) / 1000;
   if (cpu) {
     cpu.server.push(cpuSeconds(server.pid) - server0);
     cpu.browser.push(browserUsed(browser0, browserSeconds()));
+    // the busiest thread: the training (with --threads 1, the only one)
+    cpu.training.push(Math.max(...[...threads].map(([tid, t]) => t - (threads0.get(tid) ?? 0))));
   }
   return seconds;
 }
 
 const browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
 const page = await browser.newPage();
-const without = [], withPage = [];
-const cpuWithout = { server: [], browser: [] }, cpuWith = { server: [], browser: [] };
+// A window tall enough to show the Train and Embeddings views at once: a watcher sees
+// both, and the page draws only the views on the screen.
+const [width, height] = option('viewport', '1280x1600').split('x').map(Number);
+await page.setViewport({ width, height });
+const without = [], withPage = [], rates = [];
+const cpuWithout = { server: [], browser: [], training: [] }, cpuWith = { server: [], browser: [], training: [] };
 try {
   await timedRun();  // warm-up
   for (let r = 0; r < runs; r++) {
@@ -90,7 +108,15 @@ try {
       if (open) {
         await page.goto(base, { waitUntil: 'load' });
         await sleep(1500);  // the page replays the earlier runs' events first
+        // every time the page redraws the run's status line (with its views)
+        await page.evaluate(() => {
+          window.frames_drawn = [];
+          new MutationObserver(() => window.frames_drawn.push(performance.now()))
+            .observe(document.getElementById('train-status'), { childList: true, characterData: true, subtree: true });
+        });
         withPage.push(await timedRun(cpuWith));
+        const drawn = await page.evaluate(() => window.frames_drawn);
+        rates.push((drawn.length - 1) / ((drawn[drawn.length - 1] - drawn[0]) / 1000));
         await page.goto('about:blank');
       } else {
         without.push(await timedRun(cpuWithout));
@@ -106,8 +132,20 @@ const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}`);
 console.log(`no page:   ${without.map((t) => t.toFixed(3)).join(' ')} s, median ${median(without).toFixed(3)}`);
 console.log(`page open: ${withPage.map((t) => t.toFixed(3)).join(' ')} s, median ${median(withPage).toFixed(3)}`);
-console.log(`ratio: ${(median(withPage) / median(without)).toFixed(3)}`);
-const cpu = (c) => `server ${median(c.server).toFixed(2)} s, browser ${median(c.browser).toFixed(2)} s`;
+// Each run with the page against the run without it next to it (the machine's load
+// drifts; neighbours share it).
+const pairs = withPage.map((t, i) => t / without[i]);
+// How sure that median is: the middle 95% of the medians of 2000 resamples of the pairs
+// (a bootstrap, with a fixed generator so that it repeats).
+let state = 12345;
+const uniform = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const resampled = Array.from({ length: 2000 }, () => median(pairs.map(() => pairs[Math.floor(uniform() * pairs.length)])))
+  .sort((a, b) => a - b);
+console.log(`ratio of the medians: ${(median(withPage) / median(without)).toFixed(3)}; median of the ${runs} pairs' ratios: ${
+  median(pairs).toFixed(3)}, 95% interval ${resampled[50].toFixed(3)} to ${resampled[1949].toFixed(3)}`);
+console.log(`pairs' ratios: ${[...pairs].sort((a, b) => a - b).map((r) => r.toFixed(3)).join(' ')}`);
+console.log(`the page redrew ${median(rates).toFixed(2)} times a second (median over the runs with it open)`);
+const cpu = (c) => `server ${median(c.server).toFixed(2)} s (its busiest thread ${median(c.training).toFixed(2)} s), browser ${median(c.browser).toFixed(2)} s`;
 console.log(`CPU time, medians: no page: ${cpu(cpuWithout)}; page open: ${cpu(cpuWith)}`);
 console.log(`what watching used, as a share of the run's CPU without a page: ${
   ((median(cpuWith.server) + median(cpuWith.browser) - median(cpuWithout.server) - median(cpuWithout.browser))

@@ -1,7 +1,9 @@
 // What watching costs: the same run started from the API with no page open, and with
-// the page open in Debian's chromium (headless, drawing every event as it comes),
-// alternating, each timed from the POST that starts it to the moment /api/train says
-// idle again. Prints each time, the medians and their ratio.
+// the page open in Debian's chromium (headless, drawing every event as it comes, in a
+// window that shows the Train and Embeddings views), in alternating order, each pair on
+// a fresh server after a short warm-up run, each timed from the POST that starts it to
+// the moment /api/train says idle again. Prints each time, the medians, the median of
+// the pairs' ratios with a 95% interval, how often the page redrew, and CPU times.
 //   node bench/serve_overhead.mjs build/microgpt [--runs 5] [--preset makemore]
 //       [--steps 1000] [--threads 2] [--snapshot-every 50] [--viewport 1280x1600]
 // Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
@@ -31,7 +33,9 @@ const request = {
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'microgpt-bench-'));
-const { server, base } = await startServer(binary, dir, option('threads', '2'));
+// Each pair of runs has a server of its own: a server keeps every run's events, which a
+// page replays when it opens, so one server for all would make each page open slower.
+let server, base;
 const api = async (path, body) => (await fetch(base + path.slice(1), body === undefined ? {} : {
   method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
 })).json();
@@ -71,10 +75,10 @@ function browserUsed(before, after) {
   return total;
 }
 
-async function timedRun(cpu) {
+async function timedRun(run, cpu) {
   const server0 = cpuSeconds(server.pid), browser0 = browserSeconds(), threads0 = threadSeconds(server.pid);
   const start = performance.now();
-  const answer = await api('/api/train', request);
+  const answer = await api('/api/train', run);
   if (!answer.started) throw new Error(JSON.stringify(answer));
   // (the training's thread ends with the run: its time is read while it runs, and each
   // thread's last reading kept)
@@ -102,30 +106,33 @@ await page.setViewport({ width, height });
 const without = [], withPage = [], rates = [];
 const cpuWithout = { server: [], browser: [], training: [] }, cpuWith = { server: [], browser: [], training: [] };
 try {
-  await timedRun();  // warm-up
   for (let r = 0; r < runs; r++) {
+    ({ server, base } = await startServer(binary, dir, option('threads', '2')));
+    await timedRun({ ...request, steps: Math.ceil(request.steps / 5) });  // warm-up
     for (const open of r % 2 === 0 ? [false, true] : [true, false]) {
       if (open) {
         await page.goto(base, { waitUntil: 'load' });
-        await sleep(1500);  // the page replays the earlier runs' events first
+        await sleep(1500);  // the page replays the warm-up's events first
         // every time the page redraws the run's status line (with its views)
         await page.evaluate(() => {
           window.frames_drawn = [];
           new MutationObserver(() => window.frames_drawn.push(performance.now()))
             .observe(document.getElementById('train-status'), { childList: true, characterData: true, subtree: true });
         });
-        withPage.push(await timedRun(cpuWith));
+        withPage.push(await timedRun(request, cpuWith));
         const drawn = await page.evaluate(() => window.frames_drawn);
         rates.push((drawn.length - 1) / ((drawn[drawn.length - 1] - drawn[0]) / 1000));
         await page.goto('about:blank');
       } else {
-        without.push(await timedRun(cpuWithout));
+        without.push(await timedRun(request, cpuWithout));
       }
     }
+    server.kill('SIGINT');
+    await new Promise((resolve) => server.once('exit', resolve));
   }
 } finally {
   await browser.close();
-  server.kill('SIGINT');
+  if (server && server.exitCode === null) server.kill('SIGINT');
   rmSync(dir, { recursive: true, force: true });
 }
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];

@@ -147,8 +147,8 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
     auto next = std::make_shared<size_t>(0);
     auto written = std::make_shared<std::chrono::steady_clock::time_point>();
     res.set_chunked_content_provider("text/event-stream", [&trainer, next, written](size_t, httplib::DataSink& sink) {
-      std::vector<std::string> events = trainer.events().after(*next, std::chrono::milliseconds(500));
-      if (!events.empty() && std::chrono::steady_clock::now() < *written + kEventPause) {
+      EventLog::Events events = trainer.events().after(*next, std::chrono::milliseconds(500));
+      if (events.count > 0 && std::chrono::steady_clock::now() < *written + kEventPause) {
         std::this_thread::sleep_until(*written + kEventPause);
         events = trainer.events().after(*next, std::chrono::milliseconds(0));  // with what came meanwhile
       }
@@ -156,11 +156,9 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
         sink.done();
         return true;
       }
-      if (!events.empty()) {
-        std::string text;
-        for (const std::string& e : events) text += e;
-        if (!sink.write(text.data(), text.size())) return false;
-        *next += events.size();
+      if (events.count > 0) {
+        if (!sink.write(events.text.data(), events.text.size())) return false;
+        *next += events.count;
         *written = std::chrono::steady_clock::now();
       }
       return sink.is_writable();

@@ -22,11 +22,14 @@ void EventLog::push(const std::string& type, const json& data) {
   changed_.notify_all();
 }
 
-std::vector<std::string> EventLog::after(size_t from, std::chrono::milliseconds timeout) {
+EventLog::Events EventLog::after(size_t from, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   changed_.wait_for(lock, timeout, [&] { return closed_ || events_.size() > from; });
   if (closed_ || events_.size() <= from) return {};
-  return std::vector<std::string>(events_.begin() + static_cast<std::ptrdiff_t>(from), events_.end());
+  Events out;
+  for (size_t i = from; i < events_.size(); i++) out.text += events_[i];
+  out.count = events_.size() - from;
+  return out;
 }
 
 void EventLog::close() {

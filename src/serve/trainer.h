@@ -24,9 +24,13 @@ namespace microgpt {
 class EventLog {
  public:
   void push(const std::string& type, const nlohmann::json& data);
-  // The events from index `from` on; waits up to `timeout` for one when there are none.
-  // Empty also once closed.
-  std::vector<std::string> after(size_t from, std::chrono::milliseconds timeout);
+  // The events from index `from` on, one after another as the stream sends them, and
+  // how many; waits up to `timeout` for one when there are none. None also once closed.
+  struct Events {
+    std::string text;
+    size_t count = 0;
+  };
+  Events after(size_t from, std::chrono::milliseconds timeout);
   void close();
   bool closed() const;
 

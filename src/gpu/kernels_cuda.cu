@@ -731,9 +731,14 @@ __global__ void adam_kernel(float* params, GradPointers grads, int n_grads, floa
                             unsigned long long* nonfinite) {
   MICROGPT_GRID_LOOP(i, n) {
     float g = 0.0f;
-    for (int k = 0; k < n_grads; k++) {
-      g += grads.p[k][i];
-      grads.p[k][i] = 0.0f;
+    // unrolled, so that grads.p is indexed by constants: a run-time index would copy the
+    // pointers into each thread's local memory, which made this ten times slower
+#pragma unroll
+    for (int k = 0; k < kMaxGrads; k++) {
+      if (k < n_grads) {
+        g += grads.p[k][i];
+        grads.p[k][i] = 0.0f;
+      }
     }
     if (!isfinite(g)) atomicAdd(nonfinite, 1ULL);  // an integer count: its order does not matter
     const float mi = beta1 * m[i] + (1.0f - beta1) * g;

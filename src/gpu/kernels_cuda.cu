@@ -10,11 +10,13 @@
 //   - RMSNorm and the softmax of cross-entropy with a warp per row;
 //   - the embeddings' gradient with a block per (row of wte or wpe, chunk of the batch),
 //     summing the chunk's rows that use it in order, then the chunks in order;
-//   - attention with a warp per (query, head), every document of a batch in one launch:
-//     the keys' scores a lane each, an online softmax, and the values' sum a channel per
-//     lane; its backward in two passes, one per query (dq and D = dout.out) and one per
-//     key (dk, dv), so that no two warps add into the same gradient; the loss with a
-//     block per document;
+//   - attention with a thread per (query, head), 64 queries a block, the keys staged in
+//     shared memory 16 at a time, an online softmax; its backward in two passes, one per
+//     query (dq and D = dout.out) and one per key (dk, dv), so that no two threads add
+//     into the same gradient. Heads wider than 64 (or not a multiple of 4), or
+//     MICROGPT_CUDA_ATTENTION=warp, take a warp per (query, head) instead: the keys'
+//     scores a lane each, and the values' sum a channel per lane;
+//   - the loss with a block per document;
 //   - the matrix products with cuBLAS, loaded at run time (libcublas.so.13 or .12), or
 //     the module's own tiled kernel when it is missing or MICROGPT_CUDA_GEMM=own.
 // Everything runs in order on the default stream; reading a result (download) waits for it.
@@ -482,9 +484,303 @@ __global__ void attention_forward_kernel(float* out, float* lse, const float* qk
   }
 }
 
+// ---- attention, tiled: a thread per query (or key), the other side staged in shared memory --
+//
+// For documents of any length, the kernels above re-read every key of a document from
+// device memory for every query: at nanoGPT's block of 256 that was four fifths of a step.
+// These give each block 64 consecutive rows of one head, a thread each, with the thread's
+// own vectors in registers, and stage the rows they meet (keys for queries, queries for
+// keys) 16 at a time in shared memory, where a warp reads each one at once. A thread takes
+// its document's rows one by one in order, so what a row gets depends on its document
+// alone, whatever else the batch holds. Head sizes that are multiples of 4 up to 64 (the
+// vectors live in registers); the others take the kernels above.
+
+constexpr int kTileRows = 64;   // rows of a block: a thread each
+bool g_tiled_attention = true;  // false: the kernels above for every head size (MICROGPT_CUDA_ATTENTION=warp)
+constexpr int kStageRows = 16;  // rows staged in shared memory at a time
+
+__device__ int64_t larger(int64_t a, int64_t b) { return a > b ? a : b; }
+__device__ int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// the float4 at d of a staged row (rows are HS + 4 floats: 16-byte aligned, and a warp's
+// threads reading rows of their own fall in different banks)
+template <int HS>
+__device__ const float4& at4(const float* rows, int64_t row, int d) {
+  return *reinterpret_cast<const float4*>(rows + row * (HS + 4) + d);
+}
+// Dot products in four independent sums, one per component of the float4s, added at the
+// end: one chain of HS dependent multiply-adds left each thread waiting on the last one
+// (four cycles each), with too few warps beside it to hide that.
+struct Dot4 {
+  float x = 0.0f, y = 0.0f, z = 0.0f, w = 0.0f;
+  __device__ void add(const float4& a, const float4& b) {
+    x = fmaf(a.x, b.x, x);
+    y = fmaf(a.y, b.y, y);
+    z = fmaf(a.z, b.z, z);
+    w = fmaf(a.w, b.w, w);
+  }
+  __device__ float sum() const { return (x + y) + (z + w); }
+};
+template <int HS>
+__device__ float4 reg4(const float (&x)[HS], int d) {
+  return make_float4(x[d], x[d + 1], x[d + 2], x[d + 3]);
+}
+template <int HS>
+__device__ float dot_staged(const float (&x)[HS], const float* rows, int64_t row) {
+  Dot4 s;
+#pragma unroll
+  for (int d = 0; d < HS; d += 4) s.add(reg4<HS>(x, d), at4<HS>(rows, row, d));
+  return s.sum();
+}
+// A compiler barrier: staged rows are read again after it rather than held. Without it,
+// the compiler keeps a thread's own rows and the row it just read in registers, which
+// beside the thread's two accumulators do not fit and spill to local memory.
+__device__ inline void read_staged_again() { asm volatile("" ::: "memory"); }
+
+// acc += a * the staged row
+template <int HS>
+__device__ void add_staged(float (&acc)[HS], float a, const float* rows, int64_t row) {
+#pragma unroll
+  for (int d = 0; d < HS; d += 4) {
+    const float4 y = at4<HS>(rows, row, d);
+    acc[d] = fmaf(a, y.x, acc[d]);
+    acc[d + 1] = fmaf(a, y.y, acc[d + 1]);
+    acc[d + 2] = fmaf(a, y.z, acc[d + 2]);
+    acc[d + 3] = fmaf(a, y.w, acc[d + 3]);
+  }
+}
+// Copies rows from..from+n-1 (a slice of HS floats at `offset` in rows `stride` wide) into
+// `rows`, the whole block together; rows past `last` are left as they are.
+template <int HS>
+__device__ void stage(float* rows, const float* src, int64_t stride, int64_t offset, int64_t from, int64_t n,
+                      int64_t last) {
+  for (int64_t i = threadIdx.x; i < n * HS; i += blockDim.x) {
+    const int64_t j = i / HS, d = i % HS;
+    if (from + j <= last) rows[j * (HS + 4) + d] = src[(from + j) * stride + offset + d];
+  }
+}
+
+// Forward: thread = query r of head blockIdx.y; online softmax over its document's keys
+// s..r, one at a time.
+template <int HS>
+__global__ void attention_forward_tiled_kernel(float* out, float* lse, const float* qkv, const int64_t* doc_start,
+                                               int64_t n_docs, int64_t rows, int64_t t0, int64_t C, int64_t NH) {
+  __shared__ float4 ks4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
+  float* ks = reinterpret_cast<float*>(ks4);
+  __shared__ float4 vs4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
+  float* vs = reinterpret_cast<float*>(vs4);
+  const int64_t h = blockIdx.y, first = doc_start[0];
+  const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
+  const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
+  const int64_t r = r0 + threadIdx.x;
+  const int64_t s = doc_start[document_of(doc_start, n_docs, smaller(r, last))];
+  const bool active = r <= last && r - s >= t0;  // (rows of the KV cache are not computed)
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  float q[HS], acc[HS];
+#pragma unroll
+  for (int d = 0; d < HS; d++) {
+    q[d] = active ? qkv[r * 3 * C + h * HS + d] : 0.0f;
+    acc[d] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int64_t u0 = doc_start[document_of(doc_start, n_docs, r0)]; u0 <= last; u0 += kStageRows) {
+    __syncthreads();  // the last stage is read
+    stage<HS>(ks, qkv, 3 * C, C + h * HS, u0, kStageRows, last);
+    stage<HS>(vs, qkv, 3 * C, 2 * C + h * HS, u0, kStageRows, last);
+    __syncthreads();
+    if (!active) continue;
+    const int64_t j1 = smaller(r - u0, kStageRows - 1);
+    for (int64_t j = larger(s - u0, 0); j <= j1; j++) {
+      const float sc = dot_staged<HS>(q, ks, j) * scale;
+      if (sc > m) {                             // a new largest score: what was summed is rescaled to it
+        const float correction = expf(m - sc);  // 0 at the first key (m = -inf)
+        l *= correction;
+#pragma unroll
+        for (int d = 0; d < HS; d++) acc[d] *= correction;
+        m = sc;
+      }
+      const float p = expf(sc - m);
+      l += p;
+      add_staged<HS>(acc, p, vs, j);
+    }
+  }
+  if (!active) return;
+#pragma unroll
+  for (int d = 0; d < HS; d++) out[r * C + h * HS + d] = acc[d] / l;
+  lse[r * NH + h] = m + logf(l);
+}
+
+// Backward pass 1: thread = query t; D_t = dout_t . out_t, and dq_t = scale * sum over
+// u = s..t of P_tu (dout_t . v_u - D_t) k_u. q_t stays in shared memory (a row a thread),
+// dout_t and dq_t in registers.
+template <int HS>
+__global__ void attention_backward_query_tiled_kernel(float* dqkv, float* D, const float* dout, const float* qkv,
+                                                      const float* out, const float* lse, const int64_t* doc_start,
+                                                      int64_t n_docs, int64_t rows, int64_t C, int64_t NH) {
+  __shared__ float4 qs4[kTileRows * (HS + 4) / 4];  // float4: 16-byte aligned
+  float* qs = reinterpret_cast<float*>(qs4);
+  __shared__ float4 ks4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
+  float* ks = reinterpret_cast<float*>(ks4);
+  __shared__ float4 vs4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
+  float* vs = reinterpret_cast<float*>(vs4);
+  const int64_t h = blockIdx.y, first = doc_start[0];
+  const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
+  const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
+  const int64_t t = r0 + threadIdx.x;
+  const bool active = t <= last;
+  const int64_t s = doc_start[document_of(doc_start, n_docs, smaller(t, last))];
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  stage<HS>(qs, qkv, 3 * C, h * HS, r0, kTileRows, last);
+  float g[HS], dq[HS], Dt = 0.0f;
+#pragma unroll
+  for (int d = 0; d < HS; d++) {
+    g[d] = active ? dout[t * C + h * HS + d] : 0.0f;
+    dq[d] = 0.0f;
+    if (active) Dt = fmaf(g[d], out[t * C + h * HS + d], Dt);
+  }
+  const float L = active ? lse[t * NH + h] : 0.0f;
+  for (int64_t u0 = doc_start[document_of(doc_start, n_docs, r0)]; u0 <= last; u0 += kStageRows) {
+    __syncthreads();  // qs is staged; the last stage is read
+    stage<HS>(ks, qkv, 3 * C, C + h * HS, u0, kStageRows, last);
+    stage<HS>(vs, qkv, 3 * C, 2 * C + h * HS, u0, kStageRows, last);
+    __syncthreads();
+    if (!active) continue;
+    const int64_t j1 = smaller(t - u0, kStageRows - 1);
+    for (int64_t j = larger(s - u0, 0); j <= j1; j++) {
+      Dot4 sc;
+#pragma unroll
+      for (int d = 0; d < HS; d += 4) sc.add(at4<HS>(qs, threadIdx.x, d), at4<HS>(ks, j, d));
+      const float dS = expf(sc.sum() * scale - L) * (dot_staged<HS>(g, vs, j) - Dt);
+      read_staged_again();
+      add_staged<HS>(dq, dS, ks, j);
+      read_staged_again();
+    }
+  }
+  if (!active) return;
+#pragma unroll
+  for (int d = 0; d < HS; d++) dqkv[t * 3 * C + h * HS + d] += scale * dq[d];
+  D[(t - first) * NH + h] = Dt;
+}
+
+// Backward pass 2: thread = key u; dk_u = scale * sum over t = u..e-1 of dS_tu q_t and
+// dv_u = sum of P_tu dout_t, e the end of u's document. k_u and v_u stay in shared memory,
+// dk_u and dv_u in registers; the queries come 16 at a time with their lse and D.
+template <int HS>
+__global__ void attention_backward_key_tiled_kernel(float* dqkv, const float* D, const float* dout, const float* qkv,
+                                                    const float* lse, const int64_t* doc_start, int64_t n_docs,
+                                                    int64_t rows, int64_t C, int64_t NH) {
+  __shared__ float4 kv4[2 * kTileRows * (HS + 4) / 4];  // float4: 16-byte aligned
+  float* kv = reinterpret_cast<float*>(kv4);
+  __shared__ float4 qs4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
+  float* qs = reinterpret_cast<float*>(qs4);
+  __shared__ float4 gs4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
+  float* gs = reinterpret_cast<float*>(gs4);
+  __shared__ float Ls[kStageRows], Ds[kStageRows];
+  float* ks = kv;
+  float* vs = kv + kTileRows * (HS + 4);
+  const int64_t h = blockIdx.y, first = doc_start[0];
+  const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
+  const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
+  const int64_t u = r0 + threadIdx.x;
+  const bool active = u <= last;
+  const int64_t e = doc_start[document_of(doc_start, n_docs, smaller(u, last)) + 1];  // the row after u's document
+  const int64_t end = doc_start[document_of(doc_start, n_docs, last) + 1];            // ... after the last one's
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  stage<HS>(ks, qkv, 3 * C, C + h * HS, r0, kTileRows, last);
+  stage<HS>(vs, qkv, 3 * C, 2 * C + h * HS, r0, kTileRows, last);
+  float dk[HS], dv[HS];
+#pragma unroll
+  for (int d = 0; d < HS; d++) dk[d] = dv[d] = 0.0f;
+  for (int64_t t0 = r0; t0 < end; t0 += kStageRows) {
+    __syncthreads();  // ks and vs are staged; the last stage is read
+    stage<HS>(qs, qkv, 3 * C, h * HS, t0, kStageRows, end - 1);
+    stage<HS>(gs, dout, C, h * HS, t0, kStageRows, end - 1);
+    if (threadIdx.x < kStageRows && t0 + threadIdx.x < end) {
+      Ls[threadIdx.x] = lse[(t0 + threadIdx.x) * NH + h];
+      Ds[threadIdx.x] = D[(t0 + threadIdx.x - first) * NH + h];
+    }
+    __syncthreads();
+    if (!active) continue;
+    const int64_t j1 = smaller(e - 1 - t0, kStageRows - 1);
+    for (int64_t j = larger(u - t0, 0); j <= j1; j++) {
+      Dot4 sc, dp;
+#pragma unroll
+      for (int d = 0; d < HS; d += 4) {
+        sc.add(at4<HS>(qs, j, d), at4<HS>(ks, threadIdx.x, d));
+        dp.add(at4<HS>(gs, j, d), at4<HS>(vs, threadIdx.x, d));
+      }
+      const float P = expf(sc.sum() * scale - Ls[j]);
+      const float dS = P * (dp.sum() - Ds[j]);
+      read_staged_again();
+      add_staged<HS>(dk, dS, qs, j);
+      add_staged<HS>(dv, P, gs, j);
+      read_staged_again();
+    }
+  }
+  if (!active) return;
+#pragma unroll
+  for (int d = 0; d < HS; d++) {
+    dqkv[u * 3 * C + C + h * HS + d] += scale * dk[d];
+    dqkv[u * 3 * C + 2 * C + h * HS + d] += dv[d];
+  }
+}
+
+// Launches `kernel<HS>` for the head sizes the tiled kernels take; false for the others.
+// clang-format off
+#define MICROGPT_TILED_HEADS(HS, CALL) \
+  switch (HS) {                        \
+    case 4: CALL(4); break;            \
+    case 8: CALL(8); break;            \
+    case 12: CALL(12); break;          \
+    case 16: CALL(16); break;          \
+    case 20: CALL(20); break;          \
+    case 24: CALL(24); break;          \
+    case 28: CALL(28); break;          \
+    case 32: CALL(32); break;          \
+    case 40: CALL(40); break;          \
+    case 48: CALL(48); break;          \
+    case 56: CALL(56); break;          \
+    case 64: CALL(64); break;          \
+    default: return false;             \
+  }
+// clang-format on
+
+dim3 tiled_grid(int64_t rows, int64_t NH) {
+  return dim3(static_cast<unsigned>((rows + kTileRows - 1) / kTileRows), static_cast<unsigned>(NH));
+}
+
+bool attention_forward_tiled(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
+                             int64_t rows, int64_t t0, int64_t C, int64_t NH) {
+  if (!g_tiled_attention) return false;
+#define MICROGPT_CALL(S)                                                                                           \
+  MICROGPT_LAUNCH(attention_forward_tiled_kernel<S>, tiled_grid(rows, NH), kTileRows, 0, out, lse, qkv, doc_start, \
+                  n_docs, rows, t0, C, NH)
+  MICROGPT_TILED_HEADS(C / NH, MICROGPT_CALL)
+#undef MICROGPT_CALL
+  launched("attention_forward (tiled)");
+  return true;
+}
+
+bool attention_backward_tiled(float* dqkv, float* D, const float* dout, const float* qkv, const float* out,
+                              const float* lse, const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C,
+                              int64_t NH) {
+  if (!g_tiled_attention) return false;
+#define MICROGPT_CALL(S)                                                                                               \
+  MICROGPT_LAUNCH(attention_backward_query_tiled_kernel<S>, tiled_grid(rows, NH), kTileRows, 0, dqkv, D, dout, qkv,    \
+                  out, lse, doc_start, n_docs, rows, C, NH);                                                           \
+  launched("attention_backward (tiled queries)");                                                                      \
+  MICROGPT_LAUNCH(attention_backward_key_tiled_kernel<S>, tiled_grid(rows, NH), kTileRows, 0, dqkv, D, dout, qkv, lse, \
+                  doc_start, n_docs, rows, C, NH)
+  MICROGPT_TILED_HEADS(C / NH, MICROGPT_CALL)
+#undef MICROGPT_CALL
+  launched("attention_backward (tiled keys)");
+  return true;
+}
+
 void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
                        int64_t rows, int64_t t0, int64_t C, int64_t NH, float*) {
   if (rows == 0) return;
+  if (attention_forward_tiled(out, lse, qkv, doc_start, n_docs, rows, t0, C, NH)) return;
   const int64_t HS = C / NH;
   const int warps = attention_warps(2 * HS);
   if (warps == 0) fail("attention_forward (a head too wide for shared memory)", cudaErrorInvalidValue);
@@ -610,6 +906,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   if (rows == 0) return;
   const int64_t HS = C / NH;
   float* D = workspace(rows * NH);
+  if (attention_backward_tiled(dqkv, D, dout, qkv, out, lse, doc_start, n_docs, rows, C, NH)) return;
   const int wq = attention_warps(3 * HS), wk = attention_warps(4 * HS);
   if (wq == 0 || wk == 0) fail("attention_backward (a head too wide for shared memory)", cudaErrorInvalidValue);
   MICROGPT_LAUNCH(attention_backward_query_kernel, blocks_for(rows * NH, wq), wq * 32,
@@ -845,6 +1142,12 @@ std::string start() {
       return "MICROGPT_CUDA_GEMM=cublas: " + blas;
     }
   }
+  const char* attention = std::getenv("MICROGPT_CUDA_ATTENTION");
+  const std::string kind = attention != nullptr ? attention : "";
+  if (!kind.empty() && kind != "tiled" && kind != "warp") {
+    return "MICROGPT_CUDA_ATTENTION=" + kind + ": unknown (accepted: tiled, warp)";
+  }
+  g_tiled_attention = kind != "warp";
   // (assigned one by one: nvcc is given C++17, which lacks designated initializers)
   g_table.name = g_use_blas ? "cuda-cublas" : "cuda-tiled";
   g_table.on_device = true;

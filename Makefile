@@ -193,7 +193,7 @@ gpu-bundle: build
 	  $(BUILD)/tests/checkpoint_tests $(GPU_BUNDLE)/ && \
 	cp "$$(g++ -print-file-name=libgomp.so.1)" $(GPU_BUNDLE)/lib/ && \
 	cp "$$shared/data/names.txt" "$$shared/data/tinyshakespeare.txt" $(GPU_BUNDLE)/data/ && \
-	cp "$$shared/bench/torch_microgpt.py" "$$shared/bench/torch_text.py" $(GPU_BUNDLE)/torch/ && \
+	cp "$$shared/bench/torch_microgpt.py" "$$shared/bench/torch_text.py" bench/torch_text_best.py $(GPU_BUNDLE)/torch/ && \
 	du -sh $(GPU_BUNDLE)
 
 clean:

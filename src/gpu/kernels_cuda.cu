@@ -10,12 +10,13 @@
 //   - RMSNorm and the softmax of cross-entropy with a warp per row;
 //   - the embeddings' gradient with a block per (row of wte or wpe, chunk of the batch),
 //     summing the chunk's rows that use it in order, then the chunks in order;
-//   - attention with a thread per (query, head), 64 queries a block, the keys staged in
-//     shared memory 16 at a time, an online softmax; its backward in two passes, one per
-//     query (dq and D = dout.out) and one per key (dk, dv), so that no two threads add
-//     into the same gradient. Heads wider than 64 (or not a multiple of 4), or
-//     MICROGPT_CUDA_ATTENTION=warp, take a warp per (query, head) instead: the keys'
-//     scores a lane each, and the values' sum a channel per lane;
+//   - attention, for documents of 32 rows or more, with a thread per (query, head), 64
+//     queries a block, the keys staged in shared memory 16 at a time, an online softmax;
+//     its backward in two passes, one per query (dq and D = dout.out) and one per key
+//     (dk, dv), so that no two threads add into the same gradient. Shorter documents,
+//     heads wider than 64 (or not a multiple of 4), or MICROGPT_CUDA_ATTENTION=warp take
+//     a warp per (query, head) instead: the keys' scores a lane each, and the values' sum
+//     a channel per lane;
 //   - the loss with a block per document;
 //   - the matrix products with cuBLAS, loaded at run time (libcublas.so.13 or .12), or
 //     the module's own tiled kernel when it is missing or MICROGPT_CUDA_GEMM=own.
@@ -39,6 +40,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -437,7 +439,8 @@ __device__ int64_t document_of(const int64_t* doc_start, int64_t n_docs, int64_t
 // Rows are absolute (doc_start's numbering); item i of a launch is row doc_start[0] +
 // i / NH, head i % NH.
 __global__ void attention_forward_kernel(float* out, float* lse, const float* qkv, const int64_t* doc_start,
-                                         int64_t n_docs, int64_t rows, int64_t t0, int64_t C, int64_t NH, int warps) {
+                                         int64_t n_docs, int64_t rows, int64_t t0, int64_t C, int64_t NH, int warps,
+                                         int64_t tiled_from) {
   MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -448,8 +451,10 @@ __global__ void attention_forward_kernel(float* out, float* lse, const float* qk
   for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < rows * NH;
        item += static_cast<int64_t>(gridDim.x) * warps) {
     const int64_t r = first + item / NH, h = item % NH;
-    const int64_t s = doc_start[document_of(doc_start, n_docs, r)];  // the document's first row
-    if (r - s < t0) continue;                                         // a cached row (the whole warp)
+    const int64_t doc = document_of(doc_start, n_docs, r);
+    const int64_t s = doc_start[doc];  // the document's first row
+    // (the whole warp:) a row of the KV cache, or one of a document the tiled kernels take
+    if (r - s < t0 || doc_start[doc + 1] - s >= tiled_from) continue;
     for (int64_t d = lane; d < HS; d += 32) {
       q[d] = qkv[r * 3 * C + h * HS + d];
       acc[d] = 0.0f;
@@ -486,18 +491,34 @@ __global__ void attention_forward_kernel(float* out, float* lse, const float* qk
 
 // ---- attention, tiled: a thread per query (or key), the other side staged in shared memory --
 //
-// For documents of any length, the kernels above re-read every key of a document from
-// device memory for every query: at nanoGPT's block of 256 that was four fifths of a step.
+// For long documents, the kernels above re-read every key of a document from device
+// memory for every query: at nanoGPT's block of 256 that was four fifths of a step.
 // These give each block 64 consecutive rows of one head, a thread each, with the thread's
 // own vectors in registers, and stage the rows they meet (keys for queries, queries for
 // keys) 16 at a time in shared memory, where a warp reads each one at once. A thread takes
 // its document's rows one by one in order, so what a row gets depends on its document
-// alone, whatever else the batch holds. Head sizes that are multiples of 4 up to 64 (the
-// vectors live in registers); the others take the kernels above.
+// alone, whatever else the batch holds. They take the rows of documents of kLongDocument
+// rows or more, for head sizes that are multiples of 4 up to 64 (the vectors live in
+// registers); the warp kernels above take the other rows, in a launch of their own.
 
-constexpr int kTileRows = 64;   // rows of a block: a thread each
+constexpr int kTileRows = 64;  // rows of a block: a thread each
+// Documents of this many rows or more take these kernels; shorter ones (names) the warp
+// kernels above, which waste less on them (a block of these spans several short
+// documents, each thread using a few of the rows staged). The choice is the document's
+// own, so a document gets the same bits in any batch.
+constexpr int64_t kLongDocument = 32;
 bool g_tiled_attention = true;  // false: the kernels above for every head size (MICROGPT_CUDA_ATTENTION=warp)
 constexpr int kStageRows = 16;  // rows staged in shared memory at a time
+
+// Whether x holds for any thread of the block (every thread must call it).
+__device__ bool any_in_block(bool x) {
+  __shared__ int any;
+  if (threadIdx.x == 0) any = 0;
+  __syncthreads();
+  if (x) any = 1;
+  __syncthreads();
+  return any != 0;
+}
 
 __device__ int64_t larger(int64_t a, int64_t b) { return a > b ? a : b; }
 __device__ int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -573,8 +594,11 @@ __global__ void attention_forward_tiled_kernel(float* out, float* lse, const flo
   const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
   const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
   const int64_t r = r0 + threadIdx.x;
-  const int64_t s = doc_start[document_of(doc_start, n_docs, smaller(r, last))];
-  const bool active = r <= last && r - s >= t0;  // (rows of the KV cache are not computed)
+  const int64_t doc = document_of(doc_start, n_docs, smaller(r, last));
+  const int64_t s = doc_start[doc];
+  const bool mine = r <= last && doc_start[doc + 1] - s >= kLongDocument;
+  if (!any_in_block(mine)) return;
+  const bool active = mine && r - s >= t0;  // (rows of the KV cache are not computed)
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   float q[HS], acc[HS];
 #pragma unroll
@@ -627,8 +651,10 @@ __global__ void attention_backward_query_tiled_kernel(float* dqkv, float* D, con
   const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
   const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
   const int64_t t = r0 + threadIdx.x;
-  const bool active = t <= last;
-  const int64_t s = doc_start[document_of(doc_start, n_docs, smaller(t, last))];
+  const int64_t doc = document_of(doc_start, n_docs, smaller(t, last));
+  const int64_t s = doc_start[doc];
+  const bool active = t <= last && doc_start[doc + 1] - s >= kLongDocument;
+  if (!any_in_block(active)) return;
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   stage<HS>(qs, qkv, 3 * C, h * HS, r0, kTileRows, last);
   float g[HS], dq[HS], Dt = 0.0f;
@@ -682,9 +708,11 @@ __global__ void attention_backward_key_tiled_kernel(float* dqkv, const float* D,
   const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
   const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
   const int64_t u = r0 + threadIdx.x;
-  const bool active = u <= last;
-  const int64_t e = doc_start[document_of(doc_start, n_docs, smaller(u, last)) + 1];  // the row after u's document
-  const int64_t end = doc_start[document_of(doc_start, n_docs, last) + 1];            // ... after the last one's
+  const int64_t doc = document_of(doc_start, n_docs, smaller(u, last));
+  const int64_t e = doc_start[doc + 1];  // the row after u's document
+  const bool active = u <= last && e - doc_start[doc] >= kLongDocument;
+  if (!any_in_block(active)) return;
+  const int64_t end = doc_start[document_of(doc_start, n_docs, last) + 1];  // ... after the last one's
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   stage<HS>(ks, qkv, 3 * C, C + h * HS, r0, kTileRows, last);
   stage<HS>(vs, qkv, 3 * C, 2 * C + h * HS, r0, kTileRows, last);
@@ -780,13 +808,15 @@ bool attention_backward_tiled(float* dqkv, float* D, const float* dout, const fl
 void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
                        int64_t rows, int64_t t0, int64_t C, int64_t NH, float*) {
   if (rows == 0) return;
-  if (attention_forward_tiled(out, lse, qkv, doc_start, n_docs, rows, t0, C, NH)) return;
+  // the tiled kernels for the long documents, if they take this head size; the warp
+  // kernels for the rest
+  const bool tiled = attention_forward_tiled(out, lse, qkv, doc_start, n_docs, rows, t0, C, NH);
   const int64_t HS = C / NH;
   const int warps = attention_warps(2 * HS);
   if (warps == 0) fail("attention_forward (a head too wide for shared memory)", cudaErrorInvalidValue);
   const size_t shared = static_cast<size_t>(warps) * 2 * static_cast<size_t>(HS) * sizeof(float);
-  MICROGPT_LAUNCH(attention_forward_kernel, blocks_for(rows * NH, warps), warps * 32, shared, out, lse, qkv,
-                  doc_start, n_docs, rows, t0, C, NH, warps);
+  MICROGPT_LAUNCH(attention_forward_kernel, blocks_for(rows * NH, warps), warps * 32, shared, out, lse, qkv, doc_start,
+                  n_docs, rows, t0, C, NH, warps, tiled ? kLongDocument : INT64_MAX);
   launched("attention_forward");
 }
 
@@ -794,7 +824,8 @@ void attention_forward(float* out, float* lse, const float* qkv, const int64_t* 
 // first row), and dq_t = scale * sum over u <= t of P_tu (dout_t . v_u - D_t) k_u.
 __global__ void attention_backward_query_kernel(float* dqkv, float* D, const float* dout, const float* qkv,
                                                 const float* out, const float* lse, const int64_t* doc_start,
-                                                int64_t n_docs, int64_t rows, int64_t C, int64_t NH, int warps) {
+                                                int64_t n_docs, int64_t rows, int64_t C, int64_t NH, int warps,
+                                                int64_t tiled_from) {
   MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -806,7 +837,9 @@ __global__ void attention_backward_query_kernel(float* dqkv, float* D, const flo
   for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < rows * NH;
        item += static_cast<int64_t>(gridDim.x) * warps) {
     const int64_t t = first + item / NH, h = item % NH;
-    const int64_t s = doc_start[document_of(doc_start, n_docs, t)];
+    const int64_t doc = document_of(doc_start, n_docs, t);
+    const int64_t s = doc_start[doc];
+    if (doc_start[doc + 1] - s >= tiled_from) continue;  // the tiled kernels take it
     float dsum = 0.0f;
     for (int64_t d = lane; d < HS; d += 32) {
       q[d] = qkv[t * 3 * C + h * HS + d];
@@ -847,7 +880,7 @@ __global__ void attention_backward_query_kernel(float* dqkv, float* D, const flo
 // dv_u = sum over t >= u of P_tu dout_t, t within u's document.
 __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const float* dout, const float* qkv,
                                               const float* lse, const int64_t* doc_start, int64_t n_docs, int64_t rows,
-                                              int64_t C, int64_t NH, int warps) {
+                                              int64_t C, int64_t NH, int warps, int64_t tiled_from) {
   MICROGPT_DYNAMIC_SHARED(float, shared);
   const int64_t HS = C / NH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -860,7 +893,9 @@ __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const
   for (int64_t item = blockIdx.x * static_cast<int64_t>(warps) + warp; item < rows * NH;
        item += static_cast<int64_t>(gridDim.x) * warps) {
     const int64_t u = first + item / NH, h = item % NH;
-    const int64_t e = doc_start[document_of(doc_start, n_docs, u) + 1];  // the row after the document
+    const int64_t doc = document_of(doc_start, n_docs, u);
+    const int64_t e = doc_start[doc + 1];            // the row after the document
+    if (e - doc_start[doc] >= tiled_from) continue;  // the tiled kernels take it
     for (int64_t d = lane; d < HS; d += 32) {
       k[d] = qkv[u * 3 * C + C + h * HS + d];
       v[d] = qkv[u * 3 * C + 2 * C + h * HS + d];
@@ -906,16 +941,17 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   if (rows == 0) return;
   const int64_t HS = C / NH;
   float* D = workspace(rows * NH);
-  if (attention_backward_tiled(dqkv, D, dout, qkv, out, lse, doc_start, n_docs, rows, C, NH)) return;
+  const bool tiled = attention_backward_tiled(dqkv, D, dout, qkv, out, lse, doc_start, n_docs, rows, C, NH);
+  const int64_t tiled_from = tiled ? kLongDocument : INT64_MAX;
   const int wq = attention_warps(3 * HS), wk = attention_warps(4 * HS);
   if (wq == 0 || wk == 0) fail("attention_backward (a head too wide for shared memory)", cudaErrorInvalidValue);
   MICROGPT_LAUNCH(attention_backward_query_kernel, blocks_for(rows * NH, wq), wq * 32,
                   static_cast<size_t>(wq) * 3 * static_cast<size_t>(HS) * sizeof(float), dqkv, D, dout, qkv, out, lse,
-                  doc_start, n_docs, rows, C, NH, wq);
+                  doc_start, n_docs, rows, C, NH, wq, tiled_from);
   launched("attention_backward (queries)");
   MICROGPT_LAUNCH(attention_backward_key_kernel, blocks_for(rows * NH, wk), wk * 32,
                   static_cast<size_t>(wk) * 4 * static_cast<size_t>(HS) * sizeof(float), dqkv, D, dout, qkv, lse,
-                  doc_start, n_docs, rows, C, NH, wk);
+                  doc_start, n_docs, rows, C, NH, wk, tiled_from);
   launched("attention_backward (keys)");
 }
 

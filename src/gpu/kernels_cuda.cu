@@ -581,24 +581,61 @@ __device__ void stage(float* rows, const float* src, int64_t stride, int64_t off
   }
 }
 
+// `rows` rows of HS floats staged in shared memory, each padded to HS + 4 (float4s, for
+// their alignment), seen as the floats `name`.
+#define MICROGPT_STAGED_ROWS(name, rows)            \
+  __shared__ float4 name##4[(rows) * (HS + 4) / 4]; \
+  float* name = reinterpret_cast<float*>(name##4)
+
+// key(j) for each key s..r of this thread's query r (j: its place in ks and vs), the
+// block's keys from..last staged 16 at a time into ks and vs with their values. The whole
+// block calls it together, as it meets barriers; a thread not `active` only stages.
+template <int HS, class Key>
+__device__ void for_each_staged_key(float* ks, float* vs, const float* qkv, int64_t C, int64_t h, int64_t from,
+                                    int64_t last, bool active, int64_t s, int64_t r, Key&& key) {
+  for (int64_t u0 = from; u0 <= last; u0 += kStageRows) {
+    __syncthreads();  // the last stage is read, and what the caller staged before is written
+    stage<HS>(ks, qkv, 3 * C, C + h * HS, u0, kStageRows, last);
+    stage<HS>(vs, qkv, 3 * C, 2 * C + h * HS, u0, kStageRows, last);
+    __syncthreads();
+    if (!active) continue;
+    const int64_t j1 = smaller(r - u0, kStageRows - 1);
+    for (int64_t j = larger(s - u0, 0); j <= j1; j++) key(j);
+  }
+}
+
+// What each tiled kernel starts from: the block's rows r0..last (64 from the launch's first
+// row, fewer at its end), this thread's row (r0 + its index; `last` stands in for a row
+// past the end), that row's document [begin, end), and whether the row is the thread's:
+// inside the launch and of a document these kernels take.
+struct TiledRow {
+  int64_t r0, last, row, begin, end;
+  bool mine;
+};
+__device__ TiledRow tiled_row(const int64_t* doc_start, int64_t n_docs, int64_t rows) {
+  TiledRow w;
+  const int64_t first = doc_start[0];
+  w.r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
+  w.last = smaller(w.r0 + kTileRows, first + rows) - 1;
+  w.row = w.r0 + threadIdx.x;
+  const int64_t doc = document_of(doc_start, n_docs, smaller(w.row, w.last));
+  w.begin = doc_start[doc];
+  w.end = doc_start[doc + 1];
+  w.mine = w.row <= w.last && w.end - w.begin >= kLongDocument;
+  return w;
+}
+
 // Forward: thread = query r of head blockIdx.y; online softmax over its document's keys
 // s..r, one at a time.
 template <int HS>
 __global__ void attention_forward_tiled_kernel(float* out, float* lse, const float* qkv, const int64_t* doc_start,
                                                int64_t n_docs, int64_t rows, int64_t t0, int64_t C, int64_t NH) {
-  __shared__ float4 ks4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
-  float* ks = reinterpret_cast<float*>(ks4);
-  __shared__ float4 vs4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
-  float* vs = reinterpret_cast<float*>(vs4);
-  const int64_t h = blockIdx.y, first = doc_start[0];
-  const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
-  const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
-  const int64_t r = r0 + threadIdx.x;
-  const int64_t doc = document_of(doc_start, n_docs, smaller(r, last));
-  const int64_t s = doc_start[doc];
-  const bool mine = r <= last && doc_start[doc + 1] - s >= kLongDocument;
-  if (!any_in_block(mine)) return;
-  const bool active = mine && r - s >= t0;  // (rows of the KV cache are not computed)
+  MICROGPT_STAGED_ROWS(ks, kStageRows);
+  MICROGPT_STAGED_ROWS(vs, kStageRows);
+  const TiledRow w = tiled_row(doc_start, n_docs, rows);
+  if (!any_in_block(w.mine)) return;
+  const int64_t h = blockIdx.y, r0 = w.r0, last = w.last, r = w.row, s = w.begin;
+  const bool active = w.mine && r - s >= t0;  // (rows of the KV cache are not computed)
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   float q[HS], acc[HS];
 #pragma unroll
@@ -607,27 +644,20 @@ __global__ void attention_forward_tiled_kernel(float* out, float* lse, const flo
     acc[d] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t u0 = doc_start[document_of(doc_start, n_docs, r0)]; u0 <= last; u0 += kStageRows) {
-    __syncthreads();  // the last stage is read
-    stage<HS>(ks, qkv, 3 * C, C + h * HS, u0, kStageRows, last);
-    stage<HS>(vs, qkv, 3 * C, 2 * C + h * HS, u0, kStageRows, last);
-    __syncthreads();
-    if (!active) continue;
-    const int64_t j1 = smaller(r - u0, kStageRows - 1);
-    for (int64_t j = larger(s - u0, 0); j <= j1; j++) {
-      const float sc = dot_staged<HS>(q, ks, j) * scale;
-      if (sc > m) {                             // a new largest score: what was summed is rescaled to it
-        const float correction = expf(m - sc);  // 0 at the first key (m = -inf)
-        l *= correction;
+  for_each_staged_key<HS>(ks, vs, qkv, C, h, doc_start[document_of(doc_start, n_docs, r0)], last, active, s, r,
+                          [&](int64_t j) {
+                            const float sc = dot_staged<HS>(q, ks, j) * scale;
+                            if (sc > m) {  // a new largest score: what was summed is rescaled to it
+                              const float correction = expf(m - sc);  // 0 at the first key (m = -inf)
+                              l *= correction;
 #pragma unroll
-        for (int d = 0; d < HS; d++) acc[d] *= correction;
-        m = sc;
-      }
-      const float p = expf(sc - m);
-      l += p;
-      add_staged<HS>(acc, p, vs, j);
-    }
-  }
+                              for (int d = 0; d < HS; d++) acc[d] *= correction;
+                              m = sc;
+                            }
+                            const float p = expf(sc - m);
+                            l += p;
+                            add_staged<HS>(acc, p, vs, j);
+                          });
   if (!active) return;
 #pragma unroll
   for (int d = 0; d < HS; d++) out[r * C + h * HS + d] = acc[d] / l;
@@ -641,20 +671,13 @@ template <int HS>
 __global__ void attention_backward_query_tiled_kernel(float* dqkv, float* D, const float* dout, const float* qkv,
                                                       const float* out, const float* lse, const int64_t* doc_start,
                                                       int64_t n_docs, int64_t rows, int64_t C, int64_t NH) {
-  __shared__ float4 qs4[kTileRows * (HS + 4) / 4];  // float4: 16-byte aligned
-  float* qs = reinterpret_cast<float*>(qs4);
-  __shared__ float4 ks4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
-  float* ks = reinterpret_cast<float*>(ks4);
-  __shared__ float4 vs4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
-  float* vs = reinterpret_cast<float*>(vs4);
-  const int64_t h = blockIdx.y, first = doc_start[0];
-  const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
-  const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
-  const int64_t t = r0 + threadIdx.x;
-  const int64_t doc = document_of(doc_start, n_docs, smaller(t, last));
-  const int64_t s = doc_start[doc];
-  const bool active = t <= last && doc_start[doc + 1] - s >= kLongDocument;
-  if (!any_in_block(active)) return;
+  MICROGPT_STAGED_ROWS(qs, kTileRows);
+  MICROGPT_STAGED_ROWS(ks, kStageRows);
+  MICROGPT_STAGED_ROWS(vs, kStageRows);
+  const TiledRow w = tiled_row(doc_start, n_docs, rows);
+  if (!any_in_block(w.mine)) return;
+  const int64_t h = blockIdx.y, first = doc_start[0], r0 = w.r0, last = w.last, t = w.row, s = w.begin;
+  const bool active = w.mine;
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   stage<HS>(qs, qkv, 3 * C, h * HS, r0, kTileRows, last);
   float g[HS], dq[HS], Dt = 0.0f;
@@ -665,23 +688,16 @@ __global__ void attention_backward_query_tiled_kernel(float* dqkv, float* D, con
     if (active) Dt = fmaf(g[d], out[t * C + h * HS + d], Dt);
   }
   const float L = active ? lse[t * NH + h] : 0.0f;
-  for (int64_t u0 = doc_start[document_of(doc_start, n_docs, r0)]; u0 <= last; u0 += kStageRows) {
-    __syncthreads();  // qs is staged; the last stage is read
-    stage<HS>(ks, qkv, 3 * C, C + h * HS, u0, kStageRows, last);
-    stage<HS>(vs, qkv, 3 * C, 2 * C + h * HS, u0, kStageRows, last);
-    __syncthreads();
-    if (!active) continue;
-    const int64_t j1 = smaller(t - u0, kStageRows - 1);
-    for (int64_t j = larger(s - u0, 0); j <= j1; j++) {
-      Dot4 sc;
+  for_each_staged_key<HS>(ks, vs, qkv, C, h, doc_start[document_of(doc_start, n_docs, r0)], last, active, s, t,
+                          [&](int64_t j) {
+                            Dot4 sc;
 #pragma unroll
-      for (int d = 0; d < HS; d += 4) sc.add(at4<HS>(qs, threadIdx.x, d), at4<HS>(ks, j, d));
-      const float dS = expf(sc.sum() * scale - L) * (dot_staged<HS>(g, vs, j) - Dt);
-      read_staged_again();
-      add_staged<HS>(dq, dS, ks, j);
-      read_staged_again();
-    }
-  }
+                            for (int d = 0; d < HS; d += 4) sc.add(at4<HS>(qs, threadIdx.x, d), at4<HS>(ks, j, d));
+                            const float dS = expf(sc.sum() * scale - L) * (dot_staged<HS>(g, vs, j) - Dt);
+                            read_staged_again();
+                            add_staged<HS>(dq, dS, ks, j);
+                            read_staged_again();
+                          });
   if (!active) return;
 #pragma unroll
   for (int d = 0; d < HS; d++) dqkv[t * 3 * C + h * HS + d] += scale * dq[d];
@@ -695,23 +711,17 @@ template <int HS>
 __global__ void attention_backward_key_tiled_kernel(float* dqkv, const float* D, const float* dout, const float* qkv,
                                                     const float* lse, const int64_t* doc_start, int64_t n_docs,
                                                     int64_t rows, int64_t C, int64_t NH) {
-  __shared__ float4 kv4[2 * kTileRows * (HS + 4) / 4];  // float4: 16-byte aligned
-  float* kv = reinterpret_cast<float*>(kv4);
-  __shared__ float4 qs4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
-  float* qs = reinterpret_cast<float*>(qs4);
-  __shared__ float4 gs4[kStageRows * (HS + 4) / 4];  // float4: 16-byte aligned
-  float* gs = reinterpret_cast<float*>(gs4);
+  MICROGPT_STAGED_ROWS(kv, 2 * kTileRows);
+  MICROGPT_STAGED_ROWS(qs, kStageRows);
+  MICROGPT_STAGED_ROWS(gs, kStageRows);
   __shared__ float Ls[kStageRows], Ds[kStageRows];
   float* ks = kv;
   float* vs = kv + kTileRows * (HS + 4);
-  const int64_t h = blockIdx.y, first = doc_start[0];
-  const int64_t r0 = first + static_cast<int64_t>(blockIdx.x) * kTileRows;
-  const int64_t last = smaller(r0 + kTileRows, first + rows) - 1;
-  const int64_t u = r0 + threadIdx.x;
-  const int64_t doc = document_of(doc_start, n_docs, smaller(u, last));
-  const int64_t e = doc_start[doc + 1];  // the row after u's document
-  const bool active = u <= last && e - doc_start[doc] >= kLongDocument;
-  if (!any_in_block(active)) return;
+  const TiledRow w = tiled_row(doc_start, n_docs, rows);
+  if (!any_in_block(w.mine)) return;
+  const int64_t h = blockIdx.y, first = doc_start[0], r0 = w.r0, last = w.last, u = w.row;
+  const int64_t e = w.end;  // the row after u's document
+  const bool active = w.mine;
   const int64_t end = doc_start[document_of(doc_start, n_docs, last) + 1];  // ... after the last one's
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   stage<HS>(ks, qkv, 3 * C, C + h * HS, r0, kTileRows, last);

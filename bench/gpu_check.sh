@@ -16,7 +16,8 @@
 #   1. the GPU, the driver, whether the carried programs start;
 #   2. the GPU tests: every kernel against the CPU's, the driver's device path, exact
 #      resume, GPU->CPU->GPU checkpoints, a size the GPU cannot hold;
-#   3. nanoGPT's Shakespeare recipe (6 x 384, block 256, batch 64): ms per step in tf32
+#   3. nanoGPT's Shakespeare recipe (6 x 384, block 256, batch 64, lr 1e-3 after 100 steps
+#      of warm-up, dropout 0.2, weight decay 0.1): ms per step in tf32
 #      and fp32 from runs of 20 and 120 steps; with --full, the whole 5000-step run in
 #      tf32 with its wall time and its best and last validation loss (every 250 steps);
 #   4. speed, side by side with PyTorch in the same run: 6 layers x 192 wide x 6 heads,
@@ -96,7 +97,7 @@ step tests-engine 120 "$bundle/checkpoint_tests" --gtest_filter='GpuEngine.*:Eng
 
 # 3. nanoGPT's recipe: ms per step from two lengths (start-up cancels), then the whole run
 text=(train --engine gpu --data "$book" --format text --n-layer 6 --n-embd 384 --n-head 6 --block-size 256
-      --batch-size 64 --lr 1e-3 --init gpt2 --dropout 0.2 --num-samples 0 --out "")
+      --batch-size 64 --lr 1e-3 --warmup 100 --weight-decay 0.1 --init gpt2 --dropout 0.2 --num-samples 0 --out "")
 for precision in tf32 fp32; do
   fits 90 || break
   say "nanoGPT's Shakespeare shape, 20 and 120 steps, $precision"

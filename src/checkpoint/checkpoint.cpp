@@ -177,7 +177,7 @@ json settings_object(const ModelConfig& model, const TrainConfig& train) {
       {"val_frac", train.val_frac},       {"eval_every", train.eval_every}, {"dropout", train.dropout},
       {"ema", train.ema},                 {"reshuffle", train.reshuffle},   {"format", train.format},
       {"init", train.init},               {"warmup", train.warmup},         {"wte", train.wte},
-      {"wpe", train.wpe},                 {"combine", train.combine},
+      {"wpe", train.wpe},                 {"combine", train.combine},       {"weight_decay", train.weight_decay},
   };
 }
 
@@ -314,6 +314,8 @@ CheckpointData load_checkpoint(const std::string& path) {
   // Absent from checkpoints written before these options existed.
   c.train.dropout = config.contains("dropout") ? in.real(config, "dropout", limits::dropout) : 0.0;
   c.train.ema = config.contains("ema") ? in.real(config, "ema", limits::ema) : 0.0;
+  c.train.weight_decay =  // absent before AdamW: 0
+      config.contains("weight_decay") ? in.real(config, "weight_decay", limits::weight_decay) : 0.0;
   if (config.contains("reshuffle")) {
     if (!config["reshuffle"].is_boolean()) throw bad("'reshuffle' is " + shown(config["reshuffle"]) + ", expected true or false");
     c.train.reshuffle = config["reshuffle"].get<bool>();

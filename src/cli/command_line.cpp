@@ -72,7 +72,7 @@ struct TrainFlags {
   microgpt::TrainOptions options;
   std::string preset;
   std::string out = "model.safetensors";
-  CLI::Option *format, *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every, *dropout, *ema,
+  CLI::Option *format, *n_layer, *n_embd, *n_head, *block_size, *batch_size, *steps, *lr, *eval_every, *dropout, *ema, *weight_decay,
       *reshuffle, *init, *warmup;
   CLI::Option *threads, *resume, *val_frac, *num_samples, *engine;
   // Flags that set the model or its training, which --resume takes from the checkpoint.
@@ -146,6 +146,10 @@ void add_train_flags(CLI::App* cmd, TrainFlags& f) {
                             "Fast engine: the model is the running average of the weights with this decay per "
                             "step, e.g. 0.999 (0: off, the last weights, as microgpt.py)")
       ->type_name("D")->check(real_number(limits::ema))->capture_default_str());
+  f.weight_decay = config(cmd->add_option("--weight-decay", o.train.weight_decay,
+                                     "Fast engine: AdamW's decoupled weight decay, each weight multiplied by "
+                                     "1 - lr * W every step, e.g. 0.1 as nanoGPT (0: off, as microgpt.py)")
+      ->type_name("W")->check(real_number(limits::weight_decay))->capture_default_str());
   f.init = config(cmd->add_option("--init", o.train.init,
                                   "How the weights start: microgpt (every weight ~ N(0, 0.08), as microgpt.py) or "
                                   "gpt2 (std 0.02, residual projections 0.02/sqrt(2 n_layer): stable at any size)")

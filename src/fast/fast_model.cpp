@@ -434,6 +434,9 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
   const float lr = static_cast<float>(learning_rate(train_, step, total_steps));
   const float bias1 = static_cast<float>(1.0 - std::pow(train_.beta1, static_cast<double>(step + 1)));
   const float bias2 = static_cast<float>(1.0 - std::pow(train_.beta2, static_cast<double>(step + 1)));
+  // AdamW's decoupled weight decay (1: none). Fixed inputs hold zeros where it applies
+  // (validate_configuration refuses the others), which it leaves as they are.
+  const float shrink = static_cast<float>(1.0 - static_cast<double>(lr) * train_.weight_decay);
   const ParamRange part = optimizer_part_;
   const int64_t P = part.size();
   // Slices of whole cache lines, one per thread; small models need no threads.
@@ -456,7 +459,7 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
     nonfinite[static_cast<size_t>(t)] =
         k_.adam_update(params_.device() + a, g.data(), static_cast<int64_t>(g.size()), m_.device() + r.begin,
                        v_.device() + r.begin, n, lr, static_cast<float>(train_.beta1), static_cast<float>(train_.beta2),
-                       static_cast<float>(train_.eps), bias1, bias2);
+                       static_cast<float>(train_.eps), bias1, bias2, shrink);
     if (averaging()) k_.average_update(average_.device() + a, params_.device() + a, n, decay);
   };
   run_parallel(nt, work);

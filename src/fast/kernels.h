@@ -102,10 +102,12 @@ struct Kernels {
                            uint64_t key);
 
   // Adam on n parameters: g = sum of the n_grads gradient buffers (then zeroed),
-  // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / bias1) / (sqrt(v / bias2) + eps).
+  // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+  // p = decay * p - lr * (m / bias1) / (sqrt(v / bias2) + eps), decay = 1 - lr * weight decay
+  // (AdamW's decoupled weight decay; 1: none, and then p is what plain Adam gives, to the bit).
   // Returns how many of the summed gradients were infinite or NaN (0 when all is well).
   int64_t (*adam_update)(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
-                         float beta1, float beta2, float eps, float bias1, float bias2);
+                         float beta1, float beta2, float eps, float bias1, float bias2, float decay);
   // avg (n) = decay * avg + (1 - decay) * params: the running average of the weights
   void (*average_update)(float* avg, const float* params, int64_t n, float decay);
 };

@@ -599,7 +599,7 @@ void average_update(float* avg, const float* params, int64_t n, float decay) {
 }
 
 int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
-                    float beta1, float beta2, float eps, float bias1, float bias2) {
+                    float beta1, float beta2, float eps, float bias1, float bias2, float decay) {
   // p -= lr * m_hat / (sqrt(v_hat) + eps), written as (lr sqrt(bias2) / bias1) m /
   // (sqrt(v) + eps sqrt(bias2)), with sqrt(v) = v * rsqrt(v) and the division as a
   // reciprocal: each to about an ulp, and far cheaper than sqrt and div. v = 0 (a
@@ -609,12 +609,13 @@ int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* 
   const float root_bias2 = std::sqrt(bias2);
   const V step_size = set1(lr * root_bias2 / bias1), veps = set1(eps * root_bias2);
   const V tiny = set1(1.17549435e-38f);
+  const V shrink = set1(decay);  // 1 (no weight decay) leaves p exactly as it is
   auto update = [&](V g, V& mi, V& vi, V& pi) {
     mi = fma(b1, mi, mul(c1, g));
     vi = fma(b2, vi, mul(mul(c2, g), g));
     const V vs = max(vi, tiny);
     const V denom = fma(vs, simd::rsqrt(vs), veps);
-    pi = sub(pi, mul(mul(step_size, mi), simd::rcp(denom)));
+    pi = sub(mul(shrink, pi), mul(mul(step_size, mi), simd::rcp(denom)));
   };
   int64_t nonfinite = 0;
   int64_t i = 0;

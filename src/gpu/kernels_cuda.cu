@@ -1098,7 +1098,7 @@ struct GradPointers {
 unsigned long long* g_nonfinite = nullptr;  // device counter for adam_update
 
 __global__ void adam_kernel(float* params, GradPointers grads, int n_grads, float* m, float* v, int64_t n, float lr,
-                            float beta1, float beta2, float eps, float bias1, float bias2,
+                            float beta1, float beta2, float eps, float bias1, float bias2, float decay,
                             unsigned long long* nonfinite) {
   MICROGPT_GRID_LOOP(i, n) {
     float g = 0.0f;
@@ -1116,19 +1116,19 @@ __global__ void adam_kernel(float* params, GradPointers grads, int n_grads, floa
     const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    params[i] -= lr * (mi / bias1) / (sqrtf(vi / bias2) + eps);
+    params[i] = decay * params[i] - lr * (mi / bias1) / (sqrtf(vi / bias2) + eps);
   }
 }
 
 int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
-                    float beta1, float beta2, float eps, float bias1, float bias2) {
+                    float beta1, float beta2, float eps, float bias1, float bias2, float decay) {
   if (n_grads < 1 || n_grads > kMaxGrads) fail("adam_update (1 to 8 gradient buffers)", cudaErrorInvalidValue);
   if (n == 0) return 0;
   GradPointers g{};
   for (int64_t k = 0; k < n_grads; k++) g.p[k] = grads[k];
   check(cudaMemsetAsync(g_nonfinite, 0, sizeof(unsigned long long), 0), "adam_update");
   MICROGPT_LAUNCH(adam_kernel, blocks_for(n), kThreads, 0, params, g, static_cast<int>(n_grads), m, v, n, lr, beta1,
-                  beta2, eps, bias1, bias2, g_nonfinite);
+                  beta2, eps, bias1, bias2, decay, g_nonfinite);
   launched("adam_update");
   unsigned long long bad = 0;
   download(&bad, g_nonfinite, sizeof bad);

@@ -61,6 +61,9 @@ struct TrainConfig {
   // of the weights that becomes the model (0: off). See fast/fast_model.h.
   double dropout = 0.0;
   double ema = 0.0;
+  // Fast engine only: AdamW's decoupled weight decay, every weight multiplied by
+  // 1 - lr * weight_decay each step before Adam's update (0: off, as microgpt.py).
+  double weight_decay = 0.0;
   // Either engine: visit the training documents in a new order in every pass over them
   // after the first (microgpt.py keeps one order). See train/data_source.h.
   bool reshuffle = false;

@@ -88,12 +88,27 @@ void validate_configuration(std::string_view engine, const ModelConfig& model, c
   check(limits::warmup, train.warmup);
   check(limits::dropout, train.dropout);
   check(limits::ema, train.ema);
+  check(limits::weight_decay, train.weight_decay);
+  // Weight decay shrinks every weight, the fixed inputs' too: only their zeros (--wpe
+  // none, the other half under --combine concat) stay as they are.
+  if (train.weight_decay > 0.0) {
+    const bool fixed_wte = train.wte != "learned", fixed_wpe = train.wpe != "learned" && train.wpe != "none";
+    if (fixed_wte || fixed_wpe) {
+      throw usage_error("--weight-decay would shrink the fixed " + std::string(fixed_wte ? "--wte " + train.wte : "--wpe " + train.wpe) +
+                        " vectors; use it with learned inputs (or --wpe none)");
+    }
+  }
+  // lr * weight decay above 1 would flip the weights' signs every step
+  if (train.lr * train.weight_decay > 1.0) {
+    throw usage_error("--lr times --weight-decay is above 1 (" + std::to_string(train.lr * train.weight_decay) +
+                      "): each step would shrink the weights past zero");
+  }
   if (engine == "reference") {
     if (train.batch_size != 1) {
       throw usage_error("--engine reference trains on one document per step, as microgpt.py does; use --batch-size 1 or --engine fast");
     }
-    if (train.dropout > 0.0 || train.ema > 0.0) {
-      throw usage_error("--dropout and --ema are options of the fast engine; the reference engine trains exactly as microgpt.py does");
+    if (train.dropout > 0.0 || train.ema > 0.0 || train.weight_decay > 0.0) {
+      throw usage_error("--dropout, --ema and --weight-decay are options of the fast engine; the reference engine trains exactly as microgpt.py does");
     }
     if (train.wte != "learned" || train.wpe != "learned" || train.combine != "add") {
       throw usage_error("--wte, --wpe and --combine are options of the fast engine; the reference engine trains exactly as microgpt.py does");

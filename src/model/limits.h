@@ -48,6 +48,7 @@ inline constexpr WholeRange steps{"--steps", 1, kMaxCount};
 inline constexpr RealRange lr{"--lr", 0.0, 1e300, true, false, "a number greater than 0"};
 inline constexpr RealRange dropout{"--dropout", 0.0, 0.95, false, false, "a number from 0 to 0.95"};
 inline constexpr RealRange ema{"--ema", 0.0, 0.99999, false, false, "a number from 0 to 0.99999"};
+inline constexpr RealRange weight_decay{"--weight-decay", 0.0, 10.0, false, false, "a number from 0 to 10"};
 inline constexpr RealRange val_frac{"--val-frac", 0.0, 0.99, false, false, "a number from 0 to 0.99"};
 inline constexpr WholeRange eval_every{"--eval-every", 0, kMaxCount};
 inline constexpr WholeRange warmup{"--warmup", 0, kMaxCount};

@@ -42,7 +42,7 @@ struct ResumeCase {
   bool threads_given_on_resume;
   // the fast engine's training aids, and a new order per pass (54 training documents,
   // 160 taken by 40 steps of 4: the stop at step 20 falls inside the second pass)
-  double dropout = 0.0, ema = 0.0;
+  double dropout = 0.0, ema = 0.0, weight_decay = 0.0;
   bool reshuffle = false;
   // fixed inputs (model/inputs.h): a resumed run must keep them fixed
   std::string wte = "learned", wpe = "learned", combine = "add";
@@ -51,7 +51,7 @@ struct ResumeCase {
 void PrintTo(const ResumeCase& c, std::ostream* os) {
   *os << c.engine << ", batch " << c.batch_size << ", threads " << c.threads
       << (c.threads_given_on_resume ? ", given again on resume" : ", inherited on resume") << ", dropout "
-      << c.dropout << ", ema " << c.ema << (c.reshuffle ? ", reshuffled" : "") << ", wte " << c.wte << ", wpe "
+      << c.dropout << ", ema " << c.ema << ", weight decay " << c.weight_decay << (c.reshuffle ? ", reshuffled" : "") << ", wte " << c.wte << ", wpe "
       << c.wpe << ", " << c.combine;
 }
 
@@ -70,6 +70,7 @@ TEST_P(ExactResume, StoppedAndResumedEqualsOneRun) {
   o.threads_given = true;
   o.train.dropout = p.dropout;
   o.train.ema = p.ema;
+  o.train.weight_decay = p.weight_decay;
   o.train.reshuffle = p.reshuffle;
   o.train.wte = p.wte;
   o.train.wpe = p.wpe;
@@ -120,13 +121,15 @@ TEST_P(ExactResume, StoppedAndResumedEqualsOneRun) {
   EXPECT_EQ(c.train.wpe, p.wpe);
   EXPECT_EQ(c.train.combine, p.combine);
   EXPECT_EQ(c.trained_params.empty(), p.ema == 0.0);
+  EXPECT_EQ(c.train.weight_decay, p.weight_decay);
 }
 
 // The options change the run, each as documented (so the equality above is not that of
 // a plain run): dropout every training loss; the average none of them (training runs the
 // weights) but the validation losses and samples (the model is the average); reshuffling
-// nothing in the first pass (13 steps of 4 of the 54 documents), then the losses.
-TEST(ExactResumeOptions, DropoutEmaAndReshuffleChangeTheRun) {
+// nothing in the first pass (13 steps of 4 of the 54 documents), then the losses; weight
+// decay every loss after the first (taken before any update).
+TEST(ExactResumeOptions, DropoutEmaReshuffleAndWeightDecayChangeTheRun) {
   TempDir dir;
   testing::write_file(dir.file("names.txt"), testing::first_names(60));
   TrainOptions o = small_run("fast", dir.file("names.txt"));
@@ -149,25 +152,28 @@ TEST(ExactResumeOptions, DropoutEmaAndReshuffleChangeTheRun) {
   run(o, plain, plain_rest);
   ASSERT_EQ(plain.size(), 40u);
   ASSERT_EQ(plain_rest.size(), 4u + 5u);  // validation losses, samples
-  for (int which = 0; which < 3; which++) {
-    SCOPED_TRACE(which == 0 ? "dropout" : which == 1 ? "ema" : "reshuffle");
+  for (int which = 0; which < 4; which++) {
+    SCOPED_TRACE(which == 0 ? "dropout" : which == 1 ? "ema" : which == 2 ? "reshuffle" : "weight decay");
     TrainOptions v = o;
     if (which == 0) v.train.dropout = 0.1;
     if (which == 1) v.train.ema = 0.99;
     if (which == 2) v.train.reshuffle = true;
+    if (which == 3) v.train.weight_decay = 0.5;
     std::vector<double> losses;
     std::vector<std::string> rest;
     run(v, losses, rest);
     ASSERT_EQ(losses.size(), plain.size());
     int differ = 0;
     for (size_t s = 0; s < plain.size(); s++) {
-      if (which == 1 || (which == 2 && s < 13)) {
+      if (which == 1 || (which == 2 && s < 13) || (which == 3 && s == 0)) {
         EXPECT_EQ(losses[s], plain[s]) << "step " << s + 1;
       }
       differ += losses[s] != plain[s];
     }
     if (which == 0) {
       EXPECT_EQ(differ, 40);
+    } else if (which == 3) {
+      EXPECT_EQ(differ, 39);
     } else if (which == 2) {
       EXPECT_GE(differ, 20);
     } else {
@@ -188,16 +194,17 @@ TEST(ExactResumeOptions, DropoutEmaAndReshuffleChangeTheRun) {
 INSTANTIATE_TEST_SUITE_P(Engines, ExactResume,
                          ::testing::Values(ResumeCase{"reference", 1, 1, false}, ResumeCase{"fast", 4, 2, true},
                                            ResumeCase{"fast", 4, 2, false},
-                                           ResumeCase{"fast", 4, 2, false, 0.1, 0.99, true},
-                                           ResumeCase{"fast", 4, 2, false, 0.0, 0.0, false, "frozen", "frozen", "concat"},
+                                           ResumeCase{"fast", 4, 2, false, 0.1, 0.99, 0.5, true},
+                                           ResumeCase{"fast", 4, 2, false, 0.0, 0.0, 0.0, false, "frozen", "frozen", "concat"},
                                            ResumeCase{"gpu", 4, 1, false},
-                                           ResumeCase{"gpu", 4, 1, false, 0.1, 0.99, true},
-                                           ResumeCase{"gpu", 4, 1, false, 0.0, 0.0, false, "frozen", "frozen", "concat"}),
+                                           ResumeCase{"gpu", 4, 1, false, 0.1, 0.99, 0.5, true},
+                                           ResumeCase{"gpu", 4, 1, false, 0.0, 0.0, 0.0, false, "frozen", "frozen", "concat"}),
                          [](const ::testing::TestParamInfo<ResumeCase>& info) {
                            return info.param.engine + "_batch" + std::to_string(info.param.batch_size) + "_threads" +
                                   std::to_string(info.param.threads) +
                                   (info.param.threads_given_on_resume ? "_given" : "_inherited") +
                                   (info.param.dropout > 0 ? "_dropout" : "") + (info.param.ema > 0 ? "_ema" : "") +
+                                  (info.param.weight_decay > 0 ? "_weight_decay" : "") +
                                   (info.param.reshuffle ? "_reshuffle" : "") +
                                   (info.param.wte != "learned" ? "_wte_" + info.param.wte : "") +
                                   (info.param.wpe != "learned" ? "_wpe_" + info.param.wpe : "") +

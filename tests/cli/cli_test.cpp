@@ -35,7 +35,8 @@ TEST(Cli, HelpListsEveryTrainFlag) {
   EXPECT_EQ(r.exit_code, 0);
   for (const char* flag : {"--data", "--engine", "--seed", "--n-layer", "--n-embd", "--n-head", "--block-size",
                            "--steps", "--lr", "--temperature", "--num-samples", "--log", "--preset", "--batch-size",
-                           "--threads", "--val-frac", "--eval-every", "--dropout", "--ema", "--reshuffle"}) {
+                           "--threads", "--val-frac", "--eval-every", "--dropout", "--ema", "--weight-decay",
+                           "--reshuffle"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   }
   const auto top = run_microgpt("--help");
@@ -220,12 +221,25 @@ TEST(CliTrainingAids, RangesAreUsageErrors) {
   EXPECT_EQ(c.train.train.ema, 0.99999);
 }
 
-TEST(CliTrainingAids, ReferenceEngineRefusesDropoutAndEma) {
+TEST(CliTrainingAids, ReferenceEngineRefusesDropoutEmaAndWeightDecay) {
   // refused before any work or output, naming the option
   expect_usage_error("train --engine reference --dropout 0.1 --steps 2 --num-samples 0", "--dropout");
   expect_usage_error("train --engine reference --ema 0.9 --steps 2 --num-samples 0", "--ema");
+  expect_usage_error("train --engine reference --weight-decay 0.1 --steps 2 --num-samples 0", "--weight-decay");
   // zero is microgpt.py's training, which the reference engine does; so is --reshuffle's order
   EXPECT_EQ(run_microgpt("train --engine reference --dropout 0 --ema 0 --reshuffle --steps 2 --num-samples 0 --out ''")
+                .exit_code,
+            0);
+}
+
+// Weight decay shrinks every weight, so it would move the fixed inputs' vectors (their
+// zeros stay zeros: --wpe none is fine), and lr * W above 1 would flip the weights.
+TEST(CliTrainingAids, WeightDecayRefusesWhatItWouldBreak) {
+  expect_usage_error("train --weight-decay 0.1 --wte frozen --steps 2 --num-samples 0", "fixed --wte frozen");
+  expect_usage_error("train --weight-decay 0.1 --wpe sinusoidal --steps 2 --num-samples 0", "--wpe sinusoidal");
+  expect_usage_error("train --weight-decay 0.1 --wpe frozen --steps 2 --num-samples 0", "--wpe frozen");
+  expect_usage_error("train --weight-decay 10 --lr 0.2 --steps 2 --num-samples 0", "--weight-decay");
+  EXPECT_EQ(run_microgpt("train --weight-decay 0.1 --wpe none --combine concat --steps 2 --num-samples 0 --out ''")
                 .exit_code,
             0);
 }
@@ -234,6 +248,7 @@ TEST(CliTrainingAids, DefaultsAreOff) {
   const CommandLine c = parse({"train"});
   EXPECT_EQ(c.train.train.dropout, 0.0);
   EXPECT_EQ(c.train.train.ema, 0.0);
+  EXPECT_EQ(c.train.train.weight_decay, 0.0);
   EXPECT_FALSE(c.train.train.reshuffle);
   EXPECT_TRUE(parse({"train", "--reshuffle"}).train.train.reshuffle);
 }

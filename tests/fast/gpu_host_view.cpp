@@ -148,12 +148,12 @@ void dropout_backward(float* dinp, const float* dout, int64_t row0, int64_t N, i
   g_gpu->dropout_backward(c.out(dinp, N * C), c.in(dout, N * C), row0, N, C, p, key);
 }
 int64_t adam_update(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
-                    float beta1, float beta2, float eps, float bias1, float bias2) {
+                    float beta1, float beta2, float eps, float bias1, float bias2, float decay) {
   Call c;
   std::vector<float*> g;
   for (int64_t k = 0; k < n_grads; k++) g.push_back(c.out(grads[k], n));
   return g_gpu->adam_update(c.out(params, n), g.data(), n_grads, c.out(m, n), c.out(v, n), n, lr, beta1, beta2, eps,
-                            bias1, bias2);
+                            bias1, bias2, decay);
 }
 void average_update(float* avg, const float* params, int64_t n, float decay) {
   Call c;

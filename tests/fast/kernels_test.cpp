@@ -776,8 +776,7 @@ Check check_op(const std::string& op, const Kernels& k, bool stop_at_first_failu
 // Adam over three gradient buffers for a few steps against the formula in double.
 // Element 5 never has a gradient (v = 0: it must stay finite and unchanged); element 6
 // has one only at the first step; the others have gradients of very different sizes.
-Check check_adam(const Kernels& k) {
-  Check r;
+void check_adam_with(const Kernels& k, double weight_decay, Check& r) {
   const int64_t n = 37, n_grads = 3, steps = 5;
   const double lr0 = 0.01;
   const float b1 = 0.85f, b2 = 0.99f, eps = 1e-8f;
@@ -803,11 +802,12 @@ Check check_adam(const Kernels& k) {
       }
       ptrs.push_back(grads[g].data());
     }
-    k.adam_update(p.data(), ptrs.data(), n_grads, m.data(), v.data(), n, lr, b1, b2, eps, bias1, bias2);
+    const float decay = static_cast<float>(1.0 - lr * weight_decay);
+    k.adam_update(p.data(), ptrs.data(), n_grads, m.data(), v.data(), n, lr, b1, b2, eps, bias1, bias2, decay);
     for (int64_t i = 0; i < n; i++) {
       md[i] = b1 * md[i] + (1.0 - b1) * gsum[i];
       vd[i] = b2 * vd[i] + (1.0 - b2) * gsum[i] * gsum[i];
-      pd[i] -= lr * (md[i] / bias1) / (std::sqrt(vd[i] / bias2) + eps);
+      pd[i] = decay * pd[i] - lr * (md[i] / bias1) / (std::sqrt(vd[i] / bias2) + eps);
     }
     try {
       for (int64_t g = 0; g < n_grads; g++) {
@@ -820,7 +820,8 @@ Check check_adam(const Kernels& k) {
       }
       const auto pv = p.values("adam_update params"), mv = m.values("adam_update m"), vv = v.values("adam_update v");
       for (int64_t i = 0; i < n; i++) {
-        const std::string at = "step " + std::to_string(s) + " element " + std::to_string(i) + ": ";
+        const std::string at = "weight decay " + std::to_string(weight_decay) + ", step " + std::to_string(s) +
+                               " element " + std::to_string(i) + ": ";
         if (!std::isfinite(pv[i]) || !std::isfinite(mv[i]) || !std::isfinite(vv[i])) r.fail(at + "not finite");
         if (!(std::abs(mv[i] - md[i]) <= 1e-5 * std::abs(md[i]))) r.fail(at + "m " + std::to_string(mv[i]) + " vs " + std::to_string(md[i]));
         if (!(std::abs(vv[i] - vd[i]) <= 1e-5 * std::abs(vd[i]))) r.fail(at + "v " + std::to_string(vv[i]) + " vs " + std::to_string(vd[i]));
@@ -829,10 +830,21 @@ Check check_adam(const Kernels& k) {
           r.fail(at + "p " + std::to_string(pv[i]) + " vs " + std::to_string(pd[i]));
         }
       }
-      if (pv[5] != p0[5] || mv[5] != 0.0 || vv[5] != 0.0) r.fail("a parameter without gradient moved");
+      // without weight decay, a parameter that never had a gradient stays where it was
+      if (weight_decay == 0.0 && (pv[5] != p0[5] || mv[5] != 0.0 || vv[5] != 0.0)) {
+        r.fail("a parameter without gradient moved");
+      }
     } catch (const std::exception& e) {
       r.fail(e.what());
     }
+  }
+}
+
+Check check_adam(const Kernels& k) {
+  Check r;
+  // plain Adam, then AdamW's decoupled weight decay (large, so that it shows)
+  for (const double weight_decay : {0.0, 5.0}) {
+    check_adam_with(k, weight_decay, r);
   }
   return r;
 }
@@ -1347,15 +1359,20 @@ void residual_forward_overruns(float* out, const float* a, const float* b, int64
   out[n] = 0.0f;
 }
 int64_t adam_without_bias_correction(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n,
-                                     float lr, float beta1, float beta2, float eps, float, float) {
-  return real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, 1.0f, 1.0f);
+                                     float lr, float beta1, float beta2, float eps, float, float, float decay) {
+  return real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, 1.0f, 1.0f, decay);
+}
+// the weight decay ignored
+int64_t adam_without_decay(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n, float lr,
+                           float beta1, float beta2, float eps, float bias1, float bias2, float) {
+  return real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, bias1, bias2, 1.0f);
 }
 // the gradient buffers summed but not cleared
 int64_t adam_keeps_gradients(float* params, float* const* grads, int64_t n_grads, float* m, float* v, int64_t n,
-                             float lr, float beta1, float beta2, float eps, float bias1, float bias2) {
+                             float lr, float beta1, float beta2, float eps, float bias1, float bias2, float decay) {
   std::vector<std::vector<float>> keep;
   for (int64_t g = 0; g < n_grads; g++) keep.emplace_back(grads[g], grads[g] + n);
-  const int64_t bad = real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, bias1, bias2);
+  const int64_t bad = real().adam_update(params, grads, n_grads, m, v, n, lr, beta1, beta2, eps, bias1, bias2, decay);
   for (int64_t g = 0; g < n_grads; g++) std::copy(keep[g].begin(), keep[g].end(), grads[g]);
   return bad;
 }
@@ -1403,7 +1420,7 @@ TEST(KernelChecks, CatchDeliberatelyWrongKernels) {
 }
 
 TEST(KernelChecks, CatchWrongAdam) {
-  for (auto* wrong : {adam_without_bias_correction, adam_keeps_gradients}) {
+  for (auto* wrong : {adam_without_bias_correction, adam_keeps_gradients, adam_without_decay}) {
     Kernels k = real();
     k.adam_update = wrong;
     EXPECT_FALSE(check_adam(k).ok());

@@ -52,6 +52,7 @@ std::vector<Case> cases() {
       {"val_frac", "--val-frac", "0.995", "0.99", d(limits::val_frac), real(&TrainConfig::val_frac)},
       {"dropout", "--dropout", "0.96", "0.95", d(limits::dropout), real(&TrainConfig::dropout)},
       {"ema", "--ema", "0.999995", "0.99999", d(limits::ema), real(&TrainConfig::ema)},
+      {"weight_decay", "--weight-decay", "10.5", "10", d(limits::weight_decay), real(&TrainConfig::weight_decay)},
   };
 }
 

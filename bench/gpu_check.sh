@@ -21,7 +21,8 @@
 #      and fp32 from runs of 20 and 120 steps; with --full, the whole 5000-step run in
 #      tf32 with its wall time and its best and last validation loss (every 250 steps);
 #   4. speed, side by side with PyTorch in the same run: 6 layers x 192 wide x 6 heads,
-#      64 names a step (ours in fp32 and tf32; PyTorch eager and compiled with TF32); the
+#      64 names a step (ours in fp32 and tf32, default and warp attention; PyTorch eager and
+#      compiled with TF32); the
 #      default microgpt run on the GPU and on the CPU's cores; the Shakespeare shape in
 #      PyTorch, eager and at its best (compiled, TF32: bench/torch_text_best.py);
 #   5. Nsight Compute's time per kernel for two steps of the Shakespeare shape; the tiled
@@ -133,11 +134,15 @@ fi
 
 # 4. speed beside PyTorch
 shape=(--n-layer 6 --n-embd 192 --n-head 6 --batch-size 64)
-for precision in fp32 tf32; do
-  fits 40 || break
-  say "microgpt 6x192, 64 names a step, gpu $precision"
-  timeout 40 "$bundle/microgpt_bench" --data "$names" "${shape[@]}" --steps 300 --engine gpu --precision "$precision" \
-    2>&1 | tee -a "$log" | json_of "microgpt_gpu_${precision}_6x192" >> "$results"
+# the default attention (each document's length chooses its kernels), then the warp kernels for all
+for attention in tiled warp; do
+  for precision in fp32 tf32; do
+    fits 40 || break 2
+    say "microgpt 6x192, 64 names a step, gpu $precision, $attention attention"
+    MICROGPT_CUDA_ATTENTION=$attention timeout 40 "$bundle/microgpt_bench" --data "$names" "${shape[@]}" --steps 300 \
+      --engine gpu --precision "$precision" 2>&1 | tee -a "$log" \
+      | json_of "microgpt_gpu_${precision}_6x192_${attention}" >> "$results"
+  done
 done
 for engine in gpu fast; do
   fits 30 || break

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A kernel change checked on a GPU in about a minute, for when little device time is left
 # (bench/gpu_check.sh is the whole check): the GPU kernels' tests; 6 layers x 192 wide on
-# 64 names a step with the tiled attention and the warp one; nanoGPT's Shakespeare shape
+# 64 names a step with the default attention (each document's length chooses the tiled or
+# the warp kernels) and with the warp kernels for all; nanoGPT's Shakespeare shape
 # in tf32 (ms per step from 20 and 120 steps); Nsight Compute's time per kernel for two of
 # its steps. Beside gpu-bundle/ (make gpu-bundle); writes into $OUT or bench/out.
 set -uo pipefail
@@ -11,6 +12,7 @@ mkdir -p "$out"
 export LD_LIBRARY_PATH="$PWD/$b/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 timeout 60 "$b/fast_tests" --gtest_filter='Gpu/*:Backends/DevicePath.*/gpu' > "$out/tests.log" 2>&1
 echo "tests: exit $? ($(grep -c '^\[       OK' "$out/tests.log") passed; $(grep -c '^\[  FAILED' "$out/tests.log") failed lines)"
+# tiled: each document's length chooses (the default); warp: the warp kernels for all
 for attention in tiled warp; do
   for precision in fp32 tf32; do
     printf '6x192 names, %s attention, %s: ' "$attention" "$precision"

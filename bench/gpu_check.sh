@@ -22,9 +22,9 @@
 #      tf32 with its wall time and its best and last validation loss (every 250 steps);
 #   4. speed, side by side with PyTorch in the same run: 6 layers x 192 wide x 6 heads,
 #      64 names a step (ours in fp32 and tf32, default and warp attention; PyTorch eager and
-#      compiled with TF32); the
-#      default microgpt run on the GPU and on the CPU's cores; the Shakespeare shape in
-#      PyTorch, eager and at its best (compiled, TF32: bench/torch_text_best.py);
+#      compiled with TF32); the default microgpt run on the GPU and on the CPU's cores; the
+#      Shakespeare shape in PyTorch, eager and at its best (compiled, TF32:
+#      bench/torch_text_best.py);
 #   5. Nsight Compute's time per kernel for two steps of the Shakespeare shape; the tiled
 #      product's tests; what tf32 does to the loss (500 steps each way); compute-sanitizer.
 set -uo pipefail

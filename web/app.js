@@ -223,6 +223,18 @@ function canvasIn(id, width, height) {
   return [canvas, g];
 }
 
+// The smallest and largest finite values (lo > hi when there are none), in a loop:
+// Math.min(...values) fails beyond about a hundred thousand values (a long run's steps).
+function range(values) {
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
 // The loss curves on a canvas (thousands of points redrawn as the run goes). The canvas
 // says what it drew (data-points: each curve's points; data-validations) for the tests.
 function lossChart() {
@@ -231,9 +243,8 @@ function lossChart() {
   g.font = '10px sans-serif';
   g.fillStyle = '#222';
   g.fillText('loss: training (gray), smoothed (black), validation (red dots)', pad, 12);
-  const all = [...run.steps.map((s) => s.loss), ...run.validations.map((v) => v.loss)].filter(Number.isFinite);
-  if (all.length === 0) return canvas;
-  const lo = Math.min(...all), hi = Math.max(...all);
+  const [lo, hi] = range([...run.steps.map((s) => s.loss), ...run.validations.map((v) => v.loss)]);
+  if (lo > hi) return canvas;
   const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, run.total);
   const y = (loss) => height - pad - (height - 2 * pad) * (loss - lo) / Math.max(1e-9, hi - lo);
   const line = (points, color, w) => {
@@ -758,9 +769,9 @@ function drawComparison() {
   const width = 640, height = 200, pad = 36;
   const svg = svgElement('svg', { width, height, role: 'img' });
   const series = [[a, '#b2182b'], [b, '#2166ac']];
-  const all = series.flatMap(([r]) => r.steps.map((x) => x.loss)).filter(Number.isFinite);
-  if (all.length) {
-    const lo = Math.min(...all), hi = Math.max(...all), last = Math.max(1, a.total, b.total);
+  const [lo, hi] = range(series.flatMap(([r]) => r.steps.map((x) => x.loss)));
+  if (lo <= hi) {
+    const last = Math.max(1, a.total, b.total);
     for (const [r, color] of series) {
       const points = smoothed(r.steps).map(([step, loss]) =>
         `${(pad + (width - 2 * pad) * step / last).toFixed(1)},${(height - pad - (height - 2 * pad) * (loss - lo) / Math.max(1e-9, hi - lo)).toFixed(1)}`);

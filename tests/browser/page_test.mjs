@@ -66,6 +66,21 @@ try {
   }));
   check(found.flat().every((x) => x > 0.999999), `the PCA finds known axes: ${JSON.stringify(found)}`);
   check(await page.$$eval('select[name=preset] option', (o) => o.some((x) => x.value === 'makemore')), 'the presets are offered');
+  // A run longer than the arguments a JavaScript call can take (about 120,000 here): the
+  // loss chart must not spread its points into Math.min.
+  const long = await page.evaluate(() => {
+    const current = run;
+    run = newRun(200000);
+    for (let i = 1; i <= 200000; i++) run.steps.push({ step: i, loss: 3 - i / 1e5, tokens: 16 });
+    try {
+      return lossChart().dataset.points;
+    } catch (e) {
+      return e.message;
+    } finally {
+      run = current;
+    }
+  });
+  check(long === '200000,200000', `the loss chart draws 200,000 steps: ${long}`);
 
   // Train 600 steps, a snapshot every 100 (long enough for the pictures to show something).
   await page.$eval('input[name=steps]', (e) => { e.value = '600'; });

@@ -6,6 +6,7 @@
 // the pairs' ratios with a 95% interval, how often the page redrew, and CPU times.
 //   node bench/serve_overhead.mjs build/microgpt [--runs 5] [--preset makemore]
 //       [--steps 1000] [--threads 2] [--snapshot-every 50] [--viewport 1280x1600]
+//       [--page full|blank]
 // Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -25,6 +26,9 @@ const option = (name, fallback) => {
   return i > 0 ? args[i + 1] : fallback;
 };
 const runs = Number(option('runs', 5));
+// --page blank: instead of the page, a page that reads the events and draws nothing
+// (what merely receiving them costs, the least any page could cost).
+const blank = option('page', 'full') === 'blank';
 const request = {
   preset: option('preset', 'makemore'),
   steps: Number(option('steps', 1000)),
@@ -111,14 +115,31 @@ try {
     await timedRun({ ...request, steps: Math.ceil(request.steps / 5) });  // warm-up
     for (const open of r % 2 === 0 ? [false, true] : [true, false]) {
       if (open) {
-        await page.goto(base, { waitUntil: 'load' });
-        await sleep(1500);  // the page replays the warm-up's events first
-        // every time the page redraws the run's status line (with its views)
-        await page.evaluate(() => {
-          window.frames_drawn = [];
-          new MutationObserver(() => window.frames_drawn.push(performance.now()))
-            .observe(document.getElementById('train-status'), { childList: true, characterData: true, subtree: true });
-        });
+        if (blank) {
+          // a page of the server's own (a JSON answer) that only reads the events
+          await page.goto(`${base}api/presets`, { waitUntil: 'load' });
+          await page.evaluate(() => {
+            window.frames_drawn = [];
+            const events = new EventSource('/api/events');
+            for (const type of ['start', 'run', 'steps', 'validation', 'snapshot', 'finished']) {
+              events.addEventListener(type, (e) => {
+                JSON.parse(e.data);
+                if (type === 'steps') window.frames_drawn.push(performance.now());
+              });
+            }
+          });
+          await sleep(1500);  // the warm-up's events come first
+          await page.evaluate(() => { window.frames_drawn = []; });
+        } else {
+          await page.goto(base, { waitUntil: 'load' });
+          await sleep(1500);  // the page replays the warm-up's events first
+          // every time the page redraws the run's status line (with its views)
+          await page.evaluate(() => {
+            window.frames_drawn = [];
+            new MutationObserver(() => window.frames_drawn.push(performance.now()))
+              .observe(document.getElementById('train-status'), { childList: true, characterData: true, subtree: true });
+          });
+        }
         withPage.push(await timedRun(request, cpuWith));
         const drawn = await page.evaluate(() => window.frames_drawn);
         rates.push((drawn.length - 1) / ((drawn[drawn.length - 1] - drawn[0]) / 1000));
@@ -136,7 +157,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}`);
+console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}, page ${blank ? 'blank' : 'full'}`);
 console.log(`no page:   ${without.map((t) => t.toFixed(3)).join(' ')} s, median ${median(without).toFixed(3)}`);
 console.log(`page open: ${withPage.map((t) => t.toFixed(3)).join(' ')} s, median ${median(withPage).toFixed(3)}`);
 // Each run with the page against the run without it next to it (the machine's load
@@ -151,7 +172,7 @@ const resampled = Array.from({ length: 2000 }, () => median(pairs.map(() => pair
 console.log(`ratio of the medians: ${(median(withPage) / median(without)).toFixed(3)}; median of the ${runs} pairs' ratios: ${
   median(pairs).toFixed(3)}, 95% interval ${resampled[50].toFixed(3)} to ${resampled[1949].toFixed(3)}`);
 console.log(`pairs' ratios: ${[...pairs].sort((a, b) => a - b).map((r) => r.toFixed(3)).join(' ')}`);
-console.log(`the page redrew ${median(rates).toFixed(2)} times a second (median over the runs with it open)`);
+console.log(`the page ${blank ? 'received steps' : 'redrew'} ${median(rates).toFixed(2)} times a second (median over the runs with it open)`);
 const cpu = (c) => `server ${median(c.server).toFixed(2)} s (its busiest thread ${median(c.training).toFixed(2)} s), browser ${median(c.browser).toFixed(2)} s`;
 console.log(`CPU time, medians: no page: ${cpu(cpuWithout)}; page open: ${cpu(cpuWith)}`);
 console.log(`what watching used, as a share of the run's CPU without a page: ${

@@ -666,6 +666,8 @@ events.addEventListener('model', () => showModel());
 events.addEventListener('run', (e) => {
   const d = JSON.parse(e.data);
   Object.assign(run, { vocab: d.vocab, name: d.name, config: d });
+  // (a long run's snapshots are spaced out to fit: the server says how)
+  if (d.snapshot_every) document.getElementById('snapshot').title = `a snapshot every ${d.snapshot_every} steps`;
   listRuns();
 });
 events.addEventListener('steps', (e) => {

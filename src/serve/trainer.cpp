@@ -1,5 +1,6 @@
 #include "serve/trainer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -142,6 +143,12 @@ void take(const json& request, const char* name, T& field) {
 
 }  // namespace
 
+int64_t snapshot_interval(int64_t requested, int64_t steps, int64_t numbers) {
+  if (requested <= 0) return 0;
+  const int64_t most = std::clamp<int64_t>(kSnapshotNumbers / std::max<int64_t>(1, numbers), 1, kMaxSnapshots);
+  return std::max(requested, (steps + most - 1) / most);
+}
+
 Trainer::~Trainer() {
   stop_ = true;
   paused_ = false;
@@ -236,6 +243,10 @@ json Trainer::start(const json& request) {
       json vocab = json::array();
       for (char32_t ch : r.data().tokenizer().chars()) vocab.push_back(encode_utf8(std::u32string(1, ch)));
       const TrainOptions& ro = r.options();
+      const ParamLayout layout(r.config());
+      const int64_t every =
+          snapshot_interval(snapshot_every, ro.train.steps,
+                            layout.wte().rows * layout.wte().cols + layout.wpe().rows * layout.wpe().cols);
       events_.push("run", {{"name", name},
                            {"vocab", vocab},
                            {"engine", ro.engine.name},
@@ -250,7 +261,8 @@ json Trainer::start(const json& request) {
                            {"steps", ro.train.steps},
                            {"wte", ro.train.wte},
                            {"wpe", ro.train.wpe},
-                           {"combine", ro.train.combine}});
+                           {"combine", ro.train.combine},
+                           {"snapshot_every", every}});
       auto keep = [&] {
         reporter.flush();
         const json s = snapshot(r.engine(), r.config(), r.steps_done());
@@ -266,9 +278,9 @@ json Trainer::start(const json& request) {
         if (stop_) break;
         r.step();
         step_ = r.steps_done();
-        if (snapshot_every > 0 && r.steps_done() % snapshot_every == 0) keep();
+        if (every > 0 && r.steps_done() % every == 0) keep();
       }
-      if (snapshot_every > 0 && r.steps_done() % snapshot_every != 0) keep();
+      if (every > 0 && r.steps_done() % every != 0) keep();
       r.finish();
       std::string all;
       for (const std::string& s : snapshots) all += s + "\n";

@@ -41,6 +41,16 @@ class EventLog {
   bool closed_ = false;
 };
 
+// A run keeps at most kMaxSnapshots snapshots, and at most kSnapshotNumbers numbers in
+// them all (about 10 bytes each as the events' text): the server holds every event, the
+// page every snapshot, and its views go over them all as it redraws, so that a long run
+// would otherwise fill both and slow the page down. The steps between snapshots: the
+// `requested` ones (0: only the first, before any step), or more, so that a run of
+// `steps` keeps within both (`numbers` in each snapshot: wte's and wpe's).
+inline constexpr int64_t kMaxSnapshots = 500;
+inline constexpr int64_t kSnapshotNumbers = int64_t{1} << 24;
+int64_t snapshot_interval(int64_t requested, int64_t steps, int64_t numbers);
+
 class Trainer {
  public:
   // Checkpoints go to command.out_dir; a finished (or stopped) run's model becomes
@@ -52,7 +62,8 @@ class Trainer {
   // of "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "lr",
   // "warmup", "init", "seed", "engine", "format", "val_frac", "eval_every",
   // "num_samples", "threads" (as microgpt train's flags), "snapshot_every" (steps
-  // between snapshots of wte and wpe; default 50), "name" (the checkpoint,
+  // between snapshots of wte and wpe; default 50, more when snapshot_interval says so;
+  // the run event says how many), "name" (the checkpoint,
   // OUT_DIR/NAME.safetensors; default "model") and "data": "embedded" (the embedded
   // names) or "file" (the server's --data, the default when it has one).
   nlohmann::json start(const nlohmann::json& request);

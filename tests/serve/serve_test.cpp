@@ -3,6 +3,7 @@
 // itself over HTTP: the page and its files, nothing fetched from elsewhere, Ctrl-C.
 #include <httplib.h>
 
+#include <algorithm>
 #include <csignal>
 #include <sstream>
 #include <string>
@@ -10,6 +11,7 @@
 #include "model/config.h"
 #include "checkpoint/checkpoint.h"
 #include "serve/api.h"
+#include "serve/trainer.h"
 #include "test_support.h"
 
 namespace microgpt {
@@ -415,6 +417,53 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   EXPECT_EQ(types[1], "run");
   EXPECT_EQ(types.back(), "finished");
   EXPECT_EQ(told, snapshots);
+}
+
+// The steps between snapshots: those asked for, unless a run would then keep more than
+// kMaxSnapshots of them, or more than kSnapshotNumbers numbers; then the fewest more
+// that keep within both.
+TEST(ServeTrainer, ALongRunsSnapshotsAreSpacedToFit) {
+  EXPECT_EQ(snapshot_interval(50, 1000, 2816), 50);  // the makemore preset's 1000 steps
+  EXPECT_EQ(snapshot_interval(0, 1000000, 2816), 0);
+  EXPECT_EQ(snapshot_interval(1, 1200, 704), 3);                      // 500 snapshots at most
+  EXPECT_EQ(snapshot_interval(50, 10000, 321 * 384), 74);             // 136 of 123,264 numbers
+  EXPECT_EQ(snapshot_interval(7, 1000, kSnapshotNumbers + 1), 1000);  // the first and the last
+  // After the first (step 0), a snapshot every `every` steps and one at the last step.
+  auto kept = [](int64_t steps, int64_t every) { return 1 + steps / every + (steps % every != 0 ? 1 : 0); };
+  for (int64_t requested : {1, 3, 50, 1000}) {
+    for (int64_t steps : {1, 2, 499, 500, 501, 1000, 12345, 1000000}) {
+      for (int64_t numbers : {1, 704, 2816, 123264, 4000000}) {
+        const int64_t every = snapshot_interval(requested, steps, numbers);
+        const int64_t most = std::min(kMaxSnapshots, std::max<int64_t>(1, kSnapshotNumbers / numbers));
+        ASSERT_GE(every, requested);
+        ASSERT_LE(kept(steps, every), most + 1) << requested << " " << steps << " " << numbers;
+        if (every > requested) {  // and no fewer steps between them would do
+          ASSERT_GT(kept(steps, every - 1), most + 1) << requested << " " << steps << " " << numbers;
+        }
+      }
+    }
+  }
+}
+
+TEST(Serve, ALongRunFromThePageKeepsFiveHundredSnapshots) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  auto started = client.Post("/api/train", R"({"steps": 1200, "batch_size": 1, "snapshot_every": 1, "name": "many"})",
+                             "application/json");
+  ASSERT_TRUE(started);
+  ASSERT_EQ(started->status, 200) << started->body;
+  std::vector<int64_t> steps;
+  int64_t every = 0;
+  for (const auto& [type, data] : events_until(server.port(), "model")) {
+    if (type == "run") every = data["snapshot_every"].get<int64_t>();
+    if (type == "snapshot") steps.push_back(data["step"].get<int64_t>());
+  }
+  EXPECT_EQ(every, 3);  // not every step: 1200 of them would be more than 500
+  ASSERT_EQ(steps.size(), 401u);
+  for (size_t i = 0; i < steps.size(); i++) ASSERT_EQ(steps[i], static_cast<int64_t>(3 * i));
+  EXPECT_EQ(testing::read_jsonl(dir.file("many.snapshots.jsonl")).size(), 401u);
 }
 
 // The preset microgpt on the reference engine, nothing held out: microgpt.py's run (the

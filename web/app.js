@@ -223,43 +223,66 @@ function canvasIn(id, width, height) {
   return [canvas, g];
 }
 
-// The smallest and largest finite values (lo > hi when there are none), in a loop:
-// Math.min(...values) fails beyond about a hundred thousand values (a long run's steps).
-function range(values) {
-  let lo = Infinity, hi = -Infinity;
-  for (const v of values) {
-    if (!Number.isFinite(v)) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
+// The loss chart's plot, in pixels: width 640 and height 220, with 36 around it.
+const LOSS_PAD = 36, LOSS_COLUMNS = 640 - 2 * LOSS_PAD;
+
+// A run's steps folded into the plot's pixel columns, each step once, as they come: per
+// column its steps' smallest and largest loss, its last step, and the smoothed loss
+// there. A redraw then costs the columns and not the steps: drawing every step took
+// 35 ms a frame at 100,000 steps and 427 ms at a million (headless chromium, here).
+function foldedSteps(r) {
+  if (!r.chart) r.chart = { folded: 0, smooth: null, lo: Infinity, hi: -Infinity, columns: [] };
+  const c = r.chart;
+  for (; c.folded < r.steps.length; c.folded++) {
+    const { step, loss } = r.steps[c.folded];
+    c.smooth = c.smooth === null ? loss : 0.95 * c.smooth + 0.05 * loss;
+    const k = Math.min(LOSS_COLUMNS - 1, Math.max(0, Math.floor(LOSS_COLUMNS * step / Math.max(1, r.total))));
+    let column = c.columns[c.columns.length - 1];
+    if (!column || column.k !== k) c.columns.push(column = { k, lo: Infinity, hi: -Infinity });
+    column.step = step;
+    column.smooth = c.smooth;
+    if (!Number.isFinite(loss)) continue;
+    column.lo = Math.min(column.lo, loss);
+    column.hi = Math.max(column.hi, loss);
+    c.lo = Math.min(c.lo, loss);
+    c.hi = Math.max(c.hi, loss);
   }
-  return [lo, hi];
+  return c;
 }
 
-// The loss curves on a canvas (thousands of points redrawn as the run goes). The canvas
-// says what it drew (data-points: each curve's points; data-validations) for the tests.
+// The loss curves on a canvas: training (each column's range of losses), smoothed and
+// validation. The canvas says what it drew for the tests: data-steps (the steps the
+// curves cover), data-columns (the columns they take) and data-validations.
 function lossChart() {
-  const width = 640, height = 220, pad = 36;
+  const width = 640, height = 220, pad = LOSS_PAD;
   const [canvas, g] = canvasIn('loss-chart', width, height);
   g.font = '10px sans-serif';
   g.fillStyle = '#222';
   g.fillText('loss: training (gray), smoothed (black), validation (red dots)', pad, 12);
-  const [lo, hi] = range([...run.steps.map((s) => s.loss), ...run.validations.map((v) => v.loss)]);
+  const c = foldedSteps(run);
+  let lo = c.lo, hi = c.hi;
+  for (const v of run.validations) {
+    if (!Number.isFinite(v.loss)) continue;
+    lo = Math.min(lo, v.loss);
+    hi = Math.max(hi, v.loss);
+  }
   if (lo > hi) return canvas;
   const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, run.total);
   const y = (loss) => height - pad - (height - 2 * pad) * (loss - lo) / Math.max(1e-9, hi - lo);
-  const line = (points, color, w) => {
-    g.strokeStyle = color;
-    g.lineWidth = w;
-    g.beginPath();
-    points.forEach(([s, l], k) => (k === 0 ? g.moveTo(x(s), y(l)) : g.lineTo(x(s), y(l))));
-    g.stroke();
-    return points.length;
-  };
-  let smooth = null;
-  const counts = [
-    line(run.steps.map((s) => [s.step, s.loss]), '#bbb', 1),
-    line(run.steps.map((s) => [s.step, smooth = smooth === null ? s.loss : 0.95 * smooth + 0.05 * s.loss]), '#222', 2),
-  ];
+  // (a point that is not finite is left out: the canvas ignores it)
+  g.strokeStyle = '#bbb';
+  g.lineWidth = 1;
+  g.beginPath();
+  for (const column of c.columns) {
+    g.lineTo(x(column.step), y(column.hi));
+    g.lineTo(x(column.step), y(column.lo));
+  }
+  g.stroke();
+  g.strokeStyle = '#222';
+  g.lineWidth = 2;
+  g.beginPath();
+  for (const column of c.columns) g.lineTo(x(column.step), y(column.smooth));
+  g.stroke();
   g.fillStyle = '#b2182b';
   for (const v of run.validations) {
     g.beginPath();
@@ -269,7 +292,8 @@ function lossChart() {
   g.fillStyle = '#222';
   g.fillText(hi.toFixed(2), 0, y(hi) + 4);
   g.fillText(lo.toFixed(2), 0, y(lo) + 4);
-  canvas.dataset.points = counts.join(',');
+  canvas.dataset.steps = String(c.folded);
+  canvas.dataset.columns = String(c.columns.length);
   canvas.dataset.validations = String(run.validations.length);
   return canvas;
 }
@@ -757,11 +781,6 @@ function listRuns() {
   drawComparison();
 }
 
-function smoothed(steps) {
-  let s = null;
-  return steps.map((x) => [x.step, s = s === null ? x.loss : 0.95 * s + 0.05 * x.loss]);
-}
-
 function drawComparison() {
   const a = runs[Number(document.getElementById('run-a').value)];
   const b = runs[Number(document.getElementById('run-b').value)];
@@ -771,14 +790,16 @@ function drawComparison() {
   const width = 640, height = 200, pad = 36;
   const svg = svgElement('svg', { width, height, role: 'img' });
   const series = [[a, '#b2182b'], [b, '#2166ac']];
-  const [lo, hi] = range(series.flatMap(([r]) => r.steps.map((x) => x.loss)));
+  // each run's smoothed loss at the last step of each of its loss chart's columns
+  const folded = series.map(([r]) => foldedSteps(r));
+  const lo = Math.min(...folded.map((c) => c.lo)), hi = Math.max(...folded.map((c) => c.hi));
   if (lo <= hi) {
     const last = Math.max(1, a.total, b.total);
-    for (const [r, color] of series) {
-      const points = smoothed(r.steps).map(([step, loss]) =>
-        `${(pad + (width - 2 * pad) * step / last).toFixed(1)},${(height - pad - (height - 2 * pad) * (loss - lo) / Math.max(1e-9, hi - lo)).toFixed(1)}`);
+    series.forEach(([, color], i) => {
+      const points = folded[i].columns.filter((column) => Number.isFinite(column.smooth)).map((column) =>
+        `${(pad + (width - 2 * pad) * column.step / last).toFixed(1)},${(height - pad - (height - 2 * pad) * (column.smooth - lo) / Math.max(1e-9, hi - lo)).toFixed(1)}`);
       svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
-    }
+    });
   }
   const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
   legend.textContent = 'smoothed training loss: run A (red), run B (blue)';

@@ -371,7 +371,11 @@ function topEigenvectors(matrix, m, starts) {
     for (let i = 0; i < m; i++) v[i] /= length;
     for (let round = 0; round < 300; round++) {
       const w = new Float64Array(m);
-      for (let i = 0; i < m; i++) w[i] = dot(matrix.subarray(i * m, i * m + m), v);
+      for (let i = 0; i < m; i++) {  // (row i of the matrix by v, read in place)
+        let s = 0;
+        for (let j = 0, at = i * m; j < m; j++) s += matrix[at + j] * v[j];
+        w[i] = s;
+      }
       for (const a of vectors) {
         const along = dot(w, a);
         for (let i = 0; i < m; i++) w[i] -= along * a[i];
@@ -407,8 +411,15 @@ function principalAxes(rows, previous) {
       return Array.from(axis, (x) => x / norm);
     });
   } else {
+    // (half of it, then mirrored: the same sums, r[i] r[j] being r[j] r[i])
     const scatterMatrix = new Float64Array(d * d);
-    for (const r of rows) for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) scatterMatrix[i * d + j] += r[i] * r[j];
+    for (const r of rows) {
+      for (let i = 0; i < d; i++) {
+        const ri = r[i], at = i * d;
+        for (let j = 0; j <= i; j++) scatterMatrix[at + j] += ri * r[j];
+      }
+    }
+    for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) scatterMatrix[j * d + i] = scatterMatrix[i * d + j];
     axes = topEigenvectors(scatterMatrix, d, [0, 1].map((k) => (previous ? previous[k] : fallback(k, d)))).map((v) => Array.from(v));
   }
   return axes.map((v, k) => (previous && dot(previous[k], v) < 0 ? v.map((x) => -x) : v));

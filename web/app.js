@@ -494,6 +494,7 @@ function scatter(points, labels, colors, path) {
     svg.append(svgElement('polyline', { points: points.map((p) => at(p).join(',')).join(' '), fill: 'none', stroke: '#999' }));
   }
   points.forEach((p, i) => {
+    if (labels[i] === '') return;  // a point on the path without a label of its own
     const [x, y] = at(p);
     const t = svgElement('text', { x, y, 'font-size': 12, fill: colors[i], 'text-anchor': 'middle' });
     t.textContent = labels[i];
@@ -513,9 +514,13 @@ function tokenScatter(r, s) {
   return scatter(s.tokenPoints, labels, labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777'), false);
 }
 
-// A snapshot's positions on their principal axes, joined in order.
+// A snapshot's positions on their principal axes, joined in order; a long context's
+// labelled every so often (at most 64 labels and the last: a thousand would hide the
+// path, and take the page 15 ms a redraw to lay out).
 function positionScatter(s) {
-  return scatter(s.positionPoints, s.positionPoints.map((_, p) => String(p)), s.positionPoints.map(() => '#444'), true);
+  const n = s.positionPoints.length, every = Math.ceil(n / 64);
+  const labels = s.positionPoints.map((_, p) => (p % every === 0 || p === n - 1 ? String(p) : ''));
+  return scatter(s.positionPoints, labels, s.positionPoints.map(() => '#444'), true);
 }
 
 function drawSnapshot() {

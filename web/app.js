@@ -223,8 +223,8 @@ function canvasIn(id, width, height) {
   return [canvas, g];
 }
 
-// The loss chart's plot, in pixels: width 640 and height 220, with 36 around it.
-const LOSS_PAD = 36, LOSS_COLUMNS = 640 - 2 * LOSS_PAD;
+// The loss chart, in pixels: its plot is what the pad leaves of its width, a column a pixel.
+const LOSS_WIDTH = 640, LOSS_PAD = 36, LOSS_COLUMNS = LOSS_WIDTH - 2 * LOSS_PAD;
 
 // A run's steps folded into the plot's pixel columns, each step once, as they come: per
 // column its steps' smallest and largest loss, its last step, and the smoothed loss
@@ -254,7 +254,7 @@ function foldedSteps(r) {
 // validation. The canvas says what it drew for the tests: data-steps (the steps the
 // curves cover), data-columns (the columns they take) and data-validations.
 function lossChart() {
-  const width = 640, height = 220, pad = LOSS_PAD;
+  const width = LOSS_WIDTH, height = 220, pad = LOSS_PAD;
   const [canvas, g] = canvasIn('loss-chart', width, height);
   g.font = '10px sans-serif';
   g.fillStyle = '#222';

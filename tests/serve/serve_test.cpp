@@ -320,6 +320,14 @@ TEST(Serve, AnswersOverHttpAndStopsOnCtrlC) {
   EXPECT_EQ(code, "0\n") << read_file(dir.file("err"));
 }
 
+// POSTs `body` to /api/train: a success when the run started (a 200), else what came.
+::testing::AssertionResult starts_run(httplib::Client& client, const std::string& body) {
+  auto answer = client.Post("/api/train", body, "application/json");
+  if (!answer) return ::testing::AssertionFailure() << "no answer to POST /api/train " << body;
+  if (answer->status != 200) return ::testing::AssertionFailure() << answer->status << ": " << answer->body;
+  return ::testing::AssertionSuccess();
+}
+
 // The events of /api/events (every run's, from the first) until the `count`-th of type
 // `last` (or an error, or `seconds` pass), as (type, data).
 std::vector<std::pair<std::string, json>> events_until(int port, const std::string& last, int count = 1,
@@ -347,10 +355,7 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   ServerProcess server(dir);
   ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
   httplib::Client client("127.0.0.1", server.port());
-  auto started = client.Post("/api/train", R"({"steps": 30, "batch_size": 4, "snapshot_every": 10, "name": "t"})",
-                             "application/json");
-  ASSERT_TRUE(started);
-  ASSERT_EQ(started->status, 200) << started->body;
+  ASSERT_TRUE(starts_run(client, R"({"steps": 30, "batch_size": 4, "snapshot_every": 10, "name": "t"})"));
   // (until the run's model is the server's: its snapshots are written by then)
   const auto events = events_until(server.port(), "model");
   ASSERT_FALSE(events.empty());
@@ -450,10 +455,7 @@ TEST(Serve, ALongRunFromThePageKeepsFiveHundredSnapshots) {
   ServerProcess server(dir);
   ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
   httplib::Client client("127.0.0.1", server.port());
-  auto started = client.Post("/api/train", R"({"steps": 1200, "batch_size": 1, "snapshot_every": 1, "name": "many"})",
-                             "application/json");
-  ASSERT_TRUE(started);
-  ASSERT_EQ(started->status, 200) << started->body;
+  ASSERT_TRUE(starts_run(client, R"({"steps": 1200, "batch_size": 1, "snapshot_every": 1, "name": "many"})"));
   std::vector<int64_t> steps;
   int64_t every = 0;
   for (const auto& [type, data] : events_until(server.port(), "model")) {
@@ -475,9 +477,7 @@ TEST(Serve, ThePagesReferenceRunIsMicrogptPys) {
   httplib::Client client("127.0.0.1", server.port());
   const json request = {{"preset", "microgpt"}, {"engine", "reference"}, {"val_frac", 0},
                         {"steps", 25},          {"num_samples", 20},       {"name", "ref"}};
-  auto started = client.Post("/api/train", request.dump(), "application/json");
-  ASSERT_TRUE(started);
-  ASSERT_EQ(started->status, 200) << started->body;
+  ASSERT_TRUE(starts_run(client, request.dump()));
   std::vector<double> losses;
   std::vector<std::string> samples;
   for (const auto& [type, d] : events_until(server.port(), "finished")) {
@@ -510,9 +510,7 @@ TEST(Serve, TrainsOnTheFileItWasGivenOrTheEmbeddedNames) {
   int runs = 0;
   for (const char* data : {"file", "embedded"}) {
     const json request = {{"steps", 3}, {"data", data}, {"name", data}};
-    auto started = client.Post("/api/train", request.dump(), "application/json");
-    ASSERT_TRUE(started);
-    ASSERT_EQ(started->status, 200) << started->body;
+    ASSERT_TRUE(starts_run(client, request.dump()));
     json start;  // this run's: the last start before its end
     for (const auto& [type, d] : events_until(server.port(), "finished", ++runs)) {
       if (type == "start") start = d;
@@ -536,9 +534,7 @@ TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
     ASSERT_TRUE(refused);
     EXPECT_EQ(refused->status, 400) << inputs << ": " << refused->body;
   }
-  auto started = client.Post("/api/train", R"({"steps": 1000000, "name": "long", "snapshot_every": 0})", "application/json");
-  ASSERT_TRUE(started);
-  ASSERT_EQ(started->status, 200) << started->body;
+  ASSERT_TRUE(starts_run(client, R"({"steps": 1000000, "name": "long", "snapshot_every": 0})"));
   auto again = client.Post("/api/train", R"({"steps": 10})", "application/json");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 409);
@@ -633,10 +629,7 @@ TEST(Serve, ClosedPagesAndCtrlCDuringARunAreHandledCleanly) {
   ServerProcess server(dir);
   ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
   httplib::Client client("127.0.0.1", server.port());
-  auto started = client.Post("/api/train", R"({"steps": 1000000, "name": "long", "snapshot_every": 1000})",
-                             "application/json");
-  ASSERT_TRUE(started);
-  ASSERT_EQ(started->status, 200) << started->body;
+  ASSERT_TRUE(starts_run(client, R"({"steps": 1000000, "name": "long", "snapshot_every": 1000})"));
   for (int i = 0; i < 5; i++) {
     const auto first = events_until(server.port(), "start");  // then hangs up, mid-stream
     ASSERT_FALSE(first.empty());

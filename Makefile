@@ -23,20 +23,13 @@ NAMES ?=
 # Debian 12 packages the build and the tests need.
 DEB_PACKAGES ?= cmake make g++ pkg-config libcli11-dev nlohmann-json3-dev libgtest-dev libopenmpi-dev openmpi-bin \
   libcpp-httplib-dev
-# The same on macOS, from Homebrew (Apple's clang, with Homebrew's libomp for OpenMP).
-BREW_PACKAGES ?= cmake pkg-config cli11 nlohmann-json googletest libomp open-mpi cpp-httplib
-ifeq ($(UNAME),Darwin)
-  # CMake's FindOpenMP looks under OpenMP_ROOT: Homebrew's prefix of libomp, which is not
-  # linked into the system's paths.
-  PLATFORM_CMAKE_FLAGS = -DOpenMP_ROOT=$(shell brew --prefix libomp 2>/dev/null)
-endif
+# The same on macOS, from Homebrew (with Apple's clang).
+BREW_PACKAGES ?= cmake pkg-config cli11 nlohmann-json googletest open-mpi cpp-httplib
 
 # What the sanitizer and fuzzing builds add: clang and its sanitizer runtimes (libFuzzer
-# among them), LLVM's OpenMP (ThreadSanitizer understands it through libarcher; GCC's
-# libgomp gives false reports) and llvm-symbolizer for readable stack traces.
-SANITIZE_PACKAGES ?= clang-14 libclang-rt-14-dev libomp-14-dev llvm-14
+# among them) and llvm-symbolizer for readable stack traces.
+SANITIZE_PACKAGES ?= clang-14 libclang-rt-14-dev llvm-14
 CLANGXX ?= clang++-14
-LLVM_LIB ?= /usr/lib/llvm-14/lib
 LLVM_BIN ?= /usr/lib/llvm-14/bin
 
 ASAN_BUILD ?= build-asan
@@ -50,11 +43,10 @@ FUZZ_FLAGS = $(SANITIZE_COMMON) -fsanitize=fuzzer-no-link,address,undefined -fno
 TSAN_FLAGS = $(SANITIZE_COMMON) -fsanitize=thread
 ASAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-TSAN_ENV = PATH="$(LLVM_BIN):$$PATH" TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" \
-  OMP_TOOL_LIBRARIES=$(LLVM_LIB)/libarcher.so ARCHER_OPTIONS=verbose=1
+TSAN_ENV = PATH="$(LLVM_BIN):$$PATH" TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 # The tests that run the fast engine on several threads (`ctest -N -R ...` lists them),
 # and the test programs that hold them.
-TSAN_TESTS ?= ^Batch\.|Thread|threads|BatchSizeTrains
+TSAN_TESTS ?= ^Batch\.|^TaskPool\.|Thread|threads|BatchSizeTrains
 TSAN_TARGETS ?= microgpt fast_tests cli_tests checkpoint_tests
 
 # ARM64 under emulation: Debian's cross compiler, the test libraries as :arm64 packages,
@@ -101,7 +93,7 @@ else
 endif
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(PLATFORM_CMAKE_FLAGS) $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -143,13 +135,10 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS)
 
-# The threaded tests and a threaded training run with TSan, built by clang on LLVM's OpenMP.
+# The threaded tests and a threaded training run with TSan, built by clang.
 test-tsan: deps-sanitize
-	cmake -S . -B $(TSAN_BUILD) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=$(TSAN_FLAGS)" $(SANITIZE_CMAKE) $(CMAKE_FLAGS) \
-	  -DOpenMP_CXX_FLAGS=-fopenmp=libomp -DOpenMP_CXX_LIB_NAMES=omp -DOpenMP_omp_LIBRARY=$(LLVM_LIB)/libomp.so
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_CXX_COMPILER=$(CLANGXX) -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=$(TSAN_FLAGS)" $(SANITIZE_CMAKE) $(CMAKE_FLAGS)
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TARGETS)
-	@ldd $(TSAN_BUILD)/microgpt | grep -q 'libomp\.so' && ! ldd $(TSAN_BUILD)/microgpt | grep -q libgomp || \
-	  { echo "$(TSAN_BUILD)/microgpt must use LLVM's libomp, not libgomp:"; ldd $(TSAN_BUILD)/microgpt; exit 1; }
 	cd $(TSAN_BUILD) && $(TSAN_ENV) ctest --output-on-failure -j $(JOBS) --no-tests=error -R '$(TSAN_TESTS)'
 	cd $(TSAN_BUILD) && printf 'emma\nolivia\nava\nisabella\nsophia\nmia\n' > tsan_names.txt && \
 	  $(TSAN_ENV) ./microgpt train --data tsan_names.txt --batch-size 8 --threads 2 --steps 20 --n-embd 32 \
@@ -181,7 +170,7 @@ test-arm64: deps-arm64
 	  $(ARM64_RUN) ./microgpt sample --model arm64.safetensors --num-samples 3 --seed 1
 
 # gpu-bundle/: the GPU engine's programs and tests built here (the CUDA toolkit needed),
-# libgomp, names.txt and tinyshakespeare.txt and the PyTorch scripts from the shared
+# names.txt and tinyshakespeare.txt and the PyTorch scripts from the shared
 # folder: what bench/gpu_check.sh needs on the lent GPU machine, which builds nothing.
 GPU_BUNDLE ?= gpu-bundle
 gpu-bundle: build
@@ -191,7 +180,6 @@ gpu-bundle: build
 	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/lib $(GPU_BUNDLE)/data $(GPU_BUNDLE)/torch && \
 	cp $(BUILD)/microgpt $(BUILD)/libmicrogpt_cuda.so $(BUILD)/microgpt_bench $(BUILD)/tests/fast_tests \
 	  $(BUILD)/tests/checkpoint_tests $(GPU_BUNDLE)/ && \
-	cp "$$(g++ -print-file-name=libgomp.so.1)" $(GPU_BUNDLE)/lib/ && \
 	cp "$$shared/data/names.txt" "$$shared/data/tinyshakespeare.txt" $(GPU_BUNDLE)/data/ && \
 	cp "$$shared/bench/torch_microgpt.py" "$$shared/bench/torch_text.py" bench/torch_text_best.py $(GPU_BUNDLE)/torch/ && \
 	du -sh $(GPU_BUNDLE)

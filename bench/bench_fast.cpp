@@ -16,11 +16,11 @@
 #include <numeric>
 
 #include <CLI/CLI.hpp>
-#include <omp.h>
 
 #include "core/python_random.h"
 #include "data/dataset.h"
 #include "fast/fast_model.h"
+#include "fast/task_pool.h"
 #include "train/presets.h"
 #include "train/data_source.h"
 
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   std::string data_path, preset;
   ModelConfig model;
   TrainConfig train;
-  int64_t steps = 200, warmup = 20, chunk = 20, threads = omp_get_num_procs();
+  int64_t steps = 200, warmup = 20, chunk = 20, threads = microgpt::available_cores();
   std::string engine = "fast", precision = "fp32";
   app.add_option("--data", data_path, "text file, one document per line (names.txt)")->required();
   app.add_option("--preset", preset);

@@ -29,7 +29,6 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$preset" ] && [ -f "$data" ] || { echo "$usage"; exit 2; }
-export OMP_WAIT_POLICY=PASSIVE
 args=(train --data "$data" --preset "$preset" --val-frac 0 --num-samples 0 --out "")
 [ -n "$threads" ] && args+=(--threads "$threads")
 seconds() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }

@@ -23,7 +23,6 @@ while [ $# -gt 0 ]; do
 done
 [ -f "$names" ] || { echo "$usage"; exit 2; }
 command -v mpirun > /dev/null || { echo "mpirun not found (make build installs openmpi-bin)"; exit 2; }
-export OMP_WAIT_POLICY=PASSIVE
 mpirun_np2=(mpirun -q -np 2)
 [ "$(id -u)" = 0 ] && mpirun_np2=(mpirun -q --allow-run-as-root -np 2)
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }

@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$data" ]; then echo "$usage"; exit 2; fi
 if [ ! -f "$data" ]; then echo "$0: data file '$data' not found"; exit 1; fi
-export OMP_WAIT_POLICY=PASSIVE
+export OMP_WAIT_POLICY=PASSIVE  # PyTorch's OpenMP threads: no spinning between operations
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 

@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 [ -f "$data" ] || { echo "$usage"; exit 2; }
 [ ${#shapes[@]} -gt 0 ] || shapes=("4 4 128 64 12")
-export OMP_WAIT_POLICY=PASSIVE
+export OMP_WAIT_POLICY=PASSIVE  # PyTorch's OpenMP threads: no spinning between operations
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 for shape in "${shapes[@]}"; do

@@ -9,5 +9,5 @@ set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
 # Libraries and their CMake packages in /usr/lib/aarch64-linux-gnu.
 set(CMAKE_LIBRARY_ARCHITECTURE aarch64-linux-gnu)
-# The cross toolchain's C and C++ runtimes (and libgomp) live in /usr/aarch64-linux-gnu.
+# The cross toolchain's C and C++ runtimes live in /usr/aarch64-linux-gnu.
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu)

@@ -11,11 +11,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include <omp.h>
-
 #include "cli/command_line.h"
 #include "core/error.h"
 #include "core/text.h"
+#include "fast/task_pool.h"
 #include "train/commands.h"
 #include "train/presets.h"
 #include "model/limits.h"
@@ -341,23 +340,23 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
   app.require_subcommand(1, 1);
 
   TrainFlags flags;
-  flags.options.engine.threads = omp_get_num_procs();
+  flags.options.engine.threads = available_cores();
   CLI::App* train = app.add_subcommand("train", "Train a model on a list of documents, then sample from it (the default command)");
   add_train_flags(train, flags);
-  result.sample.threads = omp_get_num_procs();
+  result.sample.threads = available_cores();
   CLI::App* sample = app.add_subcommand("sample", "Draw names from a trained model");
   add_sample_flags(sample, result.sample);
-  result.eval.threads = omp_get_num_procs();
+  result.eval.threads = available_cores();
   CLI::App* eval = app.add_subcommand("eval", "Loss per token and perplexity of a trained model over a file or its held-out documents");
   add_eval_flags(eval, result.eval);
   CLI::App* embed = app.add_subcommand("embed", "Look inside a trained model's embeddings");
   add_embed_flags(embed, result.embed);
-  result.serve.threads = omp_get_num_procs();
+  result.serve.threads = available_cores();
   CLI::App* serve = app.add_subcommand("serve", "A local web page to watch and use a model (prints its address)");
   add_serve_flags(serve, result.serve);
 
   TrainFlags compare_flags;
-  compare_flags.options.engine.threads = omp_get_num_procs();
+  compare_flags.options.engine.threads = available_cores();
   CLI::App* compare = app.add_subcommand("compare", "Train input variants (learned, frozen, one-hot, scalar token vectors; "
                                                     "no, sinusoidal position vectors; concatenation) alike and compare them");
   add_compare_flags(compare, compare_flags, result.compare);

@@ -28,26 +28,6 @@ namespace {
 // The processes of a run that mpirun started (none otherwise): an error then ends them all.
 std::unique_ptr<microgpt::ProcessGroup> group;
 
-// OpenMP threads that spin while they wait for work take a core from whatever else
-// runs on a shared machine, and libgomp spins for milliseconds unless OMP_WAIT_POLICY
-// says otherwise. It reads the variable once, before main(), so a run that will use
-// threads sets it and starts itself again, unless the user chose a policy.
-void prefer_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  std::cout.flush();
-  ::execv("/proc/self/exe", argv);  // returns only if it failed: carry on as we are
-}
-
-// Whether a run's engine threads will wait for work between passes (a batch of several
-// documents or a large model keeps them busy enough that waiting passively costs
-// nothing); a run of one small document a step does better spinning, since a passive
-// wait costs a system call in every pass (ten times the run, measured).
-bool threads_wait(const microgpt::TrainOptions& o) {
-  const int64_t params = 12 * o.model.n_layer * o.model.n_embd * o.model.n_embd;
-  return o.engine.name == "fast" && o.engine.threads > 1 && (o.train.batch_size > 1 || params >= 65536);
-}
-
 #ifndef MICROGPT_WITH_SERVER
 // `microgpt serve` is the executable microgpt-serve beside this one (src/serve/serve.h
 // says why), started in this process's place with the same arguments.
@@ -84,7 +64,6 @@ int run(int argc, char** argv) {
       o.interactive = err_tty && ::isatty(STDOUT_FILENO) == 1;
       o.progress = &std::cerr;
       o.progress_mode = err_tty ? microgpt::Progress::Mode::live : microgpt::Progress::Mode::periodic;
-      if (threads_wait(o) || (o.resume_path && o.engine.threads > 1)) prefer_passive_openmp(argv);
       // MPI starts only when mpirun started this process with others.
       if (microgpt::launched_process_count() > 1) {
         group = microgpt::join_launched_group();
@@ -104,7 +83,6 @@ int run(int argc, char** argv) {
       microgpt::run_embed(cl.embed, std::cout);
       return 0;
     case Command::compare:
-      if (threads_wait(cl.compare.base)) prefer_passive_openmp(argv);
       microgpt::run_compare(cl.compare, std::cout, &std::cerr);
       return 0;
     case Command::serve:

@@ -1,10 +1,5 @@
 #include "fast/fast_model.h"
 
-#include <omp.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -53,35 +48,6 @@ struct FastModel::Packed {
 
 namespace {
 
-// Denormal floats flushed to zero while the fast engine runs: a moment of Adam that decays
-// towards zero would otherwise make every operation on it a hundred times slower. The
-// caller's mode is restored afterwards (the reference engine must keep IEEE behaviour).
-class FlushDenormals {
- public:
-#if defined(__x86_64__) || defined(__i386__)
-  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // MXCSR's FTZ | DAZ
-  ~FlushDenormals() { _mm_setcsr(saved_); }
-#elif defined(__aarch64__)
-  FlushDenormals() : saved_(fpcr()) { set_fpcr(saved_ | (uint64_t{1} << 24)); }  // FPCR's FZ
-  ~FlushDenormals() { set_fpcr(saved_); }
-#else
-  FlushDenormals() = default;  // elsewhere denormals keep their IEEE meaning (and cost)
-#endif
-  FlushDenormals(const FlushDenormals&) = delete;
-  FlushDenormals& operator=(const FlushDenormals&) = delete;
-
- private:
-#if defined(__aarch64__)
-  static uint64_t fpcr() {
-    uint64_t v;
-    asm volatile("mrs %0, fpcr" : "=r"(v));
-    return v;
-  }
-  static void set_fpcr(uint64_t v) { asm volatile("msr fpcr, %0" : : "r"(v)); }
-#endif
-  [[maybe_unused]] uint64_t saved_ = 0;
-};
-
 // fn(offset, count) for each run of consecutive fixed weights (model/inputs.h): a whole
 // block at once when it spans its tensor's every column.
 template <class Fn>
@@ -95,21 +61,6 @@ void for_fixed(const std::vector<FixedBlock>& blocks, Fn&& fn) {
   }
 }
 
-// fn(t) for t = 0..n-1, each on its own thread when n > 1 (one OpenMP region).
-template <class Fn>
-void run_parallel(int64_t n, Fn&& fn) {
-  if (n == 1) {
-    FlushDenormals flush;
-    fn(int64_t{0});
-    return;
-  }
-#pragma omp parallel num_threads(static_cast<int>(n))
-  {
-    FlushDenormals flush;
-    fn(static_cast<int64_t>(omp_get_thread_num()));
-  }
-}
-
 }  // namespace
 
 FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t threads, int64_t max_batch_docs,
@@ -119,6 +70,7 @@ FastModel::FastModel(const ModelConfig& model, const TrainConfig& train, int64_t
       layout_(model),
       k_(kernels),
       threads_(kernels.on_device ? 1 : std::max<int64_t>(1, threads)),
+      pool_(std::make_unique<TaskPool>(threads_)),
       max_rows_(std::max<int64_t>(1, max_batch_docs) * model.block_size),
       params_(kernels, layout_.total()),
       optimizer_part_(optimizer_part.size() > 0 ? optimizer_part : ParamRange{0, layout_.total()}),
@@ -284,6 +236,11 @@ void FastModel::prepare(std::span<const DocRef> docs, Packed& b) const {
 
 int64_t FastModel::threads_for(const Packed& b) const { return std::min(threads_, b.docs()); }
 
+// Slices of whole cache lines, four per thread so that threads that come free take up
+// the work of one that lost its core (the sums are element by element: the slices do not
+// change them); small models need no threads.
+int64_t FastModel::slices(int64_t params) const { return params >= 65536 && threads_ > 1 ? 4 * threads_ : 1; }
+
 FastModel::Range FastModel::docs_of_thread(const Packed& b, int64_t thread, int64_t n_threads) const {
   const DocRange d = batch_part(b.doc_start, thread, n_threads);
   return Range{d.begin, d.end};
@@ -403,7 +360,7 @@ LossSum FastModel::forward_backward(std::span<const DocRef> batch, int64_t loss_
     forward(b, docs, rows, Pass::kTrain, t);
     backward(docs, rows, dloss, t);
   };
-  if (nt > 0) run_parallel(nt, work);  // a process's share may be empty
+  if (nt > 0) pool_->run(nt, work);  // a process's share may be empty
   k_.download(doc_losses_.data(), doc_loss_.get(), b.docs() * static_cast<int64_t>(sizeof(double)));
   LossSum out;
   for (double l : doc_losses_) out.sum += l;
@@ -415,8 +372,8 @@ std::span<float> FastModel::combined_gradient() {
   if (k_.on_device) throw Error("a device model's gradient stays on the device: it trains in one process");
   const int64_t P = layout_.total();
   if (grads_.size() > 1 && !combined_) {
-    const int64_t nt = P >= 65536 ? threads_ : 1;
-    run_parallel(nt, [&](int64_t t) {
+    const int64_t nt = slices(P);
+    pool_->run(nt, [&](int64_t t) {
       const ParamRange r = param_part(P, t, nt);
       float* g0 = grads_[0].floats();
       for (size_t k = 1; k < grads_.size(); k++) {
@@ -439,8 +396,7 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
   const float shrink = static_cast<float>(1.0 - static_cast<double>(lr) * train_.weight_decay);
   const ParamRange part = optimizer_part_;
   const int64_t P = part.size();
-  // Slices of whole cache lines, one per thread; small models need no threads.
-  const int64_t nt = P >= 65536 ? threads_ : 1;
+  const int64_t nt = slices(P);
   // After combined_gradient(), the first buffer holds the whole sum.
   const size_t n_grads = combined_ ? 1 : grads_.size();
   std::vector<int64_t> nonfinite(static_cast<size_t>(nt), 0);
@@ -462,7 +418,7 @@ bool FastModel::adam_step(int64_t step, int64_t total_steps) {
                        static_cast<float>(train_.eps), bias1, bias2, shrink);
     if (averaging()) k_.average_update(average_.device() + a, params_.device() + a, n, decay);
   };
-  run_parallel(nt, work);
+  pool_->run(nt, work);
   if (averaging()) {  // the average of a constant, exactly
     for_fixed(fixed_, [&](int64_t at, int64_t n) { k_.copy(average_.device() + at, params_.device() + at, n); });
   }
@@ -525,7 +481,7 @@ LossSum FastModel::evaluate(std::span<const DocRef> docs) {
       const Range r{b.doc_start[static_cast<size_t>(d.begin)], b.doc_start[static_cast<size_t>(d.end)]};
       forward(b, d, r, Pass::kEvaluate, t);
     };
-    run_parallel(nt, work);
+    pool_->run(nt, work);
     k_.download(losses.data() + i, doc_loss_.get(), b.docs() * static_cast<int64_t>(sizeof(double)));
     tokens += b.rows();
     i = j;
@@ -541,7 +497,7 @@ std::vector<std::vector<float>> FastModel::logits(DocRef doc) {
   Packed& b = *batch_;
   prepare(std::span<const DocRef>(&doc, 1), b);
   stage(b);
-  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, b.rows()}, Pass::kLogits, 0); });
+  pool_->run(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, b.rows()}, Pass::kLogits, 0); });
   std::vector<std::vector<float>> out;
   const int64_t V = config_.vocab_size;
   const std::vector<float> all = read(logits_, b.rows() * V);
@@ -566,7 +522,7 @@ std::vector<double> FastModel::next(Token token, double temperature) {
   b.positions.push_back(static_cast<int32_t>(pos));
   b.doc_start = {0, pos + 1};
   stage(b);
-  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, Pass::kIncremental, 0); });
+  pool_->run(1, [&](int64_t) { forward(b, Range{0, 1}, Range{pos, pos + 1}, Pass::kIncremental, 0); });
   return next_of_row(pos, temperature);
 }
 
@@ -580,7 +536,7 @@ std::vector<double> FastModel::next_window(std::span<const Token> window, double
   for (int64_t t = 0; t < n; t++) b.positions[static_cast<size_t>(t)] = static_cast<int32_t>(t);
   b.doc_start = {0, n};
   stage(b);
-  run_parallel(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, n}, Pass::kLogits, 0); });
+  pool_->run(1, [&](int64_t) { forward(b, Range{0, 1}, Range{0, n}, Pass::kLogits, 0); });
   return next_of_row(n - 1, temperature);
 }
 

@@ -3,12 +3,13 @@
 // buffer laid out by ParamLayout, exactly as the reference engine orders them), their
 // gradients (one buffer per thread), Adam's m and v, and the activations.
 //
-// Threads split a batch by documents (each thread runs forward and backward on its
-// documents' rows, with its own gradient buffer; data/dataset.h's batch_part says where
-// the cuts fall) and then the parameters (each thread sums the gradient buffers and runs
-// Adam on its share). One OpenMP parallel region per pass; gradients are always summed in
-// thread order, so a run is repeatable for a given thread count, and losses are summed
-// document by document in batch order, so they do not depend on it.
+// Threads split a batch by documents (one task per thread runs forward and backward on
+// its share of the documents' rows, with the share's own gradient buffer; data/dataset.h's
+// batch_part says where the cuts fall) and then the parameters (each task sums the
+// gradient buffers and runs Adam on its slice). A pass is one job of the engine's thread
+// pool (fast/task_pool.h), whose threads take its tasks as they come free; gradients are
+// always summed in share order, so a run is repeatable for a given thread count, and
+// losses are summed document by document in batch order, so they do not depend on it.
 //
 // For a run spread over processes (train/data_parallel.h): forward_backward takes one
 // process's share of a step's batch, combined_gradient() gives its gradient to be summed
@@ -38,6 +39,7 @@
 #include "core/python_random.h"
 #include "data/dataset.h"
 #include "fast/kernels.h"
+#include "fast/task_pool.h"
 #include "model/config.h"
 #include "model/inputs.h"
 
@@ -209,12 +211,15 @@ class FastModel {
   // Adds the gradient of dloss * (loss sum of those rows) into thread `thread`'s buffer.
   void backward(Range docs, Range rows, float dloss, int64_t thread);
   int64_t threads_for(const Packed& b) const;
+  // How many tasks sum the gradients or run Adam over this many parameters.
+  int64_t slices(int64_t params) const;
 
   ModelConfig config_;
   TrainConfig train_;
   ParamLayout layout_;
   const Kernels& k_;
   int64_t threads_;
+  std::unique_ptr<TaskPool> pool_;  // threads_ threads, the caller's among them
   int64_t max_rows_;  // activations are sized for this many rows
 
   // A buffer of the kernels' memory, with its host copy when that memory is a device's.

@@ -65,7 +65,7 @@ int microgpt_mpi_init(int64_t* rank, int64_t* size) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
-    // Only the main thread calls MPI, outside the engine's OpenMP regions.
+    // Only the main thread calls MPI, outside the engine's jobs of tasks.
     int provided = 0;
     const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
     if (rc != MPI_SUCCESS) return rc;

@@ -645,12 +645,13 @@ document.getElementById('snapshot').addEventListener('input', () => now(drawSnap
 
 // ---- The events of every run, from the first ---------------------------------------
 
-// Redrawing waits: the views are drawn together every 180 ms while events come (five
-// and a half times a second), once however many events came meanwhile (a page that
-// replays a long history draws it once), and only while its section is on the screen
-// (else when it comes into view), so that watching takes little from the training it
-// watches.
-const FRAME_MS = 180;
+// Redrawing waits: the views are drawn together once for the events that came meanwhile
+// (a page that replays a long history draws it once), and only while their section is
+// on the screen (else when it comes into view), so that watching takes little from the
+// training it watches. The server writes the events 180 ms apart at the least (five and
+// a half times a second), and the page draws each write as it comes: one wake-up a frame.
+// FRAME_MS is the least time between two frames whatever the writes.
+const FRAME_MS = 150;
 const waiting = new Set();
 let drawing = false;  // a frame that draws what waits is due
 let drawn = -Infinity;  // when the last frame drew
@@ -665,7 +666,7 @@ function later(draw, section) {
   if (drawing) return;
   drawing = true;
   // one frame draws every view that waits (the browser paints once, not once per view),
-  // FRAME_MS after the last one drew: a steady pace, whenever the events come
+  // no sooner than FRAME_MS after the last one drew
   setTimeout(() => requestAnimationFrame(() => {
     drawing = false;
     drawn = performance.now();

@@ -18,32 +18,16 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
 const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
+const { cpuSeconds, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
+const option = (name, fallback) => optionOf(args, name, fallback);
 const binaries = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--')));
 const runs = Number(option('runs', 4));
 const blank = option('page', 'full') === 'blank';
-const request = {
-  preset: option('preset', 'makemore'),
-  steps: Number(option('steps', 1000)),
-  snapshot_every: Number(option('snapshot-every', 50)),
-  name: 'bench',
-};
+const request = runRequest(args);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function cpuSeconds(path) {
-  try {
-    const fields = readFileSync(path, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime in ticks
-  } catch {
-    return 0;  // ended meanwhile
-  }
-}
 // Every chromium thread now: "pid/tid" -> {key: "process-type thread-name", seconds}.
 function browserThreads() {
   const threads = new Map();

@@ -17,24 +17,17 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
 const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
+const { cpuSeconds, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
 const binary = args[0];
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i > 0 ? args[i + 1] : fallback;
-};
+const option = (name, fallback) => optionOf(args, name, fallback);
 const runs = Number(option('runs', 5));
 // --page blank: instead of the page, a page that reads the events and draws nothing
 // (what merely receiving them costs, the least any page could cost).
 const blank = option('page', 'full') === 'blank';
-const request = {
-  preset: option('preset', 'makemore'),
-  steps: Number(option('steps', 1000)),
-  snapshot_every: Number(option('snapshot-every', 50)),
-  name: 'bench',
-};
+const request = runRequest(args);
 
 const dir = mkdtempSync(join(tmpdir(), 'microgpt-bench-'));
 // Each pair of runs has a server of its own: a server keeps every run's events, which a
@@ -45,20 +38,11 @@ const api = async (path, body) => (await fetch(base + path.slice(1), body === un
 })).json();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// CPU seconds (user + system) that processes have used: the server's, and the
-// browser's (every chromium process), read from /proc.
-function cpuSeconds(pid) {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime in ticks
-  } catch {
-    return 0;  // a process that ended meanwhile
-  }
-}
-// The server's threads' CPU seconds, by thread id.
+// CPU seconds that processes have used: the server's, and the browser's (every
+// chromium process). The server's threads' CPU seconds, by thread id:
 function threadSeconds(pid) {
   const seconds = new Map();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) seconds.set(tid, cpuSeconds(`${pid}/task/${tid}`));
+  for (const tid of readdirSync(`/proc/${pid}/task`)) seconds.set(tid, cpuSeconds(`/proc/${pid}/task/${tid}/stat`));
   return seconds;
 }
 // Each chromium process's CPU seconds, by pid.
@@ -66,7 +50,7 @@ function browserSeconds() {
   const seconds = new Map();
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
-      if (/chrom/.test(readFileSync(`/proc/${pid}/comm`, 'utf8'))) seconds.set(pid, cpuSeconds(pid));
+      if (/chrom/.test(readFileSync(`/proc/${pid}/comm`, 'utf8'))) seconds.set(pid, cpuSeconds(`/proc/${pid}/stat`));
     } catch { /* ended */ }
   }
   return seconds;
@@ -80,7 +64,7 @@ function browserUsed(before, after) {
 }
 
 async function timedRun(run, cpu) {
-  const server0 = cpuSeconds(server.pid), browser0 = browserSeconds(), threads0 = threadSeconds(server.pid);
+  const server0 = cpuSeconds(`/proc/${server.pid}/stat`), browser0 = browserSeconds(), threads0 = threadSeconds(server.pid);
   const start = performance.now();
   const answer = await api('/api/train', run);
   if (!answer.started) throw new Error(JSON.stringify(answer));
@@ -93,7 +77,7 @@ async function timedRun(run, cpu) {
   }
   const seconds = (performance.now() - start) / 1000;
   if (cpu) {
-    cpu.server.push(cpuSeconds(server.pid) - server0);
+    cpu.server.push(cpuSeconds(`/proc/${server.pid}/stat`) - server0);
     cpu.browser.push(browserUsed(browser0, browserSeconds()));
     // the busiest thread: the training (with --threads 1, the only one)
     cpu.training.push(Math.max(...[...threads].map(([tid, t]) => t - (threads0.get(tid) ?? 0))));

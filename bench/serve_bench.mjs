@@ -1,0 +1,30 @@
+// What bench/serve_overhead.mjs and bench/browser_cpu.mjs share: their options, the run
+// they ask the server for, and CPU times read from /proc.
+import { readFileSync } from 'node:fs';
+
+// `--name value` from the command line's arguments, or the fallback.
+export function option(args, name, fallback) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+}
+
+// The run both measure (POST /api/train): --preset, --steps and --snapshot-every.
+export function runRequest(args) {
+  return {
+    preset: option(args, 'preset', 'makemore'),
+    steps: Number(option(args, 'steps', 1000)),
+    snapshot_every: Number(option(args, 'snapshot-every', 50)),
+    name: 'bench',
+  };
+}
+
+// CPU seconds (user + system) a process or thread has used: /proc/PID/stat or
+// /proc/PID/task/TID/stat; 0 for one that ended meanwhile.
+export function cpuSeconds(statPath) {
+  try {
+    const fields = readFileSync(statPath, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime in ticks
+  } catch {
+    return 0;
+  }
+}

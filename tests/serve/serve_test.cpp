@@ -1,9 +1,14 @@
 // `microgpt serve` (src/serve): the JSON API answered as the command-line tool answers
 // (the same names as `microgpt sample` for the same seed), its errors, and the server
 // itself over HTTP: the page and its files, nothing fetched from elsewhere, Ctrl-C.
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <sstream>
 #include <string>
@@ -466,6 +471,77 @@ TEST(Serve, ALongRunFromThePageKeepsFiveHundredSnapshots) {
   ASSERT_EQ(steps.size(), 401u);
   for (size_t i = 0; i < steps.size(); i++) ASSERT_EQ(steps[i], static_cast<int64_t>(3 * i));
   EXPECT_EQ(testing::read_jsonl(dir.file("many.snapshots.jsonl")).size(), 401u);
+}
+
+// /api/events read off a plain socket until `until` is in it (httplib's client hands
+// over what each read brings, not the server's chunks): the text, and when each HTTP
+// chunk (each write of the server) began to come, in seconds from the request.
+struct ChunkedStream {
+  std::string text;
+  std::vector<double> chunk_at;
+};
+ChunkedStream read_chunks(int port, const std::string& until) {
+  ChunkedStream out;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval timeout{60, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const auto asked = std::chrono::steady_clock::now();
+  const std::string request = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+      ::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+    ::close(fd);
+    return out;
+  }
+  std::string buffer;
+  size_t at = std::string::npos;  // where the chunks begin, once the headers are read
+  char data[65536];
+  while (out.text.find(until) == std::string::npos) {
+    const ssize_t n = ::recv(fd, data, sizeof data, 0);
+    if (n <= 0) break;
+    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
+    buffer.append(data, static_cast<size_t>(n));
+    if (at == std::string::npos) {
+      const size_t headers = buffer.find("\r\n\r\n");
+      if (headers == std::string::npos) continue;
+      at = headers + 4;
+    }
+    // every whole chunk: its size in hexadecimal, a line break, the data, a line break
+    for (size_t line; (line = buffer.find("\r\n", at)) != std::string::npos;) {
+      const size_t size = std::stoul(buffer.substr(at, line - at), nullptr, 16);
+      if (buffer.size() < line + 2 + size + 2) break;
+      out.chunk_at.push_back(now);
+      out.text += buffer.substr(line + 2, size);
+      at = line + 2 + size + 2;
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+// The event stream is written 180 ms apart at the least, whatever a run sends (here a
+// snapshot every few steps, and steps all the time): what comes meanwhile goes out with
+// the next write, one HTTP chunk, and the page draws once a write. Each write is read
+// after it was made, and the first after the request, so the k-th chunk read comes
+// 180 ms for each one before it after the request, however late the reads.
+TEST(Serve, TheEventStreamIsWrittenAtMostEvery180Milliseconds) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+  httplib::Client client("127.0.0.1", server.port());
+  ASSERT_TRUE(starts_run(client, R"({"steps": 1200, "batch_size": 4, "snapshot_every": 1, "name": "paced"})"));
+  const ChunkedStream stream = read_chunks(server.port(), "event: finished\n");
+  ASSERT_NE(stream.text.find("event: finished\n"), std::string::npos) << stream.text.substr(0, 200);
+  size_t events = 0;
+  for (size_t at = 0; (at = stream.text.find("event: ", at)) != std::string::npos; at++) events++;
+  ASSERT_GE(stream.chunk_at.size(), 2u);
+  EXPECT_GT(events, 2 * stream.chunk_at.size());  // written together, not one by one
+  for (size_t k = 1; k < stream.chunk_at.size(); k++) {
+    ASSERT_GE(stream.chunk_at[k], 0.18 * static_cast<double>(k)) << "chunk " << k << " of " << stream.chunk_at.size();
+  }
 }
 
 // The preset microgpt on the reference engine, nothing held out: microgpt.py's run (the

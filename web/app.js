@@ -129,9 +129,9 @@ function strips(positions) {
 function heatmap(rows, labels, title) {
   const T = rows.length, cell = 16, pad = 40;  // room for the <BOS> label
   const svg = svgElement('svg', { width: pad + T * cell, height: pad + T * cell + 14, role: 'img' });
-  const caption = svgElement('text', { x: 0, y: 10, 'font-size': 10 });
-  caption.textContent = title;
-  svg.append(caption);
+  const head = svgElement('text', { x: 0, y: 10, 'font-size': 10 });
+  head.textContent = title;
+  svg.append(head);
   rows.forEach((row, t) => row.forEach((w, u) => {
     const gray = Math.round(255 * (1 - w));
     const r = svgElement('rect', { x: pad + u * cell, y: 14 + t * cell, width: cell - 1, height: cell - 1, fill: `rgb(${gray},${gray},${gray})` });
@@ -206,11 +206,13 @@ function newRun(total) {
 }
 let run = newRun(0);
 
-// The canvas of this size in the element `id`, cleared, or a new one put there. A view
-// redrawn five times a second draws on the same canvas rather than making a new one
-// (which the browser would lay out, allocate and composite anew each time).
-function canvasIn(id, width, height) {
-  const holder = document.getElementById(id);
+// The canvas of this size in the element `holder` (or the element of that id), cleared,
+// or a new one put there. A view redrawn five times a second draws on the same canvas
+// rather than making a new one (which the browser would lay out, allocate and composite
+// anew each time), and draws on a canvas rather than in SVG: a plot of SVG elements
+// costs the browser style, layout and paint for each of them, each frame.
+function canvasIn(holder, width, height) {
+  if (typeof holder === 'string') holder = document.getElementById(holder);
   let canvas = holder.firstElementChild;
   if (!canvas || canvas.tagName !== 'CANVAS' || canvas.width !== width || canvas.height !== height) {
     canvas = document.createElement('canvas');
@@ -220,7 +222,34 @@ function canvasIn(id, width, height) {
   }
   const g = canvas.getContext('2d');
   g.clearRect(0, 0, width, height);
+  canvas.drawn = { curves: [], labels: [], caption: '' };
   return [canvas, g];
+}
+
+// A new canvas of this size (for views drawn once, not as a run goes).
+function newCanvas(width, height) {
+  return canvasIn(document.createElement('div'), width, height)[0];
+}
+
+// A plot's curve through [x, y] pixel points, and its caption. Each canvas keeps what was
+// drawn on it since it was cleared in `canvas.drawn` (the curves' lengths, the labels and
+// where they are, the caption), for hovering and for the tests.
+function curve(canvas, points, color, width = 2) {
+  const g = canvas.getContext('2d');
+  g.strokeStyle = color;
+  g.lineWidth = width;
+  g.beginPath();
+  for (const [x, y] of points) g.lineTo(x, y);
+  g.stroke();
+  canvas.drawn.curves.push(points.length);
+}
+function caption(canvas, text, x) {
+  const g = canvas.getContext('2d');
+  g.font = '10px sans-serif';
+  g.fillStyle = '#222';
+  g.textAlign = 'start';
+  g.fillText(text, x, 12);
+  canvas.drawn.caption = text;
 }
 
 // The loss chart, in pixels: its plot is what the pad leaves of its width, a column a pixel.
@@ -484,24 +513,39 @@ function analyse(r) {
   });
 }
 
-function scatter(points, labels, colors, path) {
-  const size = 300, pad = 34;  // room for labels such as 0:<BOS> at the edges
+// Points on a square canvas (a snapshot's tokens, positions, sums) on their principal
+// axes, each drawn as its label, in its colour; `path` joins them in order.
+const SCATTER = 300;
+function scatter(canvas, points, labels, colors, path) {
+  const size = SCATTER, pad = 34;  // room for labels such as 0:<BOS> at the edges
   const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
   const span = Math.max(1e-9, ...xs.map(Math.abs), ...ys.map(Math.abs));
   const at = (p) => [size / 2 + (size / 2 - pad) * p[0] / span, size / 2 - (size / 2 - pad) * p[1] / span];
-  const svg = svgElement('svg', { width: size, height: size, role: 'img' });
-  if (path) {
-    svg.append(svgElement('polyline', { points: points.map((p) => at(p).join(',')).join(' '), fill: 'none', stroke: '#999' }));
-  }
+  if (path) curve(canvas, points.map(at), '#999', 1);
+  const g = canvas.getContext('2d');
+  g.font = '12px sans-serif';
+  g.textAlign = 'center';
   points.forEach((p, i) => {
     if (labels[i] === '') return;  // a point on the path without a label of its own
     const [x, y] = at(p);
-    const t = svgElement('text', { x, y, 'font-size': 12, fill: colors[i], 'text-anchor': 'middle' });
-    t.textContent = labels[i];
-    t.dataset.index = i;
-    svg.append(t);
+    g.fillStyle = colors[i];
+    g.fillText(labels[i], x, y);
+    canvas.drawn.labels.push({ text: labels[i], x, y, color: colors[i], index: i });
   });
-  return svg;
+  return canvas;
+}
+
+// The label drawn nearest to where the mouse is on a scatter's canvas, within 10 pixels
+// of its middle, or null.
+function labelAt(canvas, event) {
+  const box = canvas.getBoundingClientRect();
+  const x = event.clientX - box.left, y = event.clientY - box.top;
+  let nearest = null, best = 10 * 10;
+  for (const label of canvas.drawn.labels) {
+    const d = (label.x - x) ** 2 + (label.y - 4 - y) ** 2;
+    if (d < best) [nearest, best] = [label, d];
+  }
+  return nearest;
 }
 
 function tokenLabels(r, s) {
@@ -509,18 +553,18 @@ function tokenLabels(r, s) {
 }
 
 // A snapshot's tokens on its principal axes, vowels red and consonants blue.
-function tokenScatter(r, s) {
+function tokenScatter(canvas, r, s) {
   const labels = tokenLabels(r, s);
-  return scatter(s.tokenPoints, labels, labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777'), false);
+  return scatter(canvas, s.tokenPoints, labels, labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777'), false);
 }
 
 // A snapshot's positions on their principal axes, joined in order; a long context's
 // labelled every so often (at most 64 labels and the last: a thousand would hide the
-// path, and take the page 15 ms a redraw to lay out).
-function positionScatter(s) {
+// path).
+function positionScatter(canvas, s) {
   const n = s.positionPoints.length, every = Math.ceil(n / 64);
   const labels = s.positionPoints.map((_, p) => (p % every === 0 || p === n - 1 ? String(p) : ''));
-  return scatter(s.positionPoints, labels, s.positionPoints.map(() => '#444'), true);
+  return scatter(canvas, s.positionPoints, labels, s.positionPoints.map(() => '#444'), true);
 }
 
 function drawSnapshot() {
@@ -530,39 +574,54 @@ function drawSnapshot() {
   if (!s) return;
   document.getElementById('snapshot-step').textContent = `step ${s.step}`;
   const labels = tokenLabels(run, s);
-  const tokens = tokenScatter(run, s);
-  tokens.addEventListener('mouseover', (event) => {
-    const i = event.target.dataset && event.target.dataset.index;
-    if (i === undefined) return;
-    const near = s.wte.map((row, j) => [j, cosine(s.wte[i], row)]).filter(([j]) => j !== Number(i))
-      .sort((a, b) => b[1] - a[1]).slice(0, 5);
-    document.getElementById('neighbours').textContent = `nearest to ${labels[i]}: ` +
-      near.map(([j, c]) => `${labels[j]} ${c.toFixed(2)}`).join(', ');
-  });
-  const positions = positionScatter(s);
-  document.getElementById('pca').replaceChildren(tokens, positions);
-  document.getElementById('similarity').replaceChildren(similarityChart());
-  document.getElementById('follow-chart').replaceChildren(followChart());
-  document.getElementById('sums').replaceChildren(sumsPath(s));
-  cosineHeatmap(s, labels);
+  const views = {
+    'pca': () => {
+      const [tokens] = canvasIn('pca-tokens', SCATTER, SCATTER);
+      tokenScatter(tokens, run, s);
+      tokens.onmousemove = (event) => {
+        const label = labelAt(tokens, event);
+        if (label === null) return;
+        const i = label.index;
+        const near = s.wte.map((row, j) => [j, cosine(s.wte[i], row)]).filter(([j]) => j !== i)
+          .sort((a, b) => b[1] - a[1]).slice(0, 5);
+        document.getElementById('neighbours').textContent = `nearest to ${labels[i]}: ` +
+          near.map(([j, c]) => `${labels[j]} ${c.toFixed(2)}`).join(', ');
+      };
+      positionScatter(canvasIn('pca-positions', SCATTER, SCATTER)[0], s);
+    },
+    'similarity': () => similarityChart(canvasIn('similarity', 640, 160)[0]),
+    'sums': () => sumsPath(s),
+    'follow-chart': () => followChart(canvasIn('follow-chart', 640, 160)[0]),
+    'heatmap': () => cosineHeatmap(s, labels),
+  };
+  // each view drawn if it is on the screen, else when it comes into view; its element
+  // says which snapshot it shows (`step`)
+  for (const [id, draw] of Object.entries(views)) {
+    onScreen(id, () => {
+      draw();
+      document.getElementById(id).step = s.step;
+    });
+  }
 }
 
 // wte[token] + wpe[position] for <BOS> + a word (a text model: the word alone), each
 // position's sum on the snapshot's token axes (around the tokens' mean), joined in order.
 function sumsPath(s) {
+  const holder = document.getElementById('sums');
   const bos = s.wte.length > run.vocab.length ? run.vocab.length : -1;
   const ids = [...(bos >= 0 ? [bos] : []), ...[...document.getElementById('receives').value].map((c) => run.vocab.indexOf(c))];
   if (ids.some((id) => id < 0) || ids.length > s.wpe.length) {
     const note = document.createElement('p');
     note.className = 'note';
     note.textContent = 'every character must be in the vocabulary, and the word within the context';
-    return note;
+    holder.replaceChildren(note);
+    return;
   }
   const mean = s.wte[0].map((_, j) => s.wte.reduce((t, r) => t + r[j], 0) / s.wte.length);
   const sums = ids.map((id, p) => s.wte[id].map((v, j) => v + s.wpe[p][j] - mean[j]));
   const points = project(sums, s.tokenAxes);
   const labels = ids.map((id, p) => `${p}:${id === bos ? '<BOS>' : run.vocab[id]}`);
-  return scatter(points, labels, labels.map(() => '#444'), true);
+  scatter(canvasIn(holder, SCATTER, SCATTER)[0], points, labels, labels.map(() => '#444'), true);
 }
 
 // Every pair of tokens' cosine similarity at a snapshot (blue -1, white 0, red 1), on a
@@ -598,47 +657,35 @@ function cosineHeatmap(s, labels) {
 
 // The followed token's cosine similarity to its 5 nearest neighbours of the last
 // snapshot, at every snapshot: how the neighbourhood formed.
-function followChart() {
-  const width = 640, height = 160, pad = 30;
-  const svg = svgElement('svg', { width, height, role: 'img' });
+function followChart(canvas) {
+  const width = canvas.width, height = canvas.height, pad = 30;
   const id = run.vocab.indexOf(document.getElementById('follow').value);
   const last = run.snapshots[run.snapshots.length - 1];
-  if (id < 0 || !last) return svg;
+  if (id < 0 || !last) return;
   const near = last.wte.map((row, j) => [j, cosine(last.wte[id], row)]).filter(([j]) => j !== id)
     .sort((a, b) => b[1] - a[1]).slice(0, 5).map(([j]) => j);
   const palette = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e'];
   const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, last.step);
   const y = (c) => height - pad - (height - 2 * pad) * (c + 1) / 2;
-  near.forEach((j, k) => {
-    const points = run.snapshots.map((s) => `${x(s.step).toFixed(1)},${y(cosine(s.wte[id], s.wte[j])).toFixed(1)}`);
-    svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: palette[k], 'stroke-width': 2 }));
-  });
-  const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
-  legend.textContent = `cosine similarity of ${run.vocab[id]} to ` +
-    near.map((j, k) => `${run.vocab[j] === undefined ? '<BOS>' : run.vocab[j]} (${['green', 'orange', 'purple', 'pink', 'olive'][k]})`).join(', ');
-  svg.append(legend);
-  return svg;
+  near.forEach((j, k) => curve(canvas, run.snapshots.map((s) => [x(s.step), y(cosine(s.wte[id], s.wte[j]))]), palette[k]));
+  caption(canvas, `cosine similarity of ${run.vocab[id]} to ` +
+    near.map((j, k) => `${run.vocab[j] === undefined ? '<BOS>' : run.vocab[j]} (${['green', 'orange', 'purple', 'pink', 'olive'][k]})`).join(', '), pad);
 }
 
 document.getElementById('follow').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
 document.getElementById('receives').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
 
-function similarityChart(r = run, width = 640) {
-  const height = 160, pad = 30;
-  const svg = svgElement('svg', { width, height, role: 'img' });
+function similarityChart(canvas, r = run) {
+  const width = canvas.width, height = canvas.height, pad = 30;
   const last = r.snapshots[r.snapshots.length - 1];
   const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, last.step);
   const y = (c) => height - pad - (height - 2 * pad) * (c + 1) / 2;
   for (const [key, color] of [['vowels', '#b2182b'], ['consonants', '#2166ac'], ['across', '#777']]) {
-    const points = r.snapshots.filter((s) => Number.isFinite(s.similarity[key]))
-      .map((s) => `${x(s.step).toFixed(1)},${y(s.similarity[key]).toFixed(1)}`);
-    svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
+    curve(canvas, r.snapshots.filter((s) => Number.isFinite(s.similarity[key])).map((s) => [x(s.step), y(s.similarity[key])]), color);
   }
-  const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
-  legend.textContent = width < 500 ? 'cosine: vowels (red), consonants (blue), across (gray)'
-    : 'mean cosine similarity (-1 to 1): within vowels (red), within consonants (blue), across (gray)';
-  svg.append(legend);
-  return svg;
+  caption(canvas, width < 500 ? 'cosine: vowels (red), consonants (blue), across (gray)'
+    : 'mean cosine similarity (-1 to 1): within vowels (red), within consonants (blue), across (gray)', pad);
+  return canvas;
 }
 
 document.getElementById('snapshot').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
@@ -647,7 +694,8 @@ document.getElementById('snapshot').addEventListener('input', () => now(drawSnap
 
 // Redrawing waits: the views are drawn together once for the events that came meanwhile
 // (a page that replays a long history draws it once), and only while their section is
-// on the screen (else when it comes into view), so that watching takes little from the
+// on the screen (else when it comes into view; and the Embeddings section's views each
+// only while it is on the screen itself), so that watching takes little from the
 // training it watches. The server writes the events 180 ms apart at the least (five and
 // a half times a second), and the page draws each write as it comes: one wake-up a frame.
 // FRAME_MS is the least time between two frames whatever the writes.
@@ -656,7 +704,7 @@ const waiting = new Set();
 let drawing = false;  // a frame that draws what waits is due
 let drawn = -Infinity;  // when the last frame drew
 const visible = new Set();
-const hidden = new Map();  // section -> the draw it missed
+const hidden = new Map();  // section or view -> the draw it missed
 function later(draw, section) {
   if (section && !visible.has(section)) {
     hidden.set(section, draw);
@@ -674,6 +722,16 @@ function later(draw, section) {
     waiting.clear();
     for (const d of draws) d();
   }), Math.max(0, drawn + FRAME_MS - performance.now()));
+}
+// Draws a view (of a section being drawn) now if it is on the screen, else when it comes
+// into view.
+function onScreen(view, draw) {
+  if (visible.has(view)) {
+    hidden.delete(view);
+    draw();
+  } else {
+    hidden.set(view, draw);
+  }
 }
 // Draws at once, and cancels the drawing that was waiting (or missed while hidden).
 function now(draw, section) {
@@ -695,7 +753,9 @@ const observer = new IntersectionObserver((entries) => {
     }
   }
 });
-for (const id of ['train', 'embeddings', 'compare']) observer.observe(document.getElementById(id));
+for (const id of ['train', 'embeddings', 'pca', 'similarity', 'sums', 'follow-chart', 'heatmap', 'compare']) {
+  observer.observe(document.getElementById(id));
+}
 
 const events = new EventSource('/api/events');
 events.addEventListener('start', (e) => {
@@ -805,7 +865,7 @@ function drawComparison() {
   analyse(a);
   analyse(b);
   const width = 640, height = 200, pad = 36;
-  const svg = svgElement('svg', { width, height, role: 'img' });
+  const [canvas] = canvasIn('compare-loss', width, height);
   const series = [[a, '#b2182b'], [b, '#2166ac']];
   // each run's smoothed loss at the last step of each of its loss chart's columns
   const folded = series.map(([r]) => foldedSteps(r));
@@ -813,15 +873,11 @@ function drawComparison() {
   if (lo <= hi) {
     const last = Math.max(1, a.total, b.total);
     series.forEach(([, color], i) => {
-      const points = folded[i].columns.filter((column) => Number.isFinite(column.smooth)).map((column) =>
-        `${(pad + (width - 2 * pad) * column.step / last).toFixed(1)},${(height - pad - (height - 2 * pad) * (column.smooth - lo) / Math.max(1e-9, hi - lo)).toFixed(1)}`);
-      svg.append(svgElement('polyline', { points: points.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
+      curve(canvas, folded[i].columns.filter((column) => Number.isFinite(column.smooth)).map((column) =>
+        [pad + (width - 2 * pad) * column.step / last, height - pad - (height - 2 * pad) * (column.smooth - lo) / Math.max(1e-9, hi - lo)]), color);
     });
   }
-  const legend = svgElement('text', { x: pad, y: 12, 'font-size': 10 });
-  legend.textContent = 'smoothed training loss: run A (red), run B (blue)';
-  svg.append(legend);
-  document.getElementById('compare-loss').replaceChildren(svg);
+  caption(canvas, 'smoothed training loss: run A (red), run B (blue)', pad);
   // Each run's snapshot at the shared slider (or its last, when it has fewer), with the
   // views of the Embeddings section.
   const slider = document.getElementById('compare-snapshot');
@@ -833,7 +889,8 @@ function drawComparison() {
     if (!s) return box;
     const title = document.createElement('div');
     title.textContent = `run ${'AB'[k]} at step ${s.step}`;
-    box.append(title, tokenScatter(r, s), positionScatter(s), similarityChart(r, 320));
+    box.append(title, tokenScatter(newCanvas(SCATTER, SCATTER), r, s), positionScatter(newCanvas(SCATTER, SCATTER), s),
+      similarityChart(newCanvas(320, 160), r));
     return box;
   });
   document.getElementById('compare-pca').replaceChildren(...pictures);

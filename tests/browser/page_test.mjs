@@ -109,15 +109,35 @@ try {
   check(inked > 300, `the smoothed curve is drawn (${inked} dark pixels)`);
   check(await page.$eval('#snapshot', (e) => e.max) === '6', 'seven snapshots to replay (steps 0 to 600)');
   check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 600', 'the slider follows the last snapshot');
+  // The Embeddings section's views are drawn only while they are on the screen: the
+  // heatmap, below this window, has not drawn the last snapshot; it does when it is
+  // scrolled into view. `inView` scrolls a view into view and waits until it shows the
+  // snapshot the slider picks. (The views draw on canvases, which keep what they drew
+  // in `canvas.drawn`: the curves' lengths, the labels, the caption.)
+  check(await page.$eval('#heatmap', (e) => e.step) !== 600, 'the heatmap, off the screen, is not drawn');
+  const inView = async (id) => {
+    await page.$eval(`#${id}`, (e) => e.scrollIntoView({ block: 'center' }));
+    await page.waitForFunction((view) => document.getElementById(view).step ===
+      Number(document.getElementById('snapshot-step').textContent.replace('step ', '')), {}, id);
+  };
+  await inView('heatmap');
+  check(true, 'the heatmap is drawn when it comes into view');
   await page.$eval('#snapshot', (e) => { e.value = '0'; e.dispatchEvent(new Event('input')); });
   check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 0', 'the slider replays step 0');
-  const pca = await page.$$eval('#pca svg', (s) => s.map((x) => x.querySelectorAll('text').length));
+  await inView('pca');
+  const pca = await page.$$eval('#pca canvas', (s) => s.map((x) => x.drawn.labels.length));
   check(pca.length === 2 && pca[0] === 28 && pca[1] === 16, `token PCA (28 tokens) and position path (16): ${pca}`);
-  const vowelColor = await page.$$eval('#pca svg:first-child text', (t) => t.find((x) => x.textContent === 'a').getAttribute('fill'));
+  const vowelColor = await page.$eval('#pca-tokens canvas', (c) => c.drawn.labels.find((x) => x.text === 'a').color);
   check(vowelColor === '#b2182b', 'vowels are drawn red');
-  await page.hover('#pca svg:first-child text:nth-of-type(2)');
+  const [hoverX, hoverY] = await page.$eval('#pca-tokens canvas', (c) => {
+    const box = c.getBoundingClientRect(), label = c.drawn.labels[1];
+    return [box.left + label.x, box.top + label.y - 4];
+  });
+  await page.mouse.move(hoverX, hoverY);
   check((await page.$eval('#neighbours', (e) => e.textContent)).startsWith('nearest to '), 'hovering a token lists its neighbours');
-  check((await page.$$eval('#similarity polyline', (p) => p.length)) === 3, 'three similarity curves');
+  await inView('similarity');
+  check((await page.$eval('#similarity canvas', (c) => c.drawn.curves.length)) === 3, 'three similarity curves');
+  await inView('heatmap');
   const heat = await page.$eval('#heatmap canvas', (c) => {
     // the cell of 'a' with itself (row 1, column 1 after '-'): full red
     const d = c.getContext('2d').getImageData(34 + 14 + 7, 34 + 14 + 7, 1, 1).data;
@@ -125,16 +145,19 @@ try {
   });
   check(heat[0] === 34 * 2 + 28 * 14 && heat[1] === 34 + 28 * 14 && heat[2] === 178 && heat[3] === 24 && heat[4] === 43,
     `a cosine heatmap of 28 x 28 tokens, a~a full red: ${heat}`);
-  const sums = await page.$$eval('#sums text', (t) => t.map((x) => x.textContent));
+  await inView('sums');
+  const sums = await page.$eval('#sums canvas', (c) => c.drawn.labels.map((x) => x.text));
   check(sums.join(' ') === '0:<BOS> 1:e 2:m 3:m 4:a', `what the model receives for emma, in order: ${sums}`);
-  const follow = await page.$$eval('#follow-chart polyline', (p) => p.map((x) => x.getAttribute('points').split(' ').length));
+  await inView('follow-chart');
+  const follow = await page.$eval('#follow-chart canvas', (c) => c.drawn.curves);
   check(follow.length === 5 && follow.every((n) => n === 7), `'a' and its 5 neighbours over the 7 snapshots: ${follow}`);
   await page.$eval('#follow', (e) => { e.value = 'e'; e.dispatchEvent(new Event('input')); });
-  check((await page.$eval('#follow-chart text', (t) => t.textContent)).startsWith('cosine similarity of e to'), 'following e');
+  check((await page.$eval('#follow-chart canvas', (c) => c.drawn.caption)).startsWith('cosine similarity of e to'), 'following e');
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('step 600 of 600'));
   check(true, 'the trained model is the page\'s model');
   await shoot('train');
   await page.$eval('#snapshot', (e) => { e.value = e.max; e.dispatchEvent(new Event('input')); });
+  for (const id of ['pca', 'similarity', 'sums', 'follow-chart', 'heatmap']) await inView(id);
   await shoot('embeddings');
 
   // A second run, on the reference engine (one name a step), beside the first.
@@ -159,8 +182,8 @@ try {
   check(options.length === 2 && options[1].includes('reference'), `both runs are offered for comparison: ${options}`);
   check(await page.$eval('#run-a', (e) => e.value) === '0' && await page.$eval('#run-b', (e) => e.value) === '1',
     'run A is the first, run B the second');
-  check((await page.$$eval('#compare-loss polyline', (p) => p.length)) === 2, 'two loss curves overlaid');
-  const views = await page.$$eval('#compare-pca .run-views', (v) => v.map((x) => x.querySelectorAll('svg').length));
+  check((await page.$eval('#compare-loss canvas', (c) => c.drawn.curves.length)) === 2, 'two loss curves overlaid');
+  const views = await page.$$eval('#compare-pca .run-views', (v) => v.map((x) => x.querySelectorAll('canvas').length));
   check(views.length === 2 && views.every((n) => n === 3), `tokens, positions and similarity for each run: ${views}`);
   await page.$eval('#compare-snapshot', (e) => { e.value = '0'; e.dispatchEvent(new Event('input')); });
   const titles = await page.$$eval('#compare-pca .run-views > div', (d) => d.map((x) => x.textContent));

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -269,31 +270,42 @@ class ServerProcess {
   int port_ = 0;
 };
 
-// The server, started as a user starts it, on a free port it prints.
-TEST(Serve, AnswersOverHttpAndStopsOnCtrlC) {
+// The tests of the server as a user runs it: each has a folder of its own (`dir`, the
+// server's --out-dir), and `start(flags)` starts the server in it and a client for it.
+class Serve : public ::testing::Test {
+ protected:
+  void start(const std::string& flags = "") {
+    server.emplace(dir, flags);
+    ASSERT_NE(server->port(), 0) << read_file(dir.file("out")) << read_file(dir.file("err"));
+    client.emplace("127.0.0.1", server->port());
+  }
   TempDir dir;
-  ServerProcess server(dir, "--model '" + model_path() + "'");
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("out")) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
+  std::optional<ServerProcess> server;  // (after `dir`, which it needs until it stops)
+  std::optional<httplib::Client> client;
+};
 
-  auto model = client.Get("/api/model");
+// The server, started as a user starts it, on a free port it prints.
+TEST_F(Serve, AnswersOverHttpAndStopsOnCtrlC) {
+  ASSERT_NO_FATAL_FAILURE(start("--model '" + model_path() + "'"));
+
+  auto model = client->Get("/api/model");
   ASSERT_TRUE(model);
   EXPECT_EQ(model->status, 200);
   EXPECT_EQ(model->get_header_value("Content-Type"), "application/json; charset=utf-8");
   EXPECT_EQ(json::parse(model->body)["num_params"], 4224);
 
-  auto sample = client.Post("/api/sample", R"({"num_samples": 5, "seed": 7})", "application/json");
+  auto sample = client->Post("/api/sample", R"({"num_samples": 5, "seed": 7})", "application/json");
   ASSERT_TRUE(sample);
   EXPECT_EQ(sample->status, 200);
   ModelHost host(1);
   host.load(model_path());
   EXPECT_EQ(json::parse(sample->body), host.sample({{"num_samples", 5}, {"seed", 7}}));
 
-  auto bad = client.Post("/api/sample", "{not json", "application/json");
+  auto bad = client->Post("/api/sample", "{not json", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_TRUE(json::parse(bad->body).contains("error"));
-  auto missing = client.Get("/api/nothing");
+  auto missing = client->Get("/api/nothing");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(json::parse(missing->body)["error"], "no such page: GET /api/nothing");
@@ -301,7 +313,7 @@ TEST(Serve, AnswersOverHttpAndStopsOnCtrlC) {
   // The page and its two files, which load nothing from anywhere else: no address but
   // the SVG namespace's name, which is never fetched.
   for (const char* path : {"/", "/app.js", "/style.css"}) {
-    auto page = client.Get(path);
+    auto page = client->Get(path);
     ASSERT_TRUE(page) << path;
     EXPECT_EQ(page->status, 200) << path;
     EXPECT_FALSE(page->body.empty()) << path;
@@ -313,14 +325,14 @@ TEST(Serve, AnswersOverHttpAndStopsOnCtrlC) {
       EXPECT_EQ(body.find(relative), std::string::npos) << path << ": an address relative to the protocol";
     }
   }
-  EXPECT_NE(client.Get("/")->body.find("<script src=\"/app.js\">"), std::string::npos);
+  EXPECT_NE(client->Get("/")->body.find("<script src=\"/app.js\">"), std::string::npos);
 
   // Ctrl-C: the server stops and exits 0.
-  ASSERT_EQ(::kill(server.pid(), SIGINT), 0);
+  ASSERT_EQ(::kill(server->pid(), SIGINT), 0);
   std::string code;
   for (int i = 0; i < 100 && code.empty(); i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    code = server.exit_code();
+    code = server->exit_code();
   }
   EXPECT_EQ(code, "0\n") << read_file(dir.file("err"));
 }
@@ -355,14 +367,11 @@ std::vector<std::pair<std::string, json>> events_until(int port, const std::stri
   return events;
 }
 
-TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
-  TempDir dir;
-  ServerProcess server(dir);
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
-  ASSERT_TRUE(starts_run(client, R"({"steps": 30, "batch_size": 4, "snapshot_every": 10, "name": "t"})"));
+TEST_F(Serve, TrainsFromThePageAsTheCommandLineTrains) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_TRUE(starts_run(*client, R"({"steps": 30, "batch_size": 4, "snapshot_every": 10, "name": "t"})"));
   // (until the run's model is the server's: its snapshots are written by then)
-  const auto events = events_until(server.port(), "model");
+  const auto events = events_until(server->port(), "model");
   ASSERT_FALSE(events.empty());
   ASSERT_EQ(events.back().first, "model") << events.back().second;
 
@@ -408,7 +417,7 @@ TEST(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   EXPECT_EQ(testing::read_jsonl(dir.file("t.snapshots.jsonl")).size(), 4u);
 
   // The trained model is the page's model now.
-  const json model = json::parse(client.Get("/api/model")->body);
+  const json model = json::parse(client->Get("/api/model")->body);
   EXPECT_EQ(model["step"], 30);
   EXPECT_EQ(model["path"], "./t.safetensors");
   EXPECT_EQ(model["settings"]["batch_size"], 4);
@@ -455,15 +464,12 @@ TEST(ServeTrainer, ALongRunsSnapshotsAreSpacedToFit) {
   }
 }
 
-TEST(Serve, ALongRunFromThePageKeepsFiveHundredSnapshots) {
-  TempDir dir;
-  ServerProcess server(dir);
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
-  ASSERT_TRUE(starts_run(client, R"({"steps": 1200, "batch_size": 1, "snapshot_every": 1, "name": "many"})"));
+TEST_F(Serve, ALongRunFromThePageKeepsFiveHundredSnapshots) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_TRUE(starts_run(*client, R"({"steps": 1200, "batch_size": 1, "snapshot_every": 1, "name": "many"})"));
   std::vector<int64_t> steps;
   int64_t every = 0;
-  for (const auto& [type, data] : events_until(server.port(), "model")) {
+  for (const auto& [type, data] : events_until(server->port(), "model")) {
     if (type == "run") every = data["snapshot_every"].get<int64_t>();
     if (type == "snapshot") steps.push_back(data["step"].get<int64_t>());
   }
@@ -527,13 +533,10 @@ ChunkedStream read_chunks(int port, const std::string& until) {
 // the next write, one HTTP chunk, and the page draws once a write. Each write is read
 // after it was made, and the first after the request, so the k-th chunk read comes
 // 180 ms for each one before it after the request, however late the reads.
-TEST(Serve, TheEventStreamIsWrittenAtMostEvery180Milliseconds) {
-  TempDir dir;
-  ServerProcess server(dir);
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
-  ASSERT_TRUE(starts_run(client, R"({"steps": 1200, "batch_size": 4, "snapshot_every": 1, "name": "paced"})"));
-  const ChunkedStream stream = read_chunks(server.port(), "event: finished\n");
+TEST_F(Serve, TheEventStreamIsWrittenAtMostEvery180Milliseconds) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_TRUE(starts_run(*client, R"({"steps": 1200, "batch_size": 4, "snapshot_every": 1, "name": "paced"})"));
+  const ChunkedStream stream = read_chunks(server->port(), "event: finished\n");
   ASSERT_NE(stream.text.find("event: finished\n"), std::string::npos) << stream.text.substr(0, 200);
   size_t events = 0;
   for (size_t at = 0; (at = stream.text.find("event: ", at)) != std::string::npos; at++) events++;
@@ -546,17 +549,14 @@ TEST(Serve, TheEventStreamIsWrittenAtMostEvery180Milliseconds) {
 
 // The preset microgpt on the reference engine, nothing held out: microgpt.py's run (the
 // command line's defaults, which tests/reference checks against the Python), to the bit.
-TEST(Serve, ThePagesReferenceRunIsMicrogptPys) {
-  TempDir dir;
-  ServerProcess server(dir);
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
+TEST_F(Serve, ThePagesReferenceRunIsMicrogptPys) {
+  ASSERT_NO_FATAL_FAILURE(start());
   const json request = {{"preset", "microgpt"}, {"engine", "reference"}, {"val_frac", 0},
                         {"steps", 25},          {"num_samples", 20},       {"name", "ref"}};
-  ASSERT_TRUE(starts_run(client, request.dump()));
+  ASSERT_TRUE(starts_run(*client, request.dump()));
   std::vector<double> losses;
   std::vector<std::string> samples;
-  for (const auto& [type, d] : events_until(server.port(), "finished")) {
+  for (const auto& [type, d] : events_until(server->port(), "finished")) {
     if (type == "steps") {
       for (const json& step : d["steps"]) losses.push_back(step["loss"].get<double>());
     }
@@ -576,64 +576,58 @@ TEST(Serve, ThePagesReferenceRunIsMicrogptPys) {
   EXPECT_TRUE(load_checkpoint(dir.file("ref.safetensors")).params == load_checkpoint(dir.file("cli.st")).params);
 }
 
-TEST(Serve, TrainsOnTheFileItWasGivenOrTheEmbeddedNames) {
-  TempDir dir;
+TEST_F(Serve, TrainsOnTheFileItWasGivenOrTheEmbeddedNames) {
   testing::write_file(dir.file("few.txt"), "anna\nbob\ncarl\ndora\nemma\nfred\n");
-  ServerProcess server(dir, "--data '" + dir.file("few.txt") + "'");
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
-  EXPECT_EQ(json::parse(client.Get("/api/data")->body)["file"], dir.file("few.txt"));
+  ASSERT_NO_FATAL_FAILURE(start("--data '" + dir.file("few.txt") + "'"));
+  EXPECT_EQ(json::parse(client->Get("/api/data")->body)["file"], dir.file("few.txt"));
   int runs = 0;
   for (const char* data : {"file", "embedded"}) {
     const json request = {{"steps", 3}, {"data", data}, {"name", data}};
-    ASSERT_TRUE(starts_run(client, request.dump()));
+    ASSERT_TRUE(starts_run(*client, request.dump()));
     json start;  // this run's: the last start before its end
-    for (const auto& [type, d] : events_until(server.port(), "finished", ++runs)) {
+    for (const auto& [type, d] : events_until(server->port(), "finished", ++runs)) {
       if (type == "start") start = d;
     }
     EXPECT_EQ(start["data"], std::string(data) == "file" ? dir.file("few.txt") : "<embedded names>") << data;
     EXPECT_EQ(start["docs"], std::string(data) == "file" ? 6 : 8422) << data;
-    while (json::parse(client.Get("/api/train")->body)["state"] != "idle") {
+    while (json::parse(client->Get("/api/train")->body)["state"] != "idle") {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 }
 
-TEST(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
-  TempDir dir;
-  ServerProcess server(dir);
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
+TEST_F(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
+  ASSERT_NO_FATAL_FAILURE(start());
   // inputs the model cannot have (model/inputs.h)
   for (const char* inputs : {R"({"wte": "bogus"})", R"({"wpe": 3})", R"({"combine": "concat", "engine": "reference"})"}) {
-    auto refused = client.Post("/api/train", inputs, "application/json");
+    auto refused = client->Post("/api/train", inputs, "application/json");
     ASSERT_TRUE(refused);
     EXPECT_EQ(refused->status, 400) << inputs << ": " << refused->body;
   }
-  ASSERT_TRUE(starts_run(client, R"({"steps": 1000000, "name": "long", "snapshot_every": 0})"));
-  auto again = client.Post("/api/train", R"({"steps": 10})", "application/json");
+  ASSERT_TRUE(starts_run(*client, R"({"steps": 1000000, "name": "long", "snapshot_every": 0})"));
+  auto again = client->Post("/api/train", R"({"steps": 10})", "application/json");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 409);
-  auto bad = client.Post("/api/train", R"({"name": "../escape"})", "application/json");
+  auto bad = client->Post("/api/train", R"({"name": "../escape"})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
-  auto no_file = client.Post("/api/train", R"({"data": "file"})", "application/json");  // no --data given
+  auto no_file = client->Post("/api/train", R"({"data": "file"})", "application/json");  // no --data given
   ASSERT_TRUE(no_file);
   EXPECT_EQ(no_file->status, 400);
-  EXPECT_EQ(json::parse(client.Get("/api/data")->body)["file"], nullptr);
+  EXPECT_EQ(json::parse(client->Get("/api/data")->body)["file"], nullptr);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   // Paused, it takes no step; resumed, it goes on.
-  EXPECT_EQ(json::parse(client.Post("/api/train/pause", "{}", "application/json")->body)["state"], "paused");
+  EXPECT_EQ(json::parse(client->Post("/api/train/pause", "{}", "application/json")->body)["state"], "paused");
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // (a step under way ends)
-  auto steps_so_far = [&] { return json::parse(client.Get("/api/train")->body)["step"].get<int64_t>(); };
+  auto steps_so_far = [&] { return json::parse(client->Get("/api/train")->body)["step"].get<int64_t>(); };
   const int64_t paused_at = steps_so_far();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(steps_so_far(), paused_at);
-  EXPECT_EQ(json::parse(client.Post("/api/train/resume", "{}", "application/json")->body)["state"], "running");
+  EXPECT_EQ(json::parse(client->Post("/api/train/resume", "{}", "application/json")->body)["state"], "running");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_GT(steps_so_far(), paused_at);
-  EXPECT_EQ(json::parse(client.Post("/api/train/stop", "{}", "application/json")->body)["state"], "stopping");
-  const auto events = events_until(server.port(), "finished");
+  EXPECT_EQ(json::parse(client->Post("/api/train/stop", "{}", "application/json")->body)["state"], "stopping");
+  const auto events = events_until(server->port(), "finished");
   ASSERT_FALSE(events.empty());
   ASSERT_EQ(events.back().first, "finished");
   EXPECT_EQ(events.back().second["stopped"], true);
@@ -651,8 +645,7 @@ std::vector<json> json_lines(const std::string& body) {
   return lines;
 }
 
-TEST(Serve, SamplesStreamAsTheyAreDrawn) {
-  TempDir dir;
+TEST_F(Serve, SamplesStreamAsTheyAreDrawn) {
   // A text model (windows of 16 characters of a pangram): its samples come character by
   // character, and whole they are what microgpt sample writes.
   std::string text;
@@ -662,10 +655,9 @@ TEST(Serve, SamplesStreamAsTheyAreDrawn) {
   ASSERT_EQ(run_shell("'" + bin() + "' train --data '" + dir.file("text.txt") +
                       "' --format text --steps 5 --block-size 16 --num-samples 0 --out '" + text_model + "' >/dev/null"),
             0);
-  ServerProcess server(dir, "--model '" + text_model + "'");
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
-  auto answer = client.Post("/api/sample/stream", R"({"num_samples": 2, "seed": 3, "max_len": 40})", "application/json");
+  ASSERT_NO_FATAL_FAILURE(start("--model '" + text_model + "'"));
+  auto answer =
+      client->Post("/api/sample/stream", R"({"num_samples": 2, "seed": 3, "max_len": 40})", "application/json");
   ASSERT_TRUE(answer);
   ASSERT_EQ(answer->status, 200) << answer->body;
   EXPECT_EQ(answer->get_header_value("Content-Type"), "application/x-ndjson");
@@ -690,40 +682,37 @@ TEST(Serve, SamplesStreamAsTheyAreDrawn) {
   EXPECT_EQ(streamed[2], whole[2]);
   // A bad request is refused before anything streams; one the model cannot read says so
   // in the stream.
-  auto bad = client.Post("/api/sample/stream", R"({"seed": "x"})", "application/json");
+  auto bad = client->Post("/api/sample/stream", R"({"seed": "x"})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
-  auto unreadable = client.Post("/api/sample/stream", R"({"prefix": "\u00e9\u00e9"})", "application/json");
+  auto unreadable = client->Post("/api/sample/stream", R"({"prefix": "\u00e9\u00e9"})", "application/json");
   ASSERT_TRUE(unreadable);
   EXPECT_EQ(json_lines(unreadable->body).back()["error"], "--prefix: '\u00e9' is not in the model's vocabulary");
 }
 
 // Pages that close mid-stream do not disturb the server or the run; Ctrl-C during a run
 // stops it cleanly, with its checkpoint, and the server exits 0.
-TEST(Serve, ClosedPagesAndCtrlCDuringARunAreHandledCleanly) {
-  TempDir dir;
-  ServerProcess server(dir);
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
-  ASSERT_TRUE(starts_run(client, R"({"steps": 1000000, "name": "long", "snapshot_every": 1000})"));
+TEST_F(Serve, ClosedPagesAndCtrlCDuringARunAreHandledCleanly) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_TRUE(starts_run(*client, R"({"steps": 1000000, "name": "long", "snapshot_every": 1000})"));
   for (int i = 0; i < 5; i++) {
-    const auto first = events_until(server.port(), "start");  // then hangs up, mid-stream
+    const auto first = events_until(server->port(), "start");  // then hangs up, mid-stream
     ASSERT_FALSE(first.empty());
   }
-  auto model = client.Get("/api/train");
+  auto model = client->Get("/api/train");
   ASSERT_TRUE(model);
   EXPECT_EQ(json::parse(model->body)["state"], "running");
   int64_t step = 0;
   for (int i = 0; i < 100 && step == 0; i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    step = json::parse(client.Get("/api/train")->body)["step"].get<int64_t>();
+    step = json::parse(client->Get("/api/train")->body)["step"].get<int64_t>();
   }
   ASSERT_GT(step, 0);
-  ASSERT_EQ(::kill(server.pid(), SIGINT), 0);
+  ASSERT_EQ(::kill(server->pid(), SIGINT), 0);
   std::string code;
   for (int i = 0; i < 200 && code.empty(); i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    code = server.exit_code();
+    code = server->exit_code();
   }
   EXPECT_EQ(code, "0\n") << read_file(dir.file("err"));
   const CheckpointData c = load_checkpoint(dir.file("long.safetensors"));
@@ -733,21 +722,18 @@ TEST(Serve, ClosedPagesAndCtrlCDuringARunAreHandledCleanly) {
 
 // Requests over 1 MB are refused; a server listening beyond this machine says who can
 // reach it.
-TEST(Serve, RefusesLargeRequestsAndWarnsWhenListeningWide) {
-  TempDir dir;
-  ServerProcess server(dir, "--host 0.0.0.0");
-  ASSERT_NE(server.port(), 0) << read_file(dir.file("err"));
+TEST_F(Serve, RefusesLargeRequestsAndWarnsWhenListeningWide) {
+  ASSERT_NO_FATAL_FAILURE(start("--host 0.0.0.0"));
   EXPECT_NE(read_file(dir.file("err")).find("microgpt serve: warning: listening on 0.0.0.0: anyone who can reach port"),
             std::string::npos)
       << read_file(dir.file("err"));
-  httplib::Client client("127.0.0.1", server.port());
-  auto big = client.Post("/api/sample", std::string(2 << 20, ' '), "application/json");
+  auto big = client->Post("/api/sample", std::string(2 << 20, ' '), "application/json");
   ASSERT_TRUE(big);
   EXPECT_EQ(big->status, 413);
   EXPECT_EQ(json::parse(big->body)["error"], "the request is larger than 1048576 bytes");
 }
 
-TEST(Serve, ABadModelOrPortIsOneLine) {
+TEST_F(Serve, ABadModelOrPortIsOneLine) {
   testing::RunResult r = testing::run_microgpt("serve --model nowhere.st --port 0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;

@@ -549,7 +549,7 @@ function labelAt(canvas, event) {
 }
 
 function tokenLabels(r, s) {
-  return s.tokenPoints.map((_, id) => r.vocab[id] === undefined ? '<BOS>' : r.vocab[id]);
+  return s.wte.map((_, id) => r.vocab[id] === undefined ? '<BOS>' : r.vocab[id]);
 }
 
 // A snapshot's tokens on its principal axes, vowels red and consonants blue.
@@ -569,13 +569,15 @@ function positionScatter(canvas, s) {
 
 function drawSnapshot() {
   extendSlider();
-  analyse(run);
   const s = run.snapshots[Number(document.getElementById('snapshot').value)];
   if (!s) return;
   document.getElementById('snapshot-step').textContent = `step ${s.step}`;
   const labels = tokenLabels(run, s);
+  // (the views on the principal axes or of the similarities analyse the snapshots
+  // first: none does while none of them is on the screen)
   const views = {
     'pca': () => {
+      analyse(run);
       const [tokens] = canvasIn('pca-tokens', SCATTER, SCATTER);
       tokenScatter(tokens, run, s);
       tokens.onmousemove = (event) => {
@@ -589,8 +591,14 @@ function drawSnapshot() {
       };
       positionScatter(canvasIn('pca-positions', SCATTER, SCATTER)[0], s);
     },
-    'similarity': () => similarityChart(canvasIn('similarity', 640, 160)[0]),
-    'sums': () => sumsPath(s),
+    'similarity': () => {
+      analyse(run);
+      similarityChart(canvasIn('similarity', 640, 160)[0]);
+    },
+    'sums': () => {
+      analyse(run);
+      sumsPath(s);
+    },
     'follow-chart': () => followChart(canvasIn('follow-chart', 640, 160)[0]),
     'heatmap': () => cosineHeatmap(s, labels),
   };

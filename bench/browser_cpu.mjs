@@ -6,8 +6,11 @@
 //       [--preset makemore] [--steps 1000] [--threads 2] [--snapshot-every 50]
 //       [--viewport 1280x1600] [--page full|blank]
 // Prints each run's browser CPU seconds and wall time, then per build the median CPU
-// seconds a run, the median of the runs' ratios to the first build's (run by run), and
-// where the time went (milliseconds a second of run, every run pooled).
+// seconds a run and CPU milliseconds a second of run, the median of the runs' ratios to
+// the first build's (run by run) of the latter, and where the time went (milliseconds a
+// second of run, every run pooled). A second of run is the measure to compare: the page
+// draws five and a half times a second, and the machine's other work makes the same
+// run take longer or shorter.
 // Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -93,7 +96,8 @@ try {
       }
       results[b].cpu.push(cpu);
       results[b].wall.push(wall);
-      console.log(`${binaries[b]}: browser ${cpu.toFixed(2)} CPU-s over a run of ${wall.toFixed(2)} s`);
+      console.log(`${binaries[b]}: browser ${cpu.toFixed(2)} CPU-s over a run of ${wall.toFixed(2)} s: ${
+        (cpu / wall * 1000).toFixed(0)} ms/s`);
       await page.goto('about:blank');
       server.kill('SIGINT');
       await new Promise((resolve) => server.once('exit', resolve));
@@ -106,10 +110,12 @@ try {
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}, page ${blank ? 'blank' : 'full'}, ${width}x${height}`);
 results.forEach((result, b) => {
-  const ratios = result.cpu.map((c, r) => c / results[0].cpu[r]);
+  const perSecond = result.cpu.map((c, r) => c / result.wall[r]);
+  const ratios = perSecond.map((c, r) => c / (results[0].cpu[r] / results[0].wall[r]));
   const seconds = result.wall.reduce((s, w) => s + w, 0);
-  console.log(`${binaries[b]}: browser ${median(result.cpu).toFixed(3)} CPU-s a run (median of ${runs})` +
-    (b > 0 ? `, ${median(ratios).toFixed(3)} of the first build's (the median of the runs' ratios; ${
+  console.log(`${binaries[b]}: browser ${median(result.cpu).toFixed(3)} CPU-s a run, ${
+    (median(perSecond) * 1000).toFixed(1)} ms a second of run (medians of ${runs})` +
+    (b > 0 ? `; a second of run ${median(ratios).toFixed(3)} of the first build's (the median of the runs' ratios; ${
       ratios.filter((x) => x < 1).length} of ${runs} lower)` : ''));
   for (const [key, used] of [...result.where].sort((x, y) => y[1] - x[1])) {
     if (used / seconds >= 0.0005) console.log(`  ${(used / seconds * 1000).toFixed(1).padStart(6)} ms/s  ${key}`);

@@ -59,12 +59,16 @@ try {
   // The page's PCA finds the principal axes of points whose axes are known: variance 9
   // along coordinate 3, 4 along coordinate 5, none elsewhere; fewer points than
   // coordinates (the Gram matrix's way) and more (the scatter matrix's way).
+  // Started from the last snapshot's axes, it turns each to agree with them.
   const found = await page.evaluate(() => [6, 20].map((n) => {
     const rows = Array.from({ length: n }, (_, i) => Array.from({ length: 8 }, (_, j) =>
       (j === 3 ? 3 * (i % 2 ? 1 : -1) : j === 5 ? 2 * (i % 4 < 2 ? 1 : -1) : 0)));
-    return principalAxes(rows, null).map((axis, k) => Math.abs(axis[k === 0 ? 3 : 5]));
+    const unit = (j, sign) => Float64Array.from({ length: 8 }, (_, k) => (k === j ? sign : 0));
+    const fresh = principalAxes(centredMatrix(rows), null);
+    const turned = principalAxes(centredMatrix(rows), [unit(3, -1), unit(5, 1)]);
+    return [Math.abs(fresh[0][3]), Math.abs(fresh[1][5]), -turned[0][3], turned[1][5]];
   }));
-  check(found.flat().every((x) => x > 0.999999), `the PCA finds known axes: ${JSON.stringify(found)}`);
+  check(found.flat().every((x) => x > 0.999999), `the PCA finds known axes, signed as the last ones: ${JSON.stringify(found)}`);
   check(await page.$$eval('select[name=preset] option', (o) => o.some((x) => x.value === 'makemore')), 'the presets are offered');
   // A long run (more steps than the arguments a JavaScript call can take, about 120,000
   // here): the loss chart covers every step, one pixel column of the plot's 568 at a time.

@@ -280,8 +280,8 @@ function foldedSteps(r) {
 }
 
 // The loss curves on a canvas: training (each column's range of losses), smoothed and
-// validation. The canvas says what it drew for the tests: data-steps (the steps the
-// curves cover), data-columns (the columns they take) and data-validations.
+// validation. The canvas says what it drew (`canvas.drawn`): the steps the curves cover,
+// the columns they take and the validations.
 function lossChart() {
   const width = LOSS_WIDTH, height = 220, pad = LOSS_PAD;
   const [canvas, g] = canvasIn('loss-chart', width, height);
@@ -321,9 +321,7 @@ function lossChart() {
   g.fillStyle = '#222';
   g.fillText(hi.toFixed(2), 0, y(hi) + 4);
   g.fillText(lo.toFixed(2), 0, y(lo) + 4);
-  canvas.dataset.steps = String(c.folded);
-  canvas.dataset.columns = String(c.columns.length);
-  canvas.dataset.validations = String(run.validations.length);
+  Object.assign(canvas.drawn, { steps: c.folded, columns: c.columns.length, validations: run.validations.length });
   return canvas;
 }
 
@@ -893,7 +891,7 @@ events.addEventListener('finished', (e) => {
   now(showStatus, 'train');
   now(drawSnapshot, 'embeddings');
   document.getElementById('train-status').textContent = run.ended;
-  drawComparison();
+  later(drawComparison, 'compare');
 });
 events.addEventListener('error', (e) => {
   if (e.data) document.getElementById('train-status').textContent = JSON.parse(e.data).message;
@@ -961,13 +959,17 @@ function listRuns() {
     }));
     select.value = chosen !== '' && Number(chosen) < runs.length ? chosen : String(Math.max(0, pick));
   }
-  drawComparison();
+  later(drawComparison, 'compare');
 }
 
+// The two runs' views, drawn as a run starts or ends while the section is on the screen
+// (else when it comes into view), and at once when the user picks; the section says
+// which runs it shows (`runs`).
 function drawComparison() {
   const a = runs[Number(document.getElementById('run-a').value)];
   const b = runs[Number(document.getElementById('run-b').value)];
   if (!a || !b) return;
+  document.getElementById('compare').runs = [a, b].map((r) => runs.indexOf(r));
   analyse(a);
   analyse(b);
   const width = 640, height = 200, pad = 36;

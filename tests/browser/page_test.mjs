@@ -83,7 +83,7 @@ try {
       lossChart();  // drawn halfway, as a live run is: the rest is added to what it folded
       arrive(100001, 200000);
       const chart = lossChart();
-      return `${chart.dataset.steps},${chart.dataset.columns}`;
+      return `${chart.drawn.steps},${chart.drawn.columns}`;
     } catch (e) {
       return e.message;
     } finally {
@@ -101,9 +101,9 @@ try {
   await page.waitForFunction(() => document.getElementById('train-status').textContent.startsWith('finished'));
   const status = await page.$eval('#train-status', (e) => e.textContent);
   check(status.includes('step 600') && status.includes('b.safetensors'), `the run finished and saved: ${status}`);
-  const curve = await page.$eval('#loss-chart canvas', (c) => `${c.dataset.steps},${c.dataset.columns}`);
+  const curve = await page.$eval('#loss-chart canvas', (c) => `${c.drawn.steps},${c.drawn.columns}`);
   check(curve === '600,568', `the loss curves cover the 600 steps, in the plot's 568 columns: ${curve}`);
-  check(Number(await page.$eval('#loss-chart canvas', (c) => c.dataset.validations)) >= 1, 'a validation point is drawn');
+  check(await page.$eval('#loss-chart canvas', (c) => c.drawn.validations) >= 1, 'a validation point is drawn');
   const inked = await page.$eval('#loss-chart canvas', (c) => {
     const d = c.getContext('2d').getImageData(36, 30, c.width - 72, c.height - 66).data;
     let dark = 0;
@@ -186,6 +186,9 @@ try {
   check(options.length === 2 && options[1].includes('reference'), `both runs are offered for comparison: ${options}`);
   check(await page.$eval('#run-a', (e) => e.value) === '0' && await page.$eval('#run-b', (e) => e.value) === '1',
     'run A is the first, run B the second');
+  // (the comparison is drawn when it comes into view)
+  await page.$eval('#compare', (e) => e.scrollIntoView());
+  await page.waitForFunction(() => String(document.getElementById('compare').runs) === '0,1');
   check((await page.$eval('#compare-loss canvas', (c) => c.drawn.curves.length)) === 2, 'two loss curves overlaid');
   const views = await page.$$eval('#compare-pca .run-views', (v) => v.map((x) => x.querySelectorAll('canvas').length));
   check(views.length === 2 && views.every((n) => n === 3), `tokens, positions and similarity for each run: ${views}`);

@@ -759,36 +759,39 @@ function cosineHeatmap(s, labels) {
   };
 }
 
+// Where a cosine (-1 to 1) at a step (0 to `last`) is on a canvas of curves over the
+// steps: a function of (step, cosine) to [x, y] pixels.
+const CURVES_PAD = 30;
+function cosineOverSteps(canvas, last) {
+  const width = canvas.width, height = canvas.height, pad = CURVES_PAD;
+  return (step, c) => [pad + (width - 2 * pad) * step / Math.max(1, last), height - pad - (height - 2 * pad) * (c + 1) / 2];
+}
+
 // The followed token's cosine similarity to its 5 nearest neighbours of the last
 // snapshot, at every snapshot: how the neighbourhood formed.
 function followChart(canvas) {
-  const width = canvas.width, height = canvas.height, pad = 30;
   const id = run.vocab.indexOf(document.getElementById('follow').value);
   const last = run.snapshots[run.snapshots.length - 1];
   if (id < 0 || !last) return;
   const near = last.wte.map((row, j) => [j, cosine(last.wte[id], row)]).filter(([j]) => j !== id)
     .sort((a, b) => b[1] - a[1]).slice(0, 5).map(([j]) => j);
   const palette = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e'];
-  const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, last.step);
-  const y = (c) => height - pad - (height - 2 * pad) * (c + 1) / 2;
-  near.forEach((j, k) => curve(canvas, run.snapshots.map((s) => [x(s.step), y(cosine(s.wte[id], s.wte[j]))]), palette[k]));
+  const at = cosineOverSteps(canvas, last.step);
+  near.forEach((j, k) => curve(canvas, run.snapshots.map((s) => at(s.step, cosine(s.wte[id], s.wte[j]))), palette[k]));
   caption(canvas, `cosine similarity of ${run.vocab[id]} to ` +
-    near.map((j, k) => `${run.vocab[j] === undefined ? '<BOS>' : run.vocab[j]} (${['green', 'orange', 'purple', 'pink', 'olive'][k]})`).join(', '), pad);
+    near.map((j, k) => `${run.vocab[j] === undefined ? '<BOS>' : run.vocab[j]} (${['green', 'orange', 'purple', 'pink', 'olive'][k]})`).join(', '), CURVES_PAD);
 }
 
 document.getElementById('follow').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
 document.getElementById('receives').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
 
 function similarityChart(canvas, r = run) {
-  const width = canvas.width, height = canvas.height, pad = 30;
-  const last = r.snapshots[r.snapshots.length - 1];
-  const x = (step) => pad + (width - 2 * pad) * step / Math.max(1, last.step);
-  const y = (c) => height - pad - (height - 2 * pad) * (c + 1) / 2;
+  const at = cosineOverSteps(canvas, r.snapshots[r.snapshots.length - 1].step);
   for (const [key, color] of [['vowels', '#b2182b'], ['consonants', '#2166ac'], ['across', '#777']]) {
-    curve(canvas, r.snapshots.filter((s) => Number.isFinite(s.similarity[key])).map((s) => [x(s.step), y(s.similarity[key])]), color);
+    curve(canvas, r.snapshots.filter((s) => Number.isFinite(s.similarity[key])).map((s) => at(s.step, s.similarity[key])), color);
   }
-  caption(canvas, width < 500 ? 'cosine: vowels (red), consonants (blue), across (gray)'
-    : 'mean cosine similarity (-1 to 1): within vowels (red), within consonants (blue), across (gray)', pad);
+  caption(canvas, canvas.width < 500 ? 'cosine: vowels (red), consonants (blue), across (gray)'
+    : 'mean cosine similarity (-1 to 1): within vowels (red), within consonants (blue), across (gray)', CURVES_PAD);
   return canvas;
 }
 

@@ -579,10 +579,23 @@ function classSimilarity(wte, r = run) {
   };
 }
 
+// A matrix of a snapshot as the page asks for them (/api/events?snapshots=float32):
+// {rows, cols, float32: base64 of little-endian float32s, row after row}, as rows (views
+// of one Float32Array). A third of the bytes of the decimals, and no numbers to parse:
+// the stream's snapshots were half of what receiving a run cost the browser (README,
+// "What watching costs").
+function float32Rows(m) {
+  const text = atob(m.float32), bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  const view = new DataView(bytes.buffer), values = new Float32Array(m.rows * m.cols);
+  for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(4 * i, true);
+  return Array.from({ length: m.rows }, (_, r) => values.subarray(r * m.cols, (r + 1) * m.cols));
+}
+
 // The slider is set when the snapshots are drawn, not as each comes: changing the page
 // makes the browser draw a frame, and a run sends snapshots faster than the views redraw.
 function addSnapshot(s) {
-  run.snapshots.push({ step: s.step, wte: s.wte, wpe: s.wpe });
+  run.snapshots.push({ step: s.step, wte: float32Rows(s.wte), wpe: float32Rows(s.wpe) });
   later(drawSnapshot, 'embeddings');
 }
 
@@ -721,8 +734,8 @@ function sumsPath(s) {
     holder.replaceChildren(note);
     return;
   }
-  const mean = s.wte[0].map((_, j) => s.wte.reduce((t, r) => t + r[j], 0) / s.wte.length);
-  const sums = ids.map((id, p) => s.wte[id].map((v, j) => v + s.wpe[p][j] - mean[j]));
+  const mean = Array.from(s.wte[0], (_, j) => s.wte.reduce((t, r) => t + r[j], 0) / s.wte.length);
+  const sums = ids.map((id, p) => Array.from(s.wte[id], (v, j) => v + s.wpe[p][j] - mean[j]));
   const points = project(sums, s.tokenAxes);
   const labels = ids.map((id, p) => `${p}:${id === bos ? '<BOS>' : run.vocab[id]}`);
   scatter(canvasIn(holder, SCATTER, SCATTER)[0], points, labels, labels.map(() => '#444'), true);
@@ -864,7 +877,7 @@ for (const id of ['train', 'embeddings', 'pca', 'similarity', 'sums', 'follow-ch
   observer.observe(document.getElementById(id));
 }
 
-const events = new EventSource('/api/events');
+const events = new EventSource('/api/events?snapshots=float32');
 events.addEventListener('start', (e) => {
   run = newRun(JSON.parse(e.data).steps);
   runs.push(run);

@@ -31,6 +31,9 @@ bool is_python_space(char32_t cp);
 // -4..15, otherwise d.ddde+XX; always a '.0' or exponent so it reads as a float.
 std::string python_float_repr(double x);
 
+// `bytes` in base64 (RFC 4648's alphabet, with '=' padding).
+std::string base64(std::string_view bytes);
+
 // A JSON string literal as Python's json.dumps writes it (ensure_ascii: \uXXXX escapes).
 std::string json_quote(std::u32string_view text);
 

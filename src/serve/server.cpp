@@ -143,27 +143,35 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   // last write waits and goes out with what follows, in one write: each write wakes the
   // browser, which costs it about 3 ms of CPU whatever the size (measured in headless
   // chromium), and a run sends a batch of steps and a snapshot many times a second.
-  server.Get("/api/events", [&](const httplib::Request&, httplib::Response& res) {
+  // With ?snapshots=float32, snapshots come in their compact form (compact_snapshot).
+  server.Get("/api/events", [&](const httplib::Request& req, httplib::Response& res) {
+    const std::string form = req.has_param("snapshots") ? req.get_param_value("snapshots") : "decimal";
+    if (form != "decimal" && form != "float32") {
+      reply(res, 400, json{{"error", "'snapshots' is 'decimal' or 'float32', not '" + one_line(form) + "'"}});
+      return;
+    }
+    const bool compact = form == "float32";
     res.set_header("Cache-Control", "no-cache");
     auto next = std::make_shared<size_t>(0);
     auto written = std::make_shared<std::chrono::steady_clock::time_point>();
-    res.set_chunked_content_provider("text/event-stream", [&trainer, next, written](size_t, httplib::DataSink& sink) {
-      EventLog::Events events = trainer.events().after(*next, std::chrono::milliseconds(500));
-      if (events.count > 0 && std::chrono::steady_clock::now() < *written + kEventPause) {
-        std::this_thread::sleep_until(*written + kEventPause);
-        events = trainer.events().after(*next, std::chrono::milliseconds(0));  // with what came meanwhile
-      }
-      if (trainer.events().closed()) {
-        sink.done();
-        return true;
-      }
-      if (events.count > 0) {
-        if (!sink.write(events.text.data(), events.text.size())) return false;
-        *next += events.count;
-        *written = std::chrono::steady_clock::now();
-      }
-      return sink.is_writable();
-    });
+    res.set_chunked_content_provider(
+        "text/event-stream", [&trainer, next, written, compact](size_t, httplib::DataSink& sink) {
+          EventLog::Events events = trainer.events().after(*next, std::chrono::milliseconds(500), compact);
+          if (events.count > 0 && std::chrono::steady_clock::now() < *written + kEventPause) {
+            std::this_thread::sleep_until(*written + kEventPause);
+            events = trainer.events().after(*next, std::chrono::milliseconds(0), compact);  // with what came meanwhile
+          }
+          if (trainer.events().closed()) {
+            sink.done();
+            return true;
+          }
+          if (events.count > 0) {
+            if (!sink.write(events.text.data(), events.text.size())) return false;
+            *next += events.count;
+            *written = std::chrono::steady_clock::now();
+          }
+          return sink.is_writable();
+        });
   });
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;

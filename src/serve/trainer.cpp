@@ -1,6 +1,7 @@
 #include "serve/trainer.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -15,22 +16,45 @@ namespace microgpt {
 
 using nlohmann::json;
 
-void EventLog::push(const std::string& type, const json& data) {
+void EventLog::push(const std::string& type, const json& data, const json* compact) {
+  const std::string head = "event: " + type + "\ndata: ";
+  Event e{head + data.dump() + "\n\n", compact ? head + compact->dump() + "\n\n" : std::string()};
   {
     std::lock_guard lock(mutex_);
-    events_.push_back("event: " + type + "\ndata: " + data.dump() + "\n\n");
+    events_.push_back(std::move(e));
   }
   changed_.notify_all();
 }
 
-EventLog::Events EventLog::after(size_t from, std::chrono::milliseconds timeout) {
+EventLog::Events EventLog::after(size_t from, std::chrono::milliseconds timeout, bool compact) {
   std::unique_lock lock(mutex_);
   changed_.wait_for(lock, timeout, [&] { return closed_ || events_.size() > from; });
   if (closed_ || events_.size() <= from) return {};
   Events out;
-  for (size_t i = from; i < events_.size(); i++) out.text += events_[i];
+  for (size_t i = from; i < events_.size(); i++) {
+    const Event& e = events_[i];
+    out.text += compact && !e.compact.empty() ? e.compact : e.text;
+  }
   out.count = events_.size() - from;
   return out;
+}
+
+json compact_snapshot(const json& snapshot) {
+  auto matrix = [](const json& rows) {
+    if (!rows.is_array() || rows.empty() || !rows[0].is_array()) throw Error("a snapshot's matrix is not rows");
+    const size_t n = rows.size(), cols = rows[0].size();
+    std::string bytes;
+    bytes.reserve(4 * n * cols);
+    for (const json& row : rows) {
+      if (!row.is_array() || row.size() != cols) throw Error("a snapshot's rows differ in length");
+      for (const json& x : row) {
+        const auto bits = std::bit_cast<uint32_t>(static_cast<float>(x.get<double>()));
+        for (int k = 0; k < 32; k += 8) bytes.push_back(static_cast<char>(bits >> k & 0xff));
+      }
+    }
+    return json{{"rows", n}, {"cols", cols}, {"float32", base64(bytes)}};
+  };
+  return json{{"step", snapshot.at("step")}, {"wte", matrix(snapshot.at("wte"))}, {"wpe", matrix(snapshot.at("wpe"))}};
 }
 
 void EventLog::close() {
@@ -267,7 +291,8 @@ json Trainer::start(const json& request) {
         reporter.flush();
         const json s = snapshot(r.engine(), r.config(), r.steps_done());
         snapshots.push_back(s.dump());
-        events_.push("snapshot", s);
+        const json compact = compact_snapshot(s);
+        events_.push("snapshot", s, &compact);
       };
       keep();
       while (r.steps_left() && !stop_) {
@@ -315,9 +340,11 @@ void Trainer::tell_history(const std::string& path) {
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     try {
-      events_.push("snapshot", json::parse(line));
-    } catch (const json::exception&) {
-      events_.push("error", {{"message", "'" + snapshots.string() + "' holds a line that is not JSON"}});
+      const json s = json::parse(line);
+      const json compact = compact_snapshot(s);
+      events_.push("snapshot", s, &compact);
+    } catch (const std::exception&) {
+      events_.push("error", {{"message", "'" + snapshots.string() + "' holds a line that is not a snapshot's JSON"}});
       return;
     }
   }

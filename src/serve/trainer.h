@@ -9,11 +9,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "serve/api.h"
 #include "serve/serve.h"
@@ -23,23 +22,35 @@ namespace microgpt {
 // The events so far, each "event: TYPE\ndata: JSON\n\n" as SSE sends it.
 class EventLog {
  public:
-  void push(const std::string& type, const nlohmann::json& data);
-  // The events from index `from` on, one after another as the stream sends them, and
-  // how many; waits up to `timeout` for one when there are none. None also once closed.
+  // An event, and (when given) its data in a compact form, for a stream that asks for it
+  // (a snapshot's weights as float32 bytes: see compact_snapshot).
+  void push(const std::string& type, const nlohmann::json& data, const nlohmann::json* compact = nullptr);
+  // The events from index `from` on, one after another as the stream sends them (each in
+  // its compact form where it has one, if `compact`), and how many; waits up to `timeout`
+  // for one when there are none. None also once closed.
   struct Events {
     std::string text;
     size_t count = 0;
   };
-  Events after(size_t from, std::chrono::milliseconds timeout);
+  Events after(size_t from, std::chrono::milliseconds timeout, bool compact = false);
   void close();
   bool closed() const;
 
  private:
+  struct Event {
+    std::string text, compact;  // (compact empty: as text)
+  };
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::vector<std::string> events_;
+  std::vector<Event> events_;
   bool closed_ = false;
 };
+
+// A snapshot event's data ({"step", "wte": rows, "wpe": rows}) with each matrix as
+// {"rows", "cols", "float32"}: its numbers as float32, row after row, little-endian,
+// in base64. A third of the bytes of the decimals, and a page reads them without
+// parsing a number (/api/events?snapshots=float32).
+nlohmann::json compact_snapshot(const nlohmann::json& snapshot);
 
 // A run keeps at most kMaxSnapshots snapshots, and at most kSnapshotNumbers numbers in
 // them all (about 10 bytes each as the events' text): the server holds every event, the

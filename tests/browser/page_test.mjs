@@ -159,6 +159,14 @@ try {
   check((await page.$eval('#follow-chart canvas', (c) => c.drawn.caption)).startsWith('cosine similarity of e to'), 'following e');
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('step 600 of 600'));
   check(true, 'the trained model is the page\'s model');
+  // The page reads the snapshots' weights from their compact form (float32 bytes): the
+  // last one's row of 'a' is the model's, as /api/inspect gives it.
+  const rowOfA = await page.evaluate(async () => {
+    const model = (await call('/api/inspect', { text: 'a' })).positions[1].wte;
+    const snapshot = run.snapshots[run.snapshots.length - 1].wte[1];
+    return [model.length === snapshot.length && model.every((v, k) => Math.fround(v) === snapshot[k]), model[0], snapshot[0]];
+  });
+  check(rowOfA[0], `the last snapshot's wte row of 'a' is the model's: ${rowOfA.slice(1)}`);
   await shoot('train');
   await page.$eval('#snapshot', (e) => { e.value = e.max; e.dispatchEvent(new Event('input')); });
   for (const id of ['pca', 'similarity', 'sums', 'follow-chart', 'heatmap']) await inView(id);

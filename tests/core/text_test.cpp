@@ -1,8 +1,8 @@
+#include "core/text.h"
+
 #include <gtest/gtest.h>
 
 #include <limits>
-
-#include "core/text.h"
 
 namespace microgpt {
 namespace {
@@ -84,6 +84,18 @@ TEST(JsonQuote, MatchesJsonDumps) {
   EXPECT_EQ(json_quote(U"a\"b\\c\td\x7f"), "\"a\\\"b\\\\c\\td\\u007f\"");
   EXPECT_EQ(json_quote(std::u32string(1, 0)), "\"\\u0000\"");
   EXPECT_EQ(json_quote(U"\u2028"), "\"\\u2028\"");
+}
+
+TEST(Base64, MatchesRfc4648) {
+  // RFC 4648's test vectors (section 10), then every byte value's high bits
+  EXPECT_EQ(base64(""), "");
+  EXPECT_EQ(base64("f"), "Zg==");
+  EXPECT_EQ(base64("fo"), "Zm8=");
+  EXPECT_EQ(base64("foo"), "Zm9v");
+  EXPECT_EQ(base64("foob"), "Zm9vYg==");
+  EXPECT_EQ(base64("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64(std::string("\xff\xfe\x00\x80", 4)), "//4AgA==");
 }
 
 }  // namespace

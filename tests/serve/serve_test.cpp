@@ -8,14 +8,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <csignal>
 #include <optional>
 #include <sstream>
 #include <string>
 
-#include "model/config.h"
 #include "checkpoint/checkpoint.h"
+#include "model/config.h"
 #include "serve/api.h"
 #include "serve/trainer.h"
 #include "test_support.h"
@@ -345,15 +346,39 @@ TEST_F(Serve, AnswersOverHttpAndStopsOnCtrlC) {
   return ::testing::AssertionSuccess();
 }
 
+// Little-endian float32s from base64 (the compact snapshots' form), decoded here on
+// their own terms rather than by the server's encoder.
+std::vector<float> float32s_of(const std::string& text) {
+  const std::string digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::vector<uint8_t> bytes;
+  uint32_t bits = 0;
+  int held = 0;
+  for (char ch : text) {
+    if (ch == '=') break;
+    bits = bits << 6 | static_cast<uint32_t>(digits.find(ch));
+    held += 6;
+    if (held >= 8) {
+      held -= 8;
+      bytes.push_back(static_cast<uint8_t>(bits >> held & 0xff));
+    }
+  }
+  std::vector<float> out;
+  for (size_t i = 0; i + 4 <= bytes.size(); i += 4) {
+    out.push_back(std::bit_cast<float>(static_cast<uint32_t>(bytes[i] | bytes[i + 1] << 8 | bytes[i + 2] << 16 |
+                                                             static_cast<uint32_t>(bytes[i + 3]) << 24)));
+  }
+  return out;
+}
+
 // The events of /api/events (every run's, from the first) until the `count`-th of type
 // `last` (or an error, or `seconds` pass), as (type, data).
 std::vector<std::pair<std::string, json>> events_until(int port, const std::string& last, int count = 1,
-                                                       int seconds = 60) {
+                                                       int seconds = 60, const std::string& path = "/api/events") {
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(seconds, 0);
   std::string buffer;
   std::vector<std::pair<std::string, json>> events;
-  client.Get("/api/events", [&](const char* data, size_t n) {
+  client.Get(path, [&](const char* data, size_t n) {
     buffer.append(data, n);
     for (size_t end; (end = buffer.find("\n\n")) != std::string::npos;) {
       const std::string e = buffer.substr(0, end);
@@ -436,6 +461,38 @@ TEST_F(Serve, TrainsFromThePageAsTheCommandLineTrains) {
   EXPECT_EQ(types[1], "run");
   EXPECT_EQ(types.back(), "finished");
   EXPECT_EQ(told, snapshots);
+
+  // The same snapshots in the page's compact form (?snapshots=float32), as the run told
+  // them and as the later server tells them: the same floats, bit for bit.
+  for (int port : {server->port(), later.port()}) {
+    std::vector<json> compact;
+    for (const auto& [type, data] : events_until(port, "finished", 1, 60, "/api/events?snapshots=float32")) {
+      if (type == "snapshot") compact.push_back(data);
+    }
+    ASSERT_EQ(compact.size(), snapshots.size());
+    for (size_t i = 0; i < compact.size(); i++) {
+      EXPECT_EQ(compact[i]["step"], snapshots[i]["step"]);
+      for (const char* matrix : {"wte", "wpe"}) {
+        const json& rows = snapshots[i][matrix];
+        const json& m = compact[i][matrix];
+        ASSERT_EQ(m["rows"], rows.size());
+        ASSERT_EQ(m["cols"], rows[0].size());
+        const std::vector<float> values = float32s_of(m["float32"].get<std::string>());
+        ASSERT_EQ(values.size(), rows.size() * rows[0].size());
+        for (size_t r = 0; r < rows.size(); r++) {
+          for (size_t c = 0; c < rows[r].size(); c++) {
+            ASSERT_EQ(std::bit_cast<uint32_t>(values[r * rows[r].size() + c]),
+                      std::bit_cast<uint32_t>(rows[r][c].get<float>()))
+                << matrix << " " << r << " " << c;
+          }
+        }
+      }
+    }
+  }
+  auto unknown = client->Get("/api/events?snapshots=float64");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 400);
+  EXPECT_EQ(json::parse(unknown->body)["error"], "'snapshots' is 'decimal' or 'float32', not 'float64'");
 }
 
 // The steps between snapshots: those asked for, unless a run would then keep more than

@@ -4,7 +4,7 @@
 // with several builds the runs alternate between them (the machine's load drifts).
 //   node bench/browser_cpu.mjs build/microgpt [other/microgpt ...] [--runs 4]
 //       [--preset makemore] [--steps 1000] [--threads 2] [--snapshot-every 50]
-//       [--viewport 1280x1600] [--page full|blank]
+//       [--viewport 1280x1600] [--page full|blank] [--warm-up STEPS]
 // Prints each run's browser CPU seconds and wall time, then per build the median CPU
 // seconds a run and CPU milliseconds a second of run, the median of the runs' ratios to
 // the first build's (run by run) of the latter, and where the time went (milliseconds a
@@ -21,15 +21,17 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
 const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
-const { cpuSeconds, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
+const { cpuSeconds, launchOptions, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => optionOf(args, name, fallback);
 const binaries = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--')));
 const runs = Number(option('runs', 4));
-const blank = option('page', 'full') === 'blank';
+const pageKind = option('page', 'full');
+const blank = pageKind === 'blank';
 const request = runRequest(args);
+const warmUp = Number(option('warm-up', request.steps));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // Every chromium thread now: "pid/tid" -> {key: "process-type thread-name", seconds}.
 function browserThreads() {
@@ -59,7 +61,7 @@ function browserThreads() {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'microgpt-bench-'));
-const browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+const browser = await puppeteer.launch(launchOptions);
 const page = await browser.newPage();
 const [width, height] = option('viewport', '1280x1600').split('x').map(Number);
 await page.setViewport({ width, height });
@@ -74,7 +76,7 @@ try {
       if (blank) {  // a page that reads the events and draws nothing
         await page.goto(`${base}api/presets`, { waitUntil: 'load' });
         await page.evaluate(() => {
-          const events = new EventSource('/api/events');
+          const events = new EventSource('/api/events?snapshots=float32');
           for (const type of ['start', 'run', 'steps', 'validation', 'snapshot', 'finished']) {
             events.addEventListener(type, (e) => JSON.parse(e.data));
           }
@@ -83,6 +85,14 @@ try {
         await page.goto(base, { waitUntil: 'load' });
       }
       await sleep(1000);
+      // The page watches a run first, as one watching a run of more than a few seconds
+      // has: its script is then compiled and optimized, as it stays while it watches.
+      if (warmUp > 0) {
+        const warm = await api('/api/train', { ...request, steps: warmUp, name: 'warm-up' });
+        if (!warm.started) throw new Error(JSON.stringify(warm));
+        while ((await api('/api/train')).state !== 'idle') await sleep(20);
+        await sleep(500);
+      }
       const before = browserThreads(), start = performance.now();
       const answer = await api('/api/train', request);
       if (!answer.started) throw new Error(JSON.stringify(answer));
@@ -108,7 +118,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}, page ${blank ? 'blank' : 'full'}, ${width}x${height}`);
+console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}, page ${pageKind}, ${width}x${height}`);
 results.forEach((result, b) => {
   const perSecond = result.cpu.map((c, r) => c / result.wall[r]);
   const ratios = perSecond.map((c, r) => c / (results[0].cpu[r] / results[0].wall[r]));

@@ -1,12 +1,13 @@
 // What watching costs: the same run started from the API with no page open, and with
 // the page open in Debian's chromium (headless, drawing every event as it comes, in a
 // window that shows the Train and Embeddings views), in alternating order, each pair on
-// a fresh server after a short warm-up run, each timed from the POST that starts it to
+// a fresh server, each run after a warm-up run (which the page watches when it is open:
+// as it would after watching a run for a few seconds), timed from the POST that starts it to
 // the moment /api/train says idle again. Prints each time, the medians, the median of
 // the pairs' ratios with a 95% interval, how often the page redrew, and CPU times.
 //   node bench/serve_overhead.mjs build/microgpt [--runs 5] [--preset makemore]
 //       [--steps 1000] [--threads 2] [--snapshot-every 50] [--viewport 1280x1600]
-//       [--page full|blank]
+//       [--page full|blank] [--warm-up STEPS]
 // Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
 const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
-const { cpuSeconds, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
+const { cpuSeconds, launchOptions, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
@@ -85,7 +86,7 @@ async function timedRun(run, cpu) {
   return seconds;
 }
 
-const browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+const browser = await puppeteer.launch(launchOptions);
 const page = await browser.newPage();
 // A window tall enough to show the Train and Embeddings views at once: a watcher sees
 // both, and the page draws only the views on the screen.
@@ -96,15 +97,19 @@ const cpuWithout = { server: [], browser: [], training: [] }, cpuWith = { server
 try {
   for (let r = 0; r < runs; r++) {
     ({ server, base } = await startServer(binary, dir, option('threads', '2')));
-    await timedRun({ ...request, steps: Math.ceil(request.steps / 5) });  // warm-up
     for (const open of r % 2 === 0 ? [false, true] : [true, false]) {
+      // Before each timed run, a warm-up run (--warm-up steps, by default as many), which
+      // the page, when open, watches: a page that has watched a run for a few seconds has
+      // its script compiled and optimized, as it stays while it watches (in its first
+      // seconds, the browser used twice the CPU a second of run: README).
+      const warmUp = { ...request, steps: Number(option('warm-up', request.steps)), name: 'warm-up' };
       if (open) {
         if (blank) {
           // a page of the server's own (a JSON answer) that only reads the events
           await page.goto(`${base}api/presets`, { waitUntil: 'load' });
           await page.evaluate(() => {
             window.frames_drawn = [];
-            const events = new EventSource('/api/events');
+            const events = new EventSource('/api/events?snapshots=float32');
             for (const type of ['start', 'run', 'steps', 'validation', 'snapshot', 'finished']) {
               events.addEventListener(type, (e) => {
                 JSON.parse(e.data);
@@ -112,11 +117,13 @@ try {
               });
             }
           });
-          await sleep(1500);  // the warm-up's events come first
+          await sleep(1500);
+          await timedRun(warmUp);
           await page.evaluate(() => { window.frames_drawn = []; });
         } else {
           await page.goto(base, { waitUntil: 'load' });
-          await sleep(1500);  // the page replays the warm-up's events first
+          await sleep(1500);  // (the page replays the server's earlier runs first)
+          await timedRun(warmUp);
           // every time the page redraws the run's status line (with its views)
           await page.evaluate(() => {
             window.frames_drawn = [];
@@ -129,6 +136,7 @@ try {
         rates.push((drawn.length - 1) / ((drawn[drawn.length - 1] - drawn[0]) / 1000));
         await page.goto('about:blank');
       } else {
+        await timedRun(warmUp);
         without.push(await timedRun(request, cpuWithout));
       }
     }

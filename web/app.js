@@ -581,9 +581,8 @@ function classSimilarity(wte, r = run) {
 
 // A matrix of a snapshot as the page asks for them (/api/events?snapshots=float32):
 // {rows, cols, float32: base64 of little-endian float32s, row after row}, as rows (views
-// of one Float32Array). A third of the bytes of the decimals, and no numbers to parse:
-// the stream's snapshots were half of what receiving a run cost the browser (README,
-// "What watching costs").
+// of one Float32Array). Less than half the bytes of the decimals, which were nine
+// tenths of a run's stream, and no numbers to parse (README, "What watching costs").
 function float32Rows(m) {
   const text = atob(m.float32), bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);

@@ -9,10 +9,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "serve/api.h"
 #include "serve/serve.h"
@@ -48,7 +49,7 @@ class EventLog {
 
 // A snapshot event's data ({"step", "wte": rows, "wpe": rows}) with each matrix as
 // {"rows", "cols", "float32"}: its numbers as float32, row after row, little-endian,
-// in base64. A third of the bytes of the decimals, and a page reads them without
+// in base64. Less than half the bytes of the decimals, and a page reads them without
 // parsing a number (/api/events?snapshots=float32).
 nlohmann::json compact_snapshot(const nlohmann::json& snapshot);
 

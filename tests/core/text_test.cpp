@@ -1,8 +1,8 @@
-#include "core/text.h"
-
 #include <gtest/gtest.h>
 
 #include <limits>
+
+#include "core/text.h"
 
 namespace microgpt {
 namespace {
@@ -87,7 +87,7 @@ TEST(JsonQuote, MatchesJsonDumps) {
 }
 
 TEST(Base64, MatchesRfc4648) {
-  // RFC 4648's test vectors (section 10), then every byte value's high bits
+  // RFC 4648's test vectors (section 10), then bytes with the high bit set, and a zero
   EXPECT_EQ(base64(""), "");
   EXPECT_EQ(base64("f"), "Zg==");
   EXPECT_EQ(base64("fo"), "Zm8=");

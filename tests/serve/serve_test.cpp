@@ -15,8 +15,8 @@
 #include <sstream>
 #include <string>
 
-#include "checkpoint/checkpoint.h"
 #include "model/config.h"
+#include "checkpoint/checkpoint.h"
 #include "serve/api.h"
 #include "serve/trainer.h"
 #include "test_support.h"

@@ -4,7 +4,7 @@
 // with several builds the runs alternate between them (the machine's load drifts).
 //   node bench/browser_cpu.mjs build/microgpt [other/microgpt ...] [--runs 4]
 //       [--preset makemore] [--steps 1000] [--threads 2] [--snapshot-every 50]
-//       [--viewport 1280x1600] [--page full|blank] [--warm-up STEPS]
+//       [--viewport 1280x1600] [--page full|blank|line] [--warm-up STEPS]
 // Prints each run's browser CPU seconds and wall time, then per build the median CPU
 // seconds a run and CPU milliseconds a second of run, the median of the runs' ratios to
 // the first build's (run by run) of the latter, and where the time went (milliseconds a
@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
 const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
-const { cpuSeconds, launchOptions, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
+const { cpuSeconds, launchOptions, openBarePage, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
@@ -29,7 +29,6 @@ const option = (name, fallback) => optionOf(args, name, fallback);
 const binaries = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--')));
 const runs = Number(option('runs', 4));
 const pageKind = option('page', 'full');
-const blank = pageKind === 'blank';
 const request = runRequest(args);
 const warmUp = Number(option('warm-up', request.steps));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -73,14 +72,8 @@ try {
       const api = async (path, body) => (await fetch(base + path.slice(1), body === undefined ? {} : {
         method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
       })).json();
-      if (blank) {  // a page that reads the events and draws nothing
-        await page.goto(`${base}api/presets`, { waitUntil: 'load' });
-        await page.evaluate(() => {
-          const events = new EventSource('/api/events?snapshots=float32');
-          for (const type of ['start', 'run', 'steps', 'validation', 'snapshot', 'finished']) {
-            events.addEventListener(type, (e) => JSON.parse(e.data));
-          }
-        });
+      if (pageKind !== 'full') {
+        await openBarePage(page, base, pageKind);
       } else {
         await page.goto(base, { waitUntil: 'load' });
       }

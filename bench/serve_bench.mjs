@@ -36,3 +36,40 @@ export function cpuSeconds(statPath) {
 export const launchOptions = {
   executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'], networkEnabled: false, issuesEnabled: false,
 };
+
+// Opens, in place of the page, a bare page of the server's own (a JSON answer) that reads
+// the run's events as the page does (/api/events?snapshots=float32) and parses them:
+//   blank: draws nothing (what merely receiving the events costs);
+//   line: also shows the last step in a line of text, changed once a write of the stream
+//         in an animation frame, as the page draws (the least a page that shows the run
+//         live could cost: a frame, however little it changes, costs the browser its
+//         whole pipeline of style, layout, paint and compositing).
+// window.frames_drawn lists when a batch of steps came (blank) or a frame drew (line).
+export async function openBarePage(page, base, kind) {
+  if (kind !== 'blank' && kind !== 'line') throw new Error(`--page is full, blank or line, not ${kind}`);
+  await page.goto(`${base}api/presets`, { waitUntil: 'load' });
+  await page.evaluate((draws) => {
+    window.frames_drawn = [];
+    const line = document.createElement('p');
+    document.body.replaceChildren(line);
+    let due = false, step = 0;
+    const events = new EventSource('/api/events?snapshots=float32');
+    for (const type of ['start', 'run', 'steps', 'validation', 'snapshot', 'finished']) {
+      events.addEventListener(type, (e) => {
+        const d = JSON.parse(e.data);
+        if (type !== 'steps') return;
+        step = d.steps[d.steps.length - 1].step;
+        if (!draws) {
+          window.frames_drawn.push(performance.now());
+        } else if (!due) {
+          due = true;
+          setTimeout(() => requestAnimationFrame(() => {
+            due = false;
+            line.textContent = `step ${step}`;
+            window.frames_drawn.push(performance.now());
+          }));
+        }
+      });
+    }
+  }, kind === 'line');
+}

@@ -7,7 +7,7 @@
 // the pairs' ratios with a 95% interval, how often the page redrew, and CPU times.
 //   node bench/serve_overhead.mjs build/microgpt [--runs 5] [--preset makemore]
 //       [--steps 1000] [--threads 2] [--snapshot-every 50] [--viewport 1280x1600]
-//       [--page full|blank] [--warm-up STEPS]
+//       [--page full|blank|line] [--warm-up STEPS]
 // Needs tests/browser's packages (cd tests/browser && npm ci) and chromium.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -18,16 +18,17 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
 const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
-const { cpuSeconds, launchOptions, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
+const { cpuSeconds, launchOptions, openBarePage, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
 const binary = args[0];
 const option = (name, fallback) => optionOf(args, name, fallback);
 const runs = Number(option('runs', 5));
-// --page blank: instead of the page, a page that reads the events and draws nothing
-// (what merely receiving them costs, the least any page could cost).
-const blank = option('page', 'full') === 'blank';
+// --page blank or line: instead of the page, a bare page that reads the events and draws
+// nothing (what merely receiving them costs), or only a line of text (serve_bench.mjs).
+const pageKind = option('page', 'full');
+const bare = pageKind !== 'full';
 const request = runRequest(args);
 
 const dir = mkdtempSync(join(tmpdir(), 'microgpt-bench-'));
@@ -104,19 +105,8 @@ try {
       // seconds, the browser used twice the CPU a second of run: README).
       const warmUp = { ...request, steps: Number(option('warm-up', request.steps)), name: 'warm-up' };
       if (open) {
-        if (blank) {
-          // a page of the server's own (a JSON answer) that only reads the events
-          await page.goto(`${base}api/presets`, { waitUntil: 'load' });
-          await page.evaluate(() => {
-            window.frames_drawn = [];
-            const events = new EventSource('/api/events?snapshots=float32');
-            for (const type of ['start', 'run', 'steps', 'validation', 'snapshot', 'finished']) {
-              events.addEventListener(type, (e) => {
-                JSON.parse(e.data);
-                if (type === 'steps') window.frames_drawn.push(performance.now());
-              });
-            }
-          });
+        if (bare) {
+          await openBarePage(page, base, pageKind);
           await sleep(1500);
           await timedRun(warmUp);
           await page.evaluate(() => { window.frames_drawn = []; });
@@ -149,7 +139,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}, page ${blank ? 'blank' : 'full'}`);
+console.log(`run: ${JSON.stringify(request)}, threads ${option('threads', '2')}, page ${pageKind}`);
 console.log(`no page:   ${without.map((t) => t.toFixed(3)).join(' ')} s, median ${median(without).toFixed(3)}`);
 console.log(`page open: ${withPage.map((t) => t.toFixed(3)).join(' ')} s, median ${median(withPage).toFixed(3)}`);
 // Each run with the page against the run without it next to it (the machine's load
@@ -164,7 +154,7 @@ const resampled = Array.from({ length: 2000 }, () => median(pairs.map(() => pair
 console.log(`ratio of the medians: ${(median(withPage) / median(without)).toFixed(3)}; median of the ${runs} pairs' ratios: ${
   median(pairs).toFixed(3)}, 95% interval ${resampled[50].toFixed(3)} to ${resampled[1949].toFixed(3)}`);
 console.log(`pairs' ratios: ${[...pairs].sort((a, b) => a - b).map((r) => r.toFixed(3)).join(' ')}`);
-console.log(`the page ${blank ? 'received steps' : 'redrew'} ${median(rates).toFixed(2)} times a second (median over the runs with it open)`);
+console.log(`the page ${pageKind === 'blank' ? 'received steps' : 'redrew'} ${median(rates).toFixed(2)} times a second (median over the runs with it open)`);
 const cpu = (c) => `server ${median(c.server).toFixed(2)} s (its busiest thread ${median(c.training).toFixed(2)} s), browser ${median(c.browser).toFixed(2)} s`;
 console.log(`CPU time, medians: no page: ${cpu(cpuWithout)}; page open: ${cpu(cpuWith)}`);
 console.log(`what watching used, as a share of the run's CPU without a page: ${

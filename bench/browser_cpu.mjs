@@ -21,14 +21,14 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
 const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
-const { cpuSeconds, launchOptions, openBarePage, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
+const { cpuSeconds, launchOptions, openBarePage, option: optionOf, pageKind: pageKindOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => optionOf(args, name, fallback);
 const binaries = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--')));
 const runs = Number(option('runs', 4));
-const pageKind = option('page', 'full');
+const pageKind = pageKindOf(args);
 const request = runRequest(args);
 const warmUp = Number(option('warm-up', request.steps));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -8,6 +8,15 @@ export function option(args, name, fallback) {
   return i >= 0 ? args[i + 1] : fallback;
 }
 
+// --page: full (the page), or a bare page (openBarePage below); any other value ends the
+// bench with one line, before anything starts.
+export function pageKind(args) {
+  const kind = option(args, 'page', 'full');
+  if (['full', 'blank', 'line'].includes(kind)) return kind;
+  console.error(`--page is full, blank or line, not ${kind}`);
+  process.exit(2);
+}
+
 // The run both measure (POST /api/train): --preset, --steps and --snapshot-every.
 export function runRequest(args) {
   return {
@@ -46,7 +55,6 @@ export const launchOptions = {
 //         whole pipeline of style, layout, paint and compositing).
 // window.frames_drawn lists when a batch of steps came (blank) or a frame drew (line).
 export async function openBarePage(page, base, kind) {
-  if (kind !== 'blank' && kind !== 'line') throw new Error(`--page is full, blank or line, not ${kind}`);
   await page.goto(`${base}api/presets`, { waitUntil: 'load' });
   await page.evaluate((draws) => {
     window.frames_drawn = [];

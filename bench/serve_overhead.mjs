@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '../tests/browser/package.json'));
 const { startServer } = await import(join(here, '../tests/browser/serve_process.mjs'));
-const { cpuSeconds, launchOptions, openBarePage, option: optionOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
+const { cpuSeconds, launchOptions, openBarePage, option: optionOf, pageKind: pageKindOf, runRequest } = await import(join(here, 'serve_bench.mjs'));
 const puppeteer = require('puppeteer-core');
 
 const args = process.argv.slice(2);
@@ -27,7 +27,7 @@ const option = (name, fallback) => optionOf(args, name, fallback);
 const runs = Number(option('runs', 5));
 // --page blank or line: instead of the page, a bare page that reads the events and draws
 // nothing (what merely receiving them costs), or only a line of text (serve_bench.mjs).
-const pageKind = option('page', 'full');
+const pageKind = pageKindOf(args);
 const bare = pageKind !== 'full';
 const request = runRequest(args);
 

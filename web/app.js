@@ -201,8 +201,9 @@ showModel().catch((e) => { document.getElementById('model-line').textContent = e
 
 // Every run since the server started (the events replay them all), the last one current.
 const runs = [];
-function newRun(total) {
-  return { steps: [], validations: [], snapshots: [], vocab: [], name: '', config: {}, total, started: performance.now(), tokens: 0 };
+// (`first`: the steps a resumed run had done; `last`: the last step told)
+function newRun(total, first = 0) {
+  return { validations: [], snapshots: [], vocab: [], name: '', config: {}, total, first, last: null, started: performance.now(), tokens: 0 };
 }
 let run = newRun(0);
 
@@ -255,21 +256,23 @@ function caption(canvas, text, x) {
 // The loss chart, in pixels: its plot is what the pad leaves of its width, a column a pixel.
 const LOSS_WIDTH = 640, LOSS_PAD = 36, LOSS_COLUMNS = LOSS_WIDTH - 2 * LOSS_PAD;
 
-// A run's steps folded into the plot's pixel columns, each step once, as they come: per
-// column its steps' smallest and largest loss, its last step, and the smoothed loss
-// there. A redraw then costs the columns and not the steps: drawing every step took
-// 35 ms a frame at 100,000 steps and 427 ms at a million (headless chromium, here).
-function foldedSteps(r) {
-  if (!r.chart) r.chart = { folded: 0, smooth: null, lo: Infinity, hi: -Infinity, columns: [] };
+// A run's steps folded into the plot's pixel columns as they come, and the chart
+// returned: per column its steps' smallest and largest loss, its last step, and the
+// smoothed loss there (the server's, over every step). The page keeps the columns and
+// not the steps, and a redraw costs the columns: drawing every step took 35 ms a frame
+// at 100,000 steps and 427 ms at a million (headless chromium, here).
+function foldSteps(r, steps = []) {
+  if (!r.chart) r.chart = { folded: 0, lo: Infinity, hi: -Infinity, columns: [] };
   const c = r.chart;
-  for (; c.folded < r.steps.length; c.folded++) {
-    const { step, loss } = r.steps[c.folded];
-    c.smooth = c.smooth === null ? loss : 0.95 * c.smooth + 0.05 * loss;
+  for (const d of steps) {
+    const { step, loss } = d;
+    c.folded++;
+    r.last = d;
     const k = Math.min(LOSS_COLUMNS - 1, Math.max(0, Math.floor(LOSS_COLUMNS * step / Math.max(1, r.total))));
     let column = c.columns[c.columns.length - 1];
     if (!column || column.k !== k) c.columns.push(column = { k, lo: Infinity, hi: -Infinity });
     column.step = step;
-    column.smooth = c.smooth;
+    column.smooth = d.smooth ?? NaN;  // (not finite: none yet)
     if (!Number.isFinite(loss)) continue;
     column.lo = Math.min(column.lo, loss);
     column.hi = Math.max(column.hi, loss);
@@ -288,7 +291,7 @@ function lossChart() {
   g.font = '10px sans-serif';
   g.fillStyle = '#222';
   g.fillText('loss: training (gray), smoothed (black), validation (red dots)', pad, 12);
-  const c = foldedSteps(run);
+  const c = foldSteps(run);
   let lo = c.lo, hi = c.hi;
   for (const v of run.validations) {
     if (!Number.isFinite(v.loss)) continue;
@@ -327,11 +330,11 @@ function lossChart() {
 
 const thousands = new Intl.NumberFormat();  // (made once: toLocaleString makes one a call)
 function showStatus() {
-  const last = run.steps[run.steps.length - 1];
+  const last = run.last;
   const status = document.getElementById('train-status');
   if (!last) return;
   const seconds = (performance.now() - run.started) / 1000;
-  const perStep = seconds / Math.max(1, run.steps.length);
+  const perStep = seconds / Math.max(1, last.step - run.first);
   const left = Math.max(0, (run.total - last.step) * perStep);
   status.textContent = run.ended || `step ${last.step} / ${run.total}, loss ${last.loss.toFixed(4)}, ` +
     `${thousands.format(Math.round(run.tokens / Math.max(1e-9, seconds)))} tokens/s, ${Math.round(left)} s left`;
@@ -878,7 +881,8 @@ for (const id of ['train', 'embeddings', 'pca', 'similarity', 'sums', 'follow-ch
 
 const events = new EventSource('/api/events?snapshots=float32');
 events.addEventListener('start', (e) => {
-  run = newRun(JSON.parse(e.data).steps);
+  const d = JSON.parse(e.data);
+  run = newRun(d.steps, d.first_step);
   runs.push(run);
   document.getElementById('snapshot').max = 0;
 });
@@ -890,11 +894,11 @@ events.addEventListener('run', (e) => {
   if (d.snapshot_every) document.getElementById('snapshot').title = `a snapshot every ${d.snapshot_every} steps`;
   listRuns();
 });
+// (a long run's batch of steps holds only some of its steps: the server says why)
 events.addEventListener('steps', (e) => {
-  for (const d of JSON.parse(e.data).steps) {
-    run.steps.push(d);
-    run.tokens += d.tokens;
-  }
+  const batch = JSON.parse(e.data);
+  foldSteps(run, batch.steps);
+  run.tokens += batch.tokens;
   later(showStatus, 'train');
 });
 events.addEventListener('validation', (e) => { run.validations.push(JSON.parse(e.data)); later(showStatus, 'train'); });
@@ -991,7 +995,7 @@ function drawComparison() {
   const [canvas] = canvasIn('compare-loss', width, height);
   const series = [[a, '#b2182b'], [b, '#2166ac']];
   // each run's smoothed loss at the last step of each of its loss chart's columns
-  const folded = series.map(([r]) => foldedSteps(r));
+  const folded = series.map(([r]) => foldSteps(r));
   const lo = Math.min(...folded.map((c) => c.lo)), hi = Math.max(...folded.map((c) => c.hi));
   if (lo <= hi) {
     const last = Math.max(1, a.total, b.total);

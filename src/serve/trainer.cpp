@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -89,7 +90,8 @@ class EventReporter final : public Observer {
                         {"validating", e.validating}});
   }
   void on_step(const StepFinished& e) override {
-    pending_.push_back({{"step", e.step}, {"loss", e.loss}, {"tokens", e.tokens}, {"seconds", e.seconds}});
+    if (std::isfinite(e.loss)) smooth_ = std::isnan(smooth_) ? e.loss : 0.95 * smooth_ + 0.05 * e.loss;
+    pending_.push_back({e.step, e.loss, smooth_, e.tokens, e.seconds});
     const auto now = std::chrono::steady_clock::now();
     if (e.last || now - flushed_ >= std::chrono::milliseconds(100)) flush();
   }
@@ -109,17 +111,29 @@ class EventReporter final : public Observer {
     flush();
     log_.push("finished", {{"step", e.step}, {"stopped", e.stopped}, {"checkpoint", e.checkpoint_path}});
   }
-  // Whatever steps are waiting go out now (before a snapshot, say).
+  // Whatever steps are waiting go out now (before a snapshot, say): those kept_steps
+  // keeps, with how many steps the batch holds and their tokens.
   void flush() {
     if (pending_.empty()) return;
-    log_.push("steps", {{"steps", pending_}});
-    pending_ = json::array();
+    json steps = json::array();
+    for (const StepEntry& s : kept_steps(pending_, told_)) {
+      steps.push_back(
+          {{"step", s.step}, {"loss", s.loss}, {"smooth", s.smooth}, {"tokens", s.tokens}, {"seconds", s.seconds}});
+    }
+    int64_t tokens = 0;
+    for (const StepEntry& s : pending_) tokens += s.tokens;
+    const auto count = static_cast<int64_t>(pending_.size());
+    log_.push("steps", {{"steps", std::move(steps)}, {"count", count}, {"tokens", tokens}});
+    told_ += count;
+    pending_.clear();
     flushed_ = std::chrono::steady_clock::now();
   }
 
  private:
   EventLog& log_;
-  json pending_ = json::array();
+  std::vector<StepEntry> pending_;
+  int64_t told_ = 0;              // the run's steps in the events so far
+  double smooth_ = std::nan("");  // the smoothed loss at the last step (none before a finite loss)
   std::chrono::steady_clock::time_point flushed_ = std::chrono::steady_clock::now();
 };
 
@@ -166,6 +180,22 @@ void take(const json& request, const char* name, T& field) {
 }
 
 }  // namespace
+
+std::vector<StepEntry> kept_steps(const std::vector<StepEntry>& batch, int64_t told) {
+  if (batch.empty() || told + static_cast<int64_t>(batch.size()) <= kEveryStep) return batch;
+  size_t lo = batch.size() - 1, hi = lo;  // (the last, when no loss is finite)
+  for (size_t i = 0; i < batch.size(); i++) {
+    if (!std::isfinite(batch[i].loss)) continue;
+    if (!std::isfinite(batch[lo].loss) || batch[i].loss < batch[lo].loss) lo = i;
+    if (!std::isfinite(batch[hi].loss) || batch[i].loss > batch[hi].loss) hi = i;
+  }
+  std::vector<size_t> at{lo, hi, batch.size() - 1};
+  std::sort(at.begin(), at.end());
+  at.erase(std::unique(at.begin(), at.end()), at.end());
+  std::vector<StepEntry> kept;
+  for (size_t i : at) kept.push_back(batch[i]);
+  return kept;
+}
 
 int64_t snapshot_interval(int64_t requested, int64_t steps, int64_t numbers) {
   if (requested <= 0) return 0;

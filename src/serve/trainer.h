@@ -63,6 +63,27 @@ inline constexpr int64_t kMaxSnapshots = 500;
 inline constexpr int64_t kSnapshotNumbers = int64_t{1} << 24;
 int64_t snapshot_interval(int64_t requested, int64_t steps, int64_t numbers);
 
+// A step as the `steps` events tell it, with the smoothed loss there: an exponential
+// moving average over every step of the run (0.95 of the last one, 0.05 of this loss;
+// a loss that is not finite leaves it as it was), which the page's loss chart draws.
+struct StepEntry {
+  int64_t step = 0;
+  double loss = 0.0, smooth = 0.0;
+  int64_t tokens = 0;
+  double seconds = 0.0;
+};
+
+// What a `steps` event keeps of its batch, the steps since the last one: all of them
+// while the run has told at most kEveryStep steps (`told` before this batch), then
+// the batch's lowest and highest loss and its last step, in order, each once. A run of
+// the tiny model does 30,000 steps a second, and the server and every page keep every
+// event: a run of a million steps left the server at about 100 MB and the page's heap at
+// 70 MB when every step was kept, 35 MB and under 10 MB now. The loss chart draws each pixel column's
+// lowest and highest loss and the smoothed loss at its last step: these steps keep it as
+// it was (but where a batch spans two columns), in at most 30 steps a second.
+inline constexpr int64_t kEveryStep = 10000;
+std::vector<StepEntry> kept_steps(const std::vector<StepEntry>& batch, int64_t told);
+
 class Trainer {
  public:
   // Checkpoints go to command.out_dir; a finished (or stopped) run's model becomes

@@ -72,11 +72,14 @@ try {
   check(await page.$$eval('select[name=preset] option', (o) => o.some((x) => x.value === 'makemore')), 'the presets are offered');
   // A long run (more steps than the arguments a JavaScript call can take, about 120,000
   // here): the loss chart covers every step, one pixel column of the plot's 568 at a time.
+  // (The page folds the steps as they come and keeps the columns, not the steps.)
   const long = await page.evaluate(() => {
     const current = run;
     run = newRun(200000);
     const arrive = (from, to) => {
-      for (let i = from; i <= to; i++) run.steps.push({ step: i, loss: 3 - i / 1e5, tokens: 16 });
+      const steps = [];
+      for (let i = from; i <= to; i++) steps.push({ step: i, loss: 3 - i / 1e5, smooth: 3 - i / 1e5, tokens: 16 });
+      foldSteps(run, steps);
     };
     try {
       arrive(1, 100000);
@@ -103,6 +106,8 @@ try {
   check(status.includes('step 600') && status.includes('b.safetensors'), `the run finished and saved: ${status}`);
   const curve = await page.$eval('#loss-chart canvas', (c) => `${c.drawn.steps},${c.drawn.columns}`);
   check(curve === '600,568', `the loss curves cover the 600 steps, in the plot's 568 columns: ${curve}`);
+  const smoothed = await page.evaluate(() => run.chart.columns.every((c) => Number.isFinite(c.smooth) && c.smooth >= run.chart.lo && c.smooth <= run.chart.hi));
+  check(smoothed, 'every column of the chart has a smoothed loss (the server\'s), within the losses');
   check(await page.$eval('#loss-chart canvas', (c) => c.drawn.validations) >= 1, 'a validation point is drawn');
   const inked = await page.$eval('#loss-chart canvas', (c) => {
     const d = c.getContext('2d').getImageData(36, 30, c.width - 72, c.height - 66).data;

@@ -414,9 +414,20 @@ TEST_F(Serve, TrainsFromThePageAsTheCommandLineTrains) {
     if (row.contains("text")) cli_samples.push_back(row["text"].get<std::string>());
   }
   std::vector<json> snapshots;
+  double smooth = 0.0;
   for (const auto& [type, data] : events) {
     if (type == "steps") {
-      for (const json& step : data["steps"]) page_losses.push_back(step["loss"].get<double>());
+      // (a short run's batches keep every step: its count, its tokens, the smoothed loss)
+      ASSERT_EQ(data["count"].get<size_t>(), data["steps"].size());
+      int64_t tokens = 0;
+      for (const json& step : data["steps"]) {
+        const double loss = step["loss"].get<double>();
+        smooth = page_losses.empty() ? loss : 0.95 * smooth + 0.05 * loss;
+        EXPECT_EQ(step["smooth"].get<double>(), smooth);
+        page_losses.push_back(loss);
+        tokens += step["tokens"].get<int64_t>();
+      }
+      EXPECT_EQ(data["tokens"].get<int64_t>(), tokens);
     }
     if (type == "sample") page_samples.push_back(data["text"].get<std::string>());
     if (type == "snapshot") snapshots.push_back(data);
@@ -519,6 +530,90 @@ TEST(ServeTrainer, ALongRunsSnapshotsAreSpacedToFit) {
       }
     }
   }
+}
+
+TEST(ServeTrainer, ALongRunsBatchesOfStepsKeepTheirLowestHighestAndLast) {
+  std::vector<StepEntry> batch;
+  for (double loss : {2.5, 2.0, 3.0, 2.25}) {
+    batch.push_back({static_cast<int64_t>(batch.size()) + 1, loss, loss, 10, 0.001});
+  }
+  auto steps = [](const std::vector<StepEntry>& kept) {
+    std::vector<int64_t> out;
+    for (const StepEntry& s : kept) out.push_back(s.step);
+    return out;
+  };
+  using Steps = std::vector<int64_t>;
+  EXPECT_EQ(steps(kept_steps(batch, 0)), (Steps{1, 2, 3, 4}));
+  EXPECT_EQ(steps(kept_steps(batch, kEveryStep - 4)), (Steps{1, 2, 3, 4}));  // the run's first kEveryStep steps
+  EXPECT_EQ(steps(kept_steps(batch, kEveryStep - 3)), (Steps{2, 3, 4}));     // lowest, highest, last
+  // the last is the lowest
+  batch[3].loss = 1.0;
+  EXPECT_EQ(steps(kept_steps(batch, kEveryStep)), (Steps{3, 4}));
+  batch[2].loss = std::nan("");  // a loss that is not finite is neither
+  EXPECT_EQ(steps(kept_steps(batch, kEveryStep)), (Steps{1, 4}));
+  for (StepEntry& s : batch) s.loss = std::nan("");
+  EXPECT_EQ(steps(kept_steps(batch, kEveryStep)), (Steps{4}));
+  EXPECT_TRUE(kept_steps({}, kEveryStep).empty());
+}
+
+// A run longer than kEveryStep steps: its events keep every step up to there, then of
+// each batch the steps with the lowest and the highest loss and the last, with the
+// smoothed loss over every step (checked against the same run's losses from the
+// command line, step by step).
+TEST_F(Serve, ALongRunsStepsAreKeptAsTheLossChartNeedsThem) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const int64_t n = kEveryStep + 6000;
+  ASSERT_TRUE(starts_run(
+      *client, R"({"steps": )" + std::to_string(n) +
+                   R"(, "batch_size": 1, "val_frac": 0, "num_samples": 0, "snapshot_every": 100000, "name": "long"})"));
+  const auto events = events_until(server->port(), "finished");
+  ASSERT_FALSE(events.empty());
+  ASSERT_EQ(events.back().first, "finished") << events.back().second;
+  const testing::RunResult cli = testing::run_microgpt(
+      "train --steps " + std::to_string(n) + " --batch-size 1 --val-frac 0 --num-samples 0 --threads 1 --log '" +
+          dir.file("cli.jsonl") + "' --out '" + dir.file("cli.st") + "'",
+      dir.path());
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  std::vector<double> losses{0.0}, smooth{0.0};  // (by step, from 1)
+  for (const json& row : testing::read_jsonl(dir.file("cli.jsonl"))) {
+    if (!row.contains("loss")) continue;
+    losses.push_back(row["loss"].get<double>());
+    smooth.push_back(smooth.size() == 1 ? losses.back() : 0.95 * smooth.back() + 0.05 * losses.back());
+  }
+  ASSERT_EQ(static_cast<int64_t>(losses.size()), n + 1);
+  int64_t told = 0, entries = 0;
+  for (const auto& [type, data] : events) {
+    if (type != "steps") continue;
+    const auto count = data["count"].get<int64_t>();
+    const int64_t first = told + 1, last = told + count;
+    told = last;
+    std::vector<int64_t> want;  // the steps this batch keeps
+    if (last <= kEveryStep) {
+      for (int64_t s = first; s <= last; s++) want.push_back(s);
+    } else {
+      int64_t lo = first, hi = first;
+      for (int64_t s = first; s <= last; s++) {
+        if (losses[static_cast<size_t>(s)] < losses[static_cast<size_t>(lo)]) lo = s;
+        if (losses[static_cast<size_t>(s)] > losses[static_cast<size_t>(hi)]) hi = s;
+      }
+      for (int64_t s : {lo, hi, last}) want.push_back(s);
+      std::sort(want.begin(), want.end());
+      want.erase(std::unique(want.begin(), want.end()), want.end());
+    }
+    std::vector<int64_t> got;
+    for (const json& step : data["steps"]) {
+      const auto s = step["step"].get<int64_t>();
+      got.push_back(s);
+      ASSERT_GE(s, first);
+      ASSERT_LE(s, last);
+      EXPECT_EQ(step["loss"].get<double>(), losses[static_cast<size_t>(s)]) << s;
+      EXPECT_EQ(step["smooth"].get<double>(), smooth[static_cast<size_t>(s)]) << s;
+    }
+    EXPECT_EQ(got, want) << "the batch of steps " << first << " to " << last;
+    entries += static_cast<int64_t>(got.size());
+  }
+  EXPECT_EQ(told, n);
+  EXPECT_LT(entries, n);  // (the last 6000 steps are not all kept)
 }
 
 TEST_F(Serve, ALongRunFromThePageKeepsFiveHundredSnapshots) {

@@ -174,8 +174,12 @@ void TaskPool::work() {
       new_job_.wait(lock, [&] { return job_.load() != seen; });
       sleepers_.fetch_sub(1);
     }
-    if (stop_.load()) return;
+    // The job is read before stop_: the destructor sets stop_ and then counts a job, so
+    // a thread that read stop_ first could miss it and take the destructor's count for
+    // the job it woke for, then wait for another job forever (a pool dropped just after
+    // a job; seen under emulation, where a thread can stop between two reads).
     seen = job_.load(std::memory_order_acquire);
+    if (stop_.load()) return;
     take_tasks(seen);
   }
 }

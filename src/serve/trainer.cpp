@@ -40,6 +40,23 @@ EventLog::Events EventLog::after(size_t from, std::chrono::milliseconds timeout,
   return out;
 }
 
+size_t EventLog::size() const {
+  std::lock_guard lock(mutex_);
+  return events_.size();
+}
+
+void EventLog::write_data(size_t from, std::string_view type,
+                          const std::function<void(std::string_view)>& write) const {
+  const std::string head = "event: " + std::string(type) + "\ndata: ";
+  std::lock_guard lock(mutex_);
+  for (size_t i = from; i < events_.size(); i++) {
+    const std::string_view text = events_[i].text;  // head, the data, "\n\n"
+    if (!text.starts_with(head)) continue;
+    write(text.substr(head.size(), text.size() - head.size() - 2));
+    write("\n");
+  }
+}
+
 json compact_snapshot(const json& snapshot) {
   auto matrix = [](const json& rows) {
     if (!rows.is_array() || rows.empty() || !rows[0].is_array()) throw Error("a snapshot's matrix is not rows");
@@ -152,16 +169,13 @@ double float32_decimal(double x) {
 
 // wte and wpe as they stand, as rows.
 json snapshot(Engine& engine, const ModelConfig& config, int64_t step) {
-  CheckpointData c;
-  engine.save_state(c);
   const ParamLayout layout(config);
   auto rows = [&](const ParamTensor& t) {
+    const std::vector<double> values = engine.read_params(t.offset, t.rows * t.cols);
     json out = json::array();
     for (int64_t r = 0; r < t.rows; r++) {
       json row = json::array();
-      for (int64_t k = 0; k < t.cols; k++) {
-        row.push_back(float32_decimal(c.params[static_cast<size_t>(t.offset + r * t.cols + k)]));
-      }
+      for (int64_t k = 0; k < t.cols; k++) row.push_back(float32_decimal(values[static_cast<size_t>(r * t.cols + k)]));
       out.push_back(std::move(row));
     }
     return out;
@@ -290,7 +304,7 @@ json Trainer::start(const json& request) {
   thread_ = std::thread([this, run, snapshot_every, name, out = *o.out_path, snapshots_path] {
     TrainingRun& r = **run;
     EventReporter reporter(events_);
-    std::vector<std::string> snapshots;
+    const size_t first_event = events_.size();  // (the run's events come after it)
     try {
       r.add_observer(reporter);
       r.prepare();
@@ -320,7 +334,6 @@ json Trainer::start(const json& request) {
       auto keep = [&] {
         reporter.flush();
         const json s = snapshot(r.engine(), r.config(), r.steps_done());
-        snapshots.push_back(s.dump());
         const json compact = compact_snapshot(s);
         events_.push("snapshot", s, &compact);
       };
@@ -337,9 +350,9 @@ json Trainer::start(const json& request) {
       }
       if (every > 0 && r.steps_done() % every != 0) keep();
       r.finish();
-      std::string all;
-      for (const std::string& s : snapshots) all += s + "\n";
-      write_file_atomic(snapshots_path, all);
+      write_file_atomic(snapshots_path, [&](const std::function<void(std::string_view)>& write) {
+        events_.write_data(first_event, "snapshot", write);
+      });
       host_.load(out);
       // The run's model is the page's now (its snapshots written beside it): after
       // "finished", which the run itself tells before these.

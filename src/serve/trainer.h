@@ -8,12 +8,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "serve/api.h"
 #include "serve/serve.h"
@@ -34,6 +35,12 @@ class EventLog {
     size_t count = 0;
   };
   Events after(size_t from, std::chrono::milliseconds timeout, bool compact = false);
+  // How many events there are so far.
+  size_t size() const;
+  // The data of each event of type `type` from index `from` on, each followed by a line
+  // break, through `write` (a run's snapshots, written beside its checkpoint from here
+  // rather than from a copy of their text).
+  void write_data(size_t from, std::string_view type, const std::function<void(std::string_view)>& write) const;
   void close();
   bool closed() const;
 

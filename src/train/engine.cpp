@@ -21,6 +21,11 @@ void check_state_size(const CheckpointData& c, int64_t n) {
   }
 }
 
+void check_range(int64_t offset, int64_t count, int64_t n) {
+  if (offset < 0 || count < 0 || offset > n || count > n - offset)
+    throw Error("parameters asked for beyond the model's");
+}
+
 // make_engine has checked the configuration (validate_configuration): one document per
 // step, no dropout, no average.
 class ReferenceEngine final : public Engine {
@@ -51,6 +56,12 @@ class ReferenceEngine final : public Engine {
     for (int64_t i = 0; i < n; i++) c.params[static_cast<size_t>(i)] = model_.param(i);
     c.adam_m = model_.adam_m();
     c.adam_v = model_.adam_v();
+  }
+  std::vector<double> read_params(int64_t offset, int64_t count) const override {
+    check_range(offset, count, model_.num_params());
+    std::vector<double> out(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; i++) out[static_cast<size_t>(i)] = model_.param(offset + i);
+    return out;
   }
   void load_state(const CheckpointData& c) override {
     check_state_size(c, model_.num_params());
@@ -98,6 +109,12 @@ class FastEngine final : public Engine {
     c.adam_m = copy(model_.adam_m());
     c.adam_v = copy(model_.adam_v());
     c.trained_params = model_.averaging() ? copy(model_.params()) : std::vector<double>{};
+  }
+  std::vector<double> read_params(int64_t offset, int64_t count) const override {
+    check_range(offset, count, model_.num_params());
+    model_.pull();
+    const auto from = model_.model_params().subspan(static_cast<size_t>(offset), static_cast<size_t>(count));
+    return std::vector<double>(from.begin(), from.end());
   }
   void load_state(const CheckpointData& c) override {
     check_state_size(c, model_.num_params());

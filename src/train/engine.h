@@ -52,6 +52,11 @@ class Engine {
   virtual std::vector<double> attention_weights(std::span<const Token> window);
   // Parameters and Adam's moments, in layout order, for checkpoints.
   virtual void save_state(CheckpointData& c) const = 0;
+  // The model's parameters [offset, offset + count) in layout order, as save_state gives
+  // them (with --ema, the average), and none of the rest: what a snapshot of wte and wpe
+  // reads many times a run (the page's), where save_state would copy every parameter
+  // and both of Adam's moments.
+  virtual std::vector<double> read_params(int64_t offset, int64_t count) const = 0;
   virtual void load_state(const CheckpointData& c) = 0;
 
   // What a run spread over processes needs (train/data_parallel.h). The reference engine

@@ -96,6 +96,32 @@ void expect_bits_equal(const std::vector<double>& a, const std::vector<double>& 
   }
 }
 
+// read_params gives what save_state gives of the same parameters (the average, with
+// --ema), for any range of them, and refuses a range beyond them.
+TEST(Engine, ReadParamsGivesWhatSaveStateGives) {
+  for (const char* engine : {"reference", "fast", "fast with an average"}) {
+    TrainOptions o = small_run(engine == std::string("reference") ? "reference" : "fast", "");
+    if (engine == std::string("fast with an average")) o.train.ema = 0.9;
+    const Replay r = replay(o);
+    CheckpointData c;
+    r.engine->save_state(c);
+    const auto n = static_cast<int64_t>(c.params.size());
+    ASSERT_EQ(n, r.engine->num_params());
+    if (o.train.ema > 0) {
+      ASSERT_FALSE(c.trained_params == c.params) << "the average is not the weights trained";
+    }
+    const ParamLayout layout(r.config);
+    for (const auto& [offset, count] : std::vector<std::pair<int64_t, int64_t>>{
+             {0, n}, {layout.wte().offset, layout.wte().rows * layout.wte().cols}, {n / 3, n / 2}, {n, 0}, {5, 1}}) {
+      const std::vector<double> want(c.params.begin() + offset, c.params.begin() + offset + count);
+      expect_bits_equal(r.engine->read_params(offset, count), want, engine);
+    }
+    for (const auto& [offset, count] : std::vector<std::pair<int64_t, int64_t>>{{0, n + 1}, {n, 1}, {-1, 2}, {1, -1}}) {
+      EXPECT_THROW(r.engine->read_params(offset, count), Error) << engine << " " << offset << " " << count;
+    }
+  }
+}
+
 // Values of a tensor read straight from the file's bytes.
 std::vector<double> tensor_values(const testing::Safetensors& s, const std::string& name) {
   const json& t = s.header.at(name);

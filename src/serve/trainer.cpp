@@ -107,8 +107,7 @@ class EventReporter final : public Observer {
                         {"validating", e.validating}});
   }
   void on_step(const StepFinished& e) override {
-    if (std::isfinite(e.loss)) smooth_ = std::isnan(smooth_) ? e.loss : 0.95 * smooth_ + 0.05 * e.loss;
-    pending_.push_back({e.step, e.loss, smooth_, e.tokens, e.seconds});
+    pending_.push_back({e.step, e.loss, e.smoothed, e.tokens, e.seconds});
     const auto now = std::chrono::steady_clock::now();
     if (e.last || now - flushed_ >= std::chrono::milliseconds(100)) flush();
   }
@@ -149,8 +148,7 @@ class EventReporter final : public Observer {
  private:
   EventLog& log_;
   std::vector<StepEntry> pending_;
-  int64_t told_ = 0;              // the run's steps in the events so far
-  double smooth_ = std::nan("");  // the smoothed loss at the last step (none before a finite loss)
+  int64_t told_ = 0;  // the run's steps in the events so far
   std::chrono::steady_clock::time_point flushed_ = std::chrono::steady_clock::now();
 };
 

@@ -70,9 +70,8 @@ inline constexpr int64_t kMaxSnapshots = 500;
 inline constexpr int64_t kSnapshotNumbers = int64_t{1} << 24;
 int64_t snapshot_interval(int64_t requested, int64_t steps, int64_t numbers);
 
-// A step as the `steps` events tell it, with the smoothed loss there: an exponential
-// moving average over every step of the run (0.95 of the last one, 0.05 of this loss;
-// a loss that is not finite leaves it as it was), which the page's loss chart draws.
+// A step as the `steps` events tell it, with the run's smoothed loss there
+// (train/smoothed_loss.h: the progress line's), which the page's loss chart draws.
 struct StepEntry {
   int64_t step = 0;
   double loss = 0.0, smooth = 0.0;

@@ -29,6 +29,7 @@ struct StepFinished {
   int64_t step = 0;  // 1-based
   int64_t steps = 0;
   double loss = 0.0;       // the batch's mean loss per predicted token (may be NaN: see RunDiverged)
+  double smoothed = 0.0;   // the run's smoothed loss through it (train/smoothed_loss.h)
   int64_t tokens = 0;      // predicted positions it trained on
   double seconds = 0.0;    // wall time of the step
   bool last = false;       // the last step of this run

@@ -32,19 +32,15 @@ void Progress::on_start(const RunStarted& e) {
 }
 
 void Progress::on_step(const StepFinished& e) {
-  step(e.step, e.loss, e.tokens);
+  step(e.step, e.loss, e.smoothed, e.tokens);
   if (e.last) finish();
 }
 
-void Progress::step(int64_t step, double loss, int64_t tokens) {
+void Progress::step(int64_t step, double loss, double smoothed, int64_t tokens) {
   step_ = step;
   loss_ = loss;
+  smoothed_ = smoothed;
   tokens_ += tokens;
-  if (std::isfinite(loss)) {
-    constexpr double kDecay = 0.98;  // about the last 50 steps
-    smoothed_ = kDecay * smoothed_ + (1 - kDecay) * loss;
-    weight_ = kDecay * weight_ + (1 - kDecay);
-  }
   if (mode_ == Mode::off) return;
   const auto now = Clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
@@ -66,7 +62,7 @@ std::string Progress::status() const {
   const double left = done > 0 ? elapsed / done * static_cast<double>(total_steps_ - step_) : 0.0;
   std::snprintf(buf, sizeof buf, "step %lld / %lld | loss %.4f (smoothed %.4f) | %.1fk tokens/s | %s left",
                 static_cast<long long>(step_), static_cast<long long>(total_steps_), loss_,
-                weight_ > 0 ? smoothed_ / weight_ : loss_, per_s / 1000.0, duration(left).c_str());
+                std::isfinite(smoothed_) ? smoothed_ : loss_, per_s / 1000.0, duration(left).c_str());
   return buf;
 }
 

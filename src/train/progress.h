@@ -30,8 +30,9 @@ class Progress final : public Observer {
   void on_validation(const Validated&) override { clear(); }
   void on_diverged(const RunDiverged&) override { finish(); }
 
-  // After step `step` (1-based) with its loss and the tokens it trained on.
-  void step(int64_t step, double loss, int64_t tokens);
+  // After step `step` (1-based) with its loss, the run's smoothed loss through it
+  // (StepFinished::smoothed) and the tokens it trained on.
+  void step(int64_t step, double loss, double smoothed, int64_t tokens);
   // Clears the live line before other output goes to the same terminal.
   void clear();
   // The run is over (or stopped): clears the live line.
@@ -48,8 +49,7 @@ class Progress final : public Observer {
   int64_t step_ = 0;
   int64_t tokens_ = 0;
   double loss_ = 0.0;
-  double smoothed_ = 0.0;  // exponential moving average, bias corrected
-  double weight_ = 0.0;
+  double smoothed_ = 0.0;
   Clock::time_point start_, last_draw_;
   bool drawn_ = false;
 };

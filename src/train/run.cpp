@@ -198,6 +198,7 @@ void TrainingRun::step() {
   e.step = done;
   e.steps = steps;
   e.loss = loss;
+  e.smoothed = smoothed_.add(loss);
   e.tokens = batch.tokens;
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   e.last = done == last_step_;

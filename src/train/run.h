@@ -20,12 +20,13 @@
 #include "checkpoint/checkpoint.h"
 #include "core/python_random.h"
 #include "model/config.h"
+#include "train/data_parallel.h"
 #include "train/data_source.h"
 #include "train/engine.h"
-#include "train/data_parallel.h"
 #include "train/observer.h"
 #include "train/process_group.h"
 #include "train/progress.h"
+#include "train/smoothed_loss.h"
 
 namespace microgpt {
 
@@ -117,6 +118,7 @@ class TrainingRun {
   std::unique_ptr<Engine> engine_;
   int64_t first_step_ = 0, step_ = 0, last_step_ = 0;  // steps done: before this run, now, at its end
   double first_loss_ = 0.0;
+  SmoothedLoss smoothed_;              // the loss as the observers show it
   std::optional<int64_t> saved_step_;  // the last good checkpoint at out_path
 };
 

@@ -15,11 +15,12 @@
 #include <sstream>
 #include <string>
 
-#include "model/config.h"
 #include "checkpoint/checkpoint.h"
+#include "model/config.h"
 #include "serve/api.h"
 #include "serve/trainer.h"
 #include "test_support.h"
+#include "train/smoothed_loss.h"
 
 namespace microgpt {
 namespace {
@@ -414,7 +415,7 @@ TEST_F(Serve, TrainsFromThePageAsTheCommandLineTrains) {
     if (row.contains("text")) cli_samples.push_back(row["text"].get<std::string>());
   }
   std::vector<json> snapshots;
-  double smooth = 0.0;
+  SmoothedLoss smooth;  // (the run's, from the command line's losses)
   for (const auto& [type, data] : events) {
     if (type == "steps") {
       // (a short run's batches keep every step: its count, its tokens, the smoothed loss)
@@ -422,8 +423,7 @@ TEST_F(Serve, TrainsFromThePageAsTheCommandLineTrains) {
       int64_t tokens = 0;
       for (const json& step : data["steps"]) {
         const double loss = step["loss"].get<double>();
-        smooth = page_losses.empty() ? loss : 0.95 * smooth + 0.05 * loss;
-        EXPECT_EQ(step["smooth"].get<double>(), smooth);
+        EXPECT_EQ(step["smooth"].get<double>(), smooth.add(cli_losses.at(page_losses.size())));
         page_losses.push_back(loss);
         tokens += step["tokens"].get<int64_t>();
       }
@@ -575,10 +575,11 @@ TEST_F(Serve, ALongRunsStepsAreKeptAsTheLossChartNeedsThem) {
       dir.path());
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   std::vector<double> losses{0.0}, smooth{0.0};  // (by step, from 1)
+  SmoothedLoss smoothed;
   for (const json& row : testing::read_jsonl(dir.file("cli.jsonl"))) {
     if (!row.contains("loss")) continue;
     losses.push_back(row["loss"].get<double>());
-    smooth.push_back(smooth.size() == 1 ? losses.back() : 0.95 * smooth.back() + 0.05 * losses.back());
+    smooth.push_back(smoothed.add(losses.back()));
   }
   ASSERT_EQ(static_cast<int64_t>(losses.size()), n + 1);
   int64_t told = 0, entries = 0;

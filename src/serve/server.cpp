@@ -30,6 +30,9 @@ constexpr size_t kMaxRequestBytes = 1 << 20;
 // The least time between two writes of the event stream (see /api/events): the page
 // draws once a write, so this is also its pace, five and a half frames a second.
 constexpr std::chrono::milliseconds kEventPause{180};
+// The most an event stream's write holds (but one event larger than this), so that a
+// reload of a long history (hundreds of MB of snapshots) is not one string and its copy.
+constexpr size_t kWriteBytes = size_t{1} << 23;
 
 std::atomic<bool> stop_requested{false};
 extern "C" void request_stop(int) { stop_requested = true; }
@@ -166,7 +169,15 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
             return true;
           }
           if (events.count > 0) {
-            if (!sink.write(events.text.data(), events.text.size())) return false;
+            // (one write, one HTTP chunk; but a page that reloads a long history is sent
+            // it in writes of about kWriteBytes, rather than in one copy of it all)
+            std::string out;
+            for (size_t i = 0; i < events.texts.size(); i++) {
+              out += events.texts[i];
+              if (out.size() < kWriteBytes && i + 1 < events.texts.size()) continue;
+              if (!sink.write(out.data(), out.size())) return false;
+              out.clear();
+            }
             *next += events.count;
             *written = std::chrono::steady_clock::now();
           }

@@ -34,7 +34,7 @@ EventLog::Events EventLog::after(size_t from, std::chrono::milliseconds timeout,
   Events out;
   for (size_t i = from; i < events_.size(); i++) {
     const Event& e = events_[i];
-    out.text += compact && !e.compact.empty() ? e.compact : e.text;
+    out.texts.push_back(compact && !e.compact.empty() ? e.compact : e.text);
   }
   out.count = events_.size() - from;
   return out;
@@ -48,10 +48,14 @@ size_t EventLog::size() const {
 void EventLog::write_data(size_t from, std::string_view type,
                           const std::function<void(std::string_view)>& write) const {
   const std::string head = "event: " + std::string(type) + "\ndata: ";
-  std::lock_guard lock(mutex_);
-  for (size_t i = from; i < events_.size(); i++) {
-    const std::string_view text = events_[i].text;  // head, the data, "\n\n"
-    if (!text.starts_with(head)) continue;
+  std::vector<std::string_view> texts;
+  {
+    std::lock_guard lock(mutex_);
+    for (size_t i = from; i < events_.size(); i++) {
+      if (events_[i].text.starts_with(head)) texts.push_back(events_[i].text);  // head, the data, "\n\n"
+    }
+  }
+  for (const std::string_view text : texts) {
     write(text.substr(head.size(), text.size() - head.size() - 2));
     write("\n");
   }

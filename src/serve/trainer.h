@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -27,11 +28,13 @@ class EventLog {
   // An event, and (when given) its data in a compact form, for a stream that asks for it
   // (a snapshot's weights as float32 bytes: see compact_snapshot).
   void push(const std::string& type, const nlohmann::json& data, const nlohmann::json* compact = nullptr);
-  // The events from index `from` on, one after another as the stream sends them (each in
-  // its compact form where it has one, if `compact`), and how many; waits up to `timeout`
-  // for one when there are none. None also once closed.
+  // The events from index `from` on (each in its compact form where it has one, if
+  // `compact`), as views of their text, and how many; waits up to `timeout` for one when
+  // there are none. None also once closed. An event never changes or moves once pushed,
+  // so the views stay good while the log lives: the stream writes from them without the
+  // lock held, in pieces (a page that reloads a long history reads hundreds of MB).
   struct Events {
-    std::string text;
+    std::vector<std::string_view> texts;
     size_t count = 0;
   };
   Events after(size_t from, std::chrono::milliseconds timeout, bool compact = false);
@@ -39,7 +42,7 @@ class EventLog {
   size_t size() const;
   // The data of each event of type `type` from index `from` on, each followed by a line
   // break, through `write` (a run's snapshots, written beside its checkpoint from here
-  // rather than from a copy of their text).
+  // rather than from a copy of their text; the stream goes on meanwhile).
   void write_data(size_t from, std::string_view type, const std::function<void(std::string_view)>& write) const;
   void close();
   bool closed() const;
@@ -50,7 +53,7 @@ class EventLog {
   };
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::vector<Event> events_;
+  std::deque<Event> events_;  // (a deque: pushing moves no event)
   bool closed_ = false;
 };
 

@@ -638,6 +638,7 @@ TEST_F(Serve, ALongRunFromThePageKeepsFiveHundredSnapshots) {
 struct ChunkedStream {
   std::string text;
   std::vector<double> chunk_at;
+  std::vector<size_t> chunk_size;
 };
 ChunkedStream read_chunks(int port, const std::string& until) {
   ChunkedStream out;
@@ -673,6 +674,7 @@ ChunkedStream read_chunks(int port, const std::string& until) {
       const size_t size = std::stoul(buffer.substr(at, line - at), nullptr, 16);
       if (buffer.size() < line + 2 + size + 2) break;
       out.chunk_at.push_back(now);
+      out.chunk_size.push_back(size);
       out.text += buffer.substr(line + 2, size);
       at = line + 2 + size + 2;
     }
@@ -696,8 +698,38 @@ TEST_F(Serve, TheEventStreamIsWrittenAtMostEvery180Milliseconds) {
   ASSERT_GE(stream.chunk_at.size(), 2u);
   EXPECT_GT(events, 2 * stream.chunk_at.size());  // written together, not one by one
   for (size_t k = 1; k < stream.chunk_at.size(); k++) {
-    ASSERT_GE(stream.chunk_at[k], 0.18 * static_cast<double>(k)) << "chunk " << k << " of " << stream.chunk_at.size();
+    ASSERT_GE(stream.chunk_at[k], 0.18 * static_cast<double>(k))
+        << "chunk " << k << " of " << stream.chunk_at.size() << ", " << stream.text.size() << " bytes in all";
   }
+}
+
+// A page that opens after a long history (here 13 MB of snapshots) is sent all of it,
+// in order, in writes of about 8 MB at most (server.cpp's kWriteBytes, which one event
+// may pass): not as one string of it all, which the HTTP library would copy again.
+TEST_F(Serve, ALongHistoryIsSentWholeInPieces) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_TRUE(starts_run(*client, R"({"steps": 200, "n_embd": 64, "block_size": 64, "batch_size": 1,
+                                      "snapshot_every": 1, "name": "long"})"));
+  events_until(server->port(), "model");  // the run is over: its events are history
+  const ChunkedStream stream = read_chunks(server->port(), "event: model\n");
+  ASSERT_NE(stream.text.find("event: model\n"), std::string::npos) << stream.text.size();
+  constexpr size_t kWriteBytes = size_t{1} << 23;
+  EXPECT_GT(stream.text.size(), kWriteBytes + (size_t{1} << 20));
+  ASSERT_GE(stream.chunk_size.size(), 2u);
+  size_t largest = 0;  // event
+  std::vector<int64_t> snapshot_steps;
+  for (size_t at = 0, end; (end = stream.text.find("\n\n", at)) != std::string::npos; at = end + 2) {
+    const std::string event = stream.text.substr(at, end - at);
+    largest = std::max(largest, event.size() + 2);
+    ASSERT_EQ(event.rfind("event: ", 0), 0u) << event.substr(0, 100);
+    const size_t data = event.find("\ndata: ");
+    ASSERT_NE(data, std::string::npos) << event.substr(0, 100);
+    const json d = json::parse(event.substr(data + 7));  // every event whole
+    if (event.rfind("event: snapshot\n", 0) == 0) snapshot_steps.push_back(d["step"].get<int64_t>());
+  }
+  for (const size_t size : stream.chunk_size) EXPECT_LT(size, kWriteBytes + largest);
+  ASSERT_EQ(snapshot_steps.size(), 201u);
+  for (size_t i = 0; i < snapshot_steps.size(); i++) ASSERT_EQ(snapshot_steps[i], static_cast<int64_t>(i));
 }
 
 // The preset microgpt on the reference engine, nothing held out: microgpt.py's run (the

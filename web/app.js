@@ -262,11 +262,10 @@ const LOSS_WIDTH = 640, LOSS_PAD = 36, LOSS_COLUMNS = LOSS_WIDTH - 2 * LOSS_PAD;
 // not the steps, and a redraw costs the columns: drawing every step took 35 ms a frame
 // at 100,000 steps and 427 ms at a million (headless chromium, here).
 function foldSteps(r, steps = []) {
-  if (!r.chart) r.chart = { folded: 0, lo: Infinity, hi: -Infinity, columns: [] };
+  if (!r.chart) r.chart = { lo: Infinity, hi: -Infinity, columns: [] };
   const c = r.chart;
   for (const d of steps) {
     const { step, loss } = d;
-    c.folded++;
     r.last = d;
     const k = Math.min(LOSS_COLUMNS - 1, Math.max(0, Math.floor(LOSS_COLUMNS * step / Math.max(1, r.total))));
     let column = c.columns[c.columns.length - 1];
@@ -324,7 +323,9 @@ function lossChart() {
   g.fillStyle = '#222';
   g.fillText(hi.toFixed(2), 0, y(hi) + 4);
   g.fillText(lo.toFixed(2), 0, y(lo) + 4);
-  Object.assign(canvas.drawn, { steps: c.folded, columns: c.columns.length, validations: run.validations.length });
+  // (the steps it covers, though a long run's batches hold only some of theirs)
+  const covered = run.last ? run.last.step - run.first : 0;
+  Object.assign(canvas.drawn, { steps: covered, columns: c.columns.length, validations: run.validations.length });
   return canvas;
 }
 

@@ -22,23 +22,6 @@ void check_fields(const json& request, const std::set<std::string>& known) {
   }
 }
 
-template <class T>
-std::optional<T> field(const json& request, const std::string& name) {
-  if (!request.contains(name) || request[name].is_null()) return std::nullopt;
-  const json& v = request[name];
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (!v.is_string()) throw ApiError(400, "'" + name + "' must be a string");
-  } else if constexpr (std::is_integral_v<T>) {
-    if (!v.is_number_integer()) throw ApiError(400, "'" + name + "' must be a whole number");
-    if (std::is_unsigned_v<T> && !v.is_number_unsigned() && v.get<int64_t>() < 0) {
-      throw ApiError(400, "'" + name + "' must not be negative");
-    }
-  } else {
-    if (!v.is_number()) throw ApiError(400, "'" + name + "' must be a number");
-  }
-  return v.get<T>();
-}
-
 // The model's errors as the API's: what the request asked for is the caller's (400).
 template <class Fn>
 auto answering(Fn&& fn) {
@@ -106,7 +89,21 @@ SampleCommand ModelHost::sample_command(const json& request) const {
   cmd.top_p = field<double>(request, "top_p").value_or(1.0);
   cmd.prefix = field<std::string>(request, "prefix").value_or("");
   cmd.max_len = field<int64_t>(request, "max_len").value_or(0);
+  if (cmd.num_samples.value_or(0) > kMaxRequestSamples) {
+    throw ApiError(
+        400, "'num_samples' is at most " + std::to_string(kMaxRequestSamples) + " here (microgpt sample draws more)");
+  }
+  if (cmd.max_len > kMaxRequestSampleLength) {
+    throw ApiError(
+        400, "'max_len' is at most " + std::to_string(kMaxRequestSampleLength) + " here (microgpt sample writes more)");
+  }
   return cmd;
+}
+
+void ModelHost::check_sample(const SampleCommand& cmd) {
+  std::lock_guard lock(mutex_);
+  const LoadedModel& m = loaded();
+  answering([&] { return sample_options(cmd, m); });
 }
 
 void ModelHost::sample_stream(const SampleCommand& cmd, const std::function<void(const json&)>& emit) {
@@ -133,6 +130,14 @@ json ModelHost::sample(const json& request) {
   return json{{"samples", samples}};
 }
 
+void refuse_link(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_symlink(path, ec)) {
+    throw ApiError(400, "'" + std::filesystem::path(path).filename().string() +
+                            "' is a symbolic link: the server reads and writes only the files of its folder");
+  }
+}
+
 namespace {
 
 // DIR/NAME.safetensors for a name of letters, digits, '_' and '-' only (nothing that
@@ -144,7 +149,9 @@ std::string checkpoint_in(const std::string& dir, const json& request) {
                           std::string::npos) {
     throw ApiError(400, "'name' may hold only letters, digits, '_' and '-'");
   }
-  return (std::filesystem::path(dir) / (name + ".safetensors")).string();
+  const std::string path = (std::filesystem::path(dir) / (name + ".safetensors")).string();
+  refuse_link(path);
+  return path;
 }
 
 }  // namespace

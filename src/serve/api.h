@@ -11,10 +11,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "inspect/embed.h"
 #include "train/commands.h"
@@ -29,6 +29,40 @@ class ApiError : public std::runtime_error {
  private:
   int status_;
 };
+
+// A request's field `name` as a T, or none when it is missing or null; 400 when it is of
+// the wrong type (a whole number for an integer, not 2.5 nor 1e308) or out of T's range.
+template <class T>
+std::optional<T> field(const nlohmann::json& request, const std::string& name) {
+  if (!request.contains(name) || request[name].is_null()) return std::nullopt;
+  const nlohmann::json& v = request[name];
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!v.is_string()) throw ApiError(400, "'" + name + "' must be a string");
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) throw ApiError(400, "'" + name + "' must be true or false");
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer()) throw ApiError(400, "'" + name + "' must be a whole number");
+    if (std::is_unsigned_v<T> && !v.is_number_unsigned() && v.get<int64_t>() < 0) {
+      throw ApiError(400, "'" + name + "' must not be negative");
+    }
+    if (std::is_signed_v<T> && v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}) {
+      throw ApiError(400, "'" + name + "' is too large");
+    }
+  } else {
+    if (!v.is_number()) throw ApiError(400, "'" + name + "' must be a number");
+  }
+  return v.get<T>();
+}
+
+// 400 when `path` (a file in the server's --out-dir) is a symbolic link: its target may
+// be anywhere, and the server reads and writes only inside that folder.
+void refuse_link(const std::string& path);
+
+// What one request may ask of the server, at most: samples (of /api/sample and of a run)
+// and characters a sample. A page asks for a few; more would hold the model (and a
+// thread of the server) for minutes. `microgpt sample` draws any number.
+inline constexpr int64_t kMaxRequestSamples = 1000;
+inline constexpr int64_t kMaxRequestSampleLength = 10000;
 
 // The model the page works with, one at a time; every call locks it.
 class ModelHost {
@@ -50,6 +84,8 @@ class ModelHost {
   // i, "text": "..."} for each whole sample. sample_command checks the request (400)
   // before anything is sent; sample_stream hands each line to `emit`.
   SampleCommand sample_command(const nlohmann::json& request) const;
+  // The command checked against the model (404 with none, 400 for what it cannot do).
+  void check_sample(const SampleCommand& command);
   void sample_stream(const SampleCommand& command, const std::function<void(const nlohmann::json&)>& emit);
   // POST /api/inspect: {"text": "emma", "top": 10} -> {"positions": [{"pos", "token",
   // "id", "wte", "wpe", "sum", "next": [{"token", "id", "p"}, ...]}, ...], "attention":

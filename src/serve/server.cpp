@@ -33,6 +33,9 @@ constexpr std::chrono::milliseconds kEventPause{180};
 // The most an event stream's write holds (but one event larger than this), so that a
 // reload of a long history (hundreds of MB of snapshots) is not one string and its copy.
 constexpr size_t kWriteBytes = size_t{1} << 23;
+// The server's threads, and how many of them event streams may hold at once.
+constexpr size_t kServerThreads = 64;
+constexpr int64_t kMaxEventStreams = 48;
 
 std::atomic<bool> stop_requested{false};
 extern "C" void request_stop(int) { stop_requested = true; }
@@ -65,6 +68,11 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   if (cmd.model_path) host.load(*cmd.model_path);
 
   httplib::Server server;
+  // Each page that watches holds a thread of the server for its event stream: enough of
+  // them, and a limit on the streams (kMaxEventStreams), so that pages never take every
+  // thread and leave none to answer (the library's default is 8 threads).
+  server.new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
+  std::atomic<int64_t> streams{0};
   // Requests are small JSON objects: anything over 1 MB is refused (413).
   server.set_payload_max_length(kMaxRequestBytes);
   auto page = [](std::string_view content, const char* type) {
@@ -93,6 +101,7 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
     SampleCommand command;
     try {
       command = host.sample_command(body_of(req));
+      host.check_sample(command);  // (refused before the answer's 200 goes out)
     } catch (...) {
       return api(res, [&]() -> json { throw; });  // the request's own error, as JSON
     }
@@ -154,11 +163,19 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
       return;
     }
     const bool compact = form == "float32";
+    if (streams.fetch_add(1) >= kMaxEventStreams) {
+      streams.fetch_sub(1);
+      reply(res, 503,
+            json{{"error",
+                  "too many pages are watching (" + std::to_string(kMaxEventStreams) + " event streams): close some"}});
+      return;
+    }
     res.set_header("Cache-Control", "no-cache");
     auto next = std::make_shared<size_t>(0);
     auto written = std::make_shared<std::chrono::steady_clock::time_point>();
     res.set_chunked_content_provider(
-        "text/event-stream", [&trainer, next, written, compact](size_t, httplib::DataSink& sink) {
+        "text/event-stream",
+        [&trainer, next, written, compact](size_t, httplib::DataSink& sink) {
           EventLog::Events events = trainer.events().after(*next, std::chrono::milliseconds(500), compact);
           if (events.count > 0 && std::chrono::steady_clock::now() < *written + kEventPause) {
             std::this_thread::sleep_until(*written + kEventPause);
@@ -182,12 +199,18 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
             *written = std::chrono::steady_clock::now();
           }
           return sink.is_writable();
-        });
+        },
+        [&streams](bool) { streams.fetch_sub(1); });  // (when the stream ends, however)
   });
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 413) {
-      reply(res, 413, json{{"error", "the request is larger than " + std::to_string(kMaxRequestBytes) + " bytes"}});
+      // (the HTTP library holds a form-encoded body, curl -d's, to 8192 bytes)
+      const bool form = req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded");
+      reply(res, 413,
+            json{{"error", form ? "a form-encoded request is at most 8192 bytes: send it as JSON (curl: -H "
+                                  "'Content-Type: application/json')"
+                                : "the request is larger than " + std::to_string(kMaxRequestBytes) + " bytes"}});
     } else {
       reply(res, res.status, json{{"error", "no such page: " + req.method + " " + req.path}});
     }

@@ -186,13 +186,8 @@ json snapshot(Engine& engine, const ModelConfig& config, int64_t step) {
 }
 
 template <class T>
-void take(const json& request, const char* name, T& field) {
-  if (!request.contains(name)) return;
-  try {
-    field = request[name].get<T>();
-  } catch (const json::exception&) {
-    throw ApiError(400, std::string("'") + name + "' has the wrong type");
-  }
+void take(const json& request, const char* name, T& value) {
+  if (const std::optional<T> v = field<T>(request, name)) value = *v;
 }
 
 }  // namespace
@@ -245,12 +240,11 @@ json Trainer::start(const json& request) {
   o.train.num_samples = 5;
   o.train.val_frac = 0.1;
   o.train.eval_every = 100;
-  std::string preset, name = "model";
+  std::string name = "model";
   int64_t snapshot_every = 50;
-  take(request, "preset", preset);
-  if (!preset.empty()) {
-    const Preset* p = find_preset(preset);
-    if (!p) throw ApiError(400, "no preset '" + preset + "'");
+  if (const std::optional<std::string> preset = field<std::string>(request, "preset")) {
+    const Preset* p = find_preset(*preset);
+    if (!p) throw ApiError(400, "no preset '" + *preset + "'");
     apply_preset(*p, o.model, o.train, [&](const std::string& setting) { return request.contains(setting); });
   }
   take(request, "n_layer", o.model.n_layer);
@@ -287,7 +281,14 @@ json Trainer::start(const json& request) {
     throw ApiError(400, "'name' may hold only letters, digits, '_' and '-'");
   }
   if (snapshot_every < 0) throw ApiError(400, "'snapshot_every' must not be negative");
+  if (o.train.num_samples > kMaxRequestSamples) {
+    throw ApiError(400, "'num_samples' is at most " + std::to_string(kMaxRequestSamples) +
+                            " here (microgpt sample draws more from the checkpoint)");
+  }
   o.out_path = (std::filesystem::path(command_.out_dir) / (name + ".safetensors")).string();
+  const std::string snapshots_path = (std::filesystem::path(command_.out_dir) / (name + ".snapshots.jsonl")).string();
+  refuse_link(*o.out_path);
+  refuse_link(snapshots_path);
   std::lock_guard lock(mutex_);
   if (running_) throw ApiError(409, "a run is going on: stop it first");
   if (thread_.joinable()) thread_.join();
@@ -302,7 +303,6 @@ json Trainer::start(const json& request) {
   stop_ = false;
   paused_ = false;
   step_ = 0;
-  const std::string snapshots_path = (std::filesystem::path(command_.out_dir) / (name + ".snapshots.jsonl")).string();
   thread_ = std::thread([this, run, snapshot_every, name, out = *o.out_path, snapshots_path] {
     TrainingRun& r = **run;
     EventReporter reporter(events_);

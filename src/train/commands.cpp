@@ -77,14 +77,9 @@ namespace {
 // as many as wanted past the block size, handed on as they come.
 void draw_text_samples(const SampleCommand& cmd, const LoadedModel& m, SampleOptions o, const SampleSink& sink) {
   const CheckpointData& c = m.checkpoint;
-  if (cmd.novel) throw usage_error("--novel is for models of names; '" + cmd.model_path + "' is a text model");
   const std::vector<Token> prefix = o.prefix;
   o.prefix.clear();
   const int64_t length = o.max_len > 0 ? o.max_len : kTextSampleLength;
-  if (length <= static_cast<int64_t>(prefix.size())) {
-    throw usage_error("--max-len " + std::to_string(length) + " leaves no room after the " +
-                      std::to_string(prefix.size()) + " characters of --prefix");
-  }
   PyRandom rng(cmd.seed.value_or(0));
   if (!cmd.seed) rng.set_state(c.rng);  // where training left it: the text train printed
   const int64_t wanted = cmd.num_samples.value_or(c.train.num_samples);
@@ -120,7 +115,7 @@ std::u32string checked_prefix(const SampleCommand& cmd) {
 
 }  // namespace
 
-void draw_samples(const SampleCommand& cmd, const LoadedModel& m, const SampleSink& sink) {
+SampleOptions sample_options(const SampleCommand& cmd, const LoadedModel& m) {
   const std::u32string prefix_text = checked_prefix(cmd);
   const CheckpointData& c = m.checkpoint;
   SampleOptions o;
@@ -129,12 +124,23 @@ void draw_samples(const SampleCommand& cmd, const LoadedModel& m, const SampleSi
   o.top_p = cmd.top_p;
   o.prefix = tokens_of(m.tokenizer, prefix_text, "--prefix");
   o.max_len = cmd.max_len;
-  if (c.train.is_text()) return draw_text_samples(cmd, m, o, sink);
-  if (o.max_len > 0 && o.max_len <= static_cast<int64_t>(o.prefix.size())) {
-    throw usage_error("--max-len " + std::to_string(o.max_len) + " leaves no room after the " +
+  if (c.train.is_text() && cmd.novel) {
+    throw usage_error("--novel is for models of names; '" + cmd.model_path + "' is a text model");
+  }
+  // (a text model writes kTextSampleLength characters unless told)
+  const int64_t length = c.train.is_text() && o.max_len == 0 ? kTextSampleLength : o.max_len;
+  if (length > 0 && length <= static_cast<int64_t>(o.prefix.size())) {
+    throw usage_error("--max-len " + std::to_string(length) + " leaves no room after the " +
                       std::to_string(o.prefix.size()) + " characters of --prefix");
   }
-  check_prefix_fits(o, c.model.block_size);
+  if (!c.train.is_text()) check_prefix_fits(o, c.model.block_size);
+  return o;
+}
+
+void draw_samples(const SampleCommand& cmd, const LoadedModel& m, const SampleSink& sink) {
+  const SampleOptions o = sample_options(cmd, m);
+  const CheckpointData& c = m.checkpoint;
+  if (c.train.is_text()) return draw_text_samples(cmd, m, o, sink);
   std::unordered_set<std::u32string> known;
   if (cmd.novel) {
     const Dataset d = training_data(c, cmd.data_path, cmd.model_path, "--novel");

@@ -13,6 +13,7 @@
 #include "checkpoint/checkpoint.h"
 #include "data/dataset.h"
 #include "train/engine.h"
+#include "train/sampler.h"
 
 namespace microgpt {
 
@@ -50,6 +51,10 @@ struct SampleSink {
 // The samples `command` asks for (its model_path only names the model in messages),
 // from a model already loaded: what `microgpt sample` prints, and the web API returns.
 void draw_samples(const SampleCommand& command, const LoadedModel& model, const SampleSink& sink);
+// The options draw_samples draws with, once it has checked `command` against the model
+// (Error of kind usage when it asks for something the model cannot do): for a caller
+// that must refuse such a request before it answers anything.
+SampleOptions sample_options(const SampleCommand& command, const LoadedModel& model);
 
 struct EvalCommand {
   std::string model_path;

@@ -11,9 +11,11 @@
 #include <bit>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "checkpoint/checkpoint.h"
 #include "model/config.h"
@@ -113,6 +115,19 @@ TEST(ServeApi, RequestsThatCannotBeAnsweredSaySo) {
   EXPECT_EQ(status_of([&] { host.inspect({{"text", "Emma"}}); }), 400);
   EXPECT_EQ(status_of([&] { host.inspect({{"text", "a very long name indeed"}}); }), 400);  // past block_size
   EXPECT_EQ(status_of([&] { host.inspect({{"text", "emma"}, {"top", 0}}); }), 400);
+  // numbers that are not whole, or past what the field holds
+  EXPECT_EQ(status_of([&] { host.sample({{"num_samples", 2.5}}); }), 400);
+  EXPECT_EQ(status_of([&] { host.sample({{"num_samples", 1e308}}); }), 400);
+  EXPECT_EQ(status_of([&] { host.sample(json::parse(R"({"num_samples": 9223372036854775808})")); }), 400);
+  // a request's work is bounded: at most kMaxRequestSamples samples, of at most
+  // kMaxRequestSampleLength characters
+  EXPECT_EQ(status_of([&] { host.sample({{"num_samples", kMaxRequestSamples + 1}}); }), 400);
+  EXPECT_EQ(status_of([&] { host.sample({{"max_len", kMaxRequestSampleLength + 1}}); }), 400);
+  EXPECT_EQ(host.sample({{"num_samples", 2}, {"max_len", kMaxRequestSampleLength}})["samples"].size(), 2u);
+  // what the model cannot do is found before anything is drawn (a stream's 400)
+  EXPECT_EQ(status_of([&] { host.check_sample(host.sample_command({{"prefix", "Q"}})); }), 400);
+  EXPECT_EQ(status_of([&] { host.check_sample(host.sample_command({{"prefix", "a"}, {"max_len", 1}})); }), 400);
+  host.check_sample(host.sample_command({{"prefix", "a"}, {"num_samples", 3}}));
   try {
     host.sample({{"prefix", "Q!"}});
   } catch (const ApiError& e) {
@@ -135,6 +150,14 @@ TEST(ServeApi, SavesListsAndLoadsCheckpointsInItsFolder) {
     EXPECT_EQ(status_of([&] { other.load_named(dir.path(), {{"name", name}}); }), 400) << name;
     EXPECT_EQ(status_of([&] { host.save(dir.path(), {{"name", name}}); }), 400) << name;
   }
+  // A symbolic link in the folder may lead anywhere: neither written through nor read.
+  TempDir elsewhere;
+  testing::write_file(elsewhere.file("mine.txt"), "not a model\n");
+  std::filesystem::create_symlink(elsewhere.file("mine.txt"), dir.file("link.safetensors"));
+  std::filesystem::create_symlink(model_path(), dir.file("model_link.safetensors"));
+  EXPECT_EQ(status_of([&] { host.save(dir.path(), {{"name", "link"}}); }), 400);
+  EXPECT_EQ(read_file(elsewhere.file("mine.txt")), "not a model\n");
+  EXPECT_EQ(status_of([&] { other.load_named(dir.path(), {{"name", "model_link"}}); }), 400);
 }
 
 // The numbers of one `embed --show` line ("    wte[5]     =   0.109 ..."), or of the
@@ -784,7 +807,13 @@ TEST_F(Serve, TrainsOnTheFileItWasGivenOrTheEmbeddedNames) {
 TEST_F(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   ASSERT_NO_FATAL_FAILURE(start());
   // inputs the model cannot have (model/inputs.h)
-  for (const char* inputs : {R"({"wte": "bogus"})", R"({"wpe": 3})", R"({"combine": "concat", "engine": "reference"})"}) {
+  std::filesystem::create_symlink(dir.file("err"), dir.file("linked.safetensors"));
+  for (const char* inputs : {R"({"wte": "bogus"})", R"({"wpe": 3})", R"({"combine": "concat", "engine": "reference"})",
+                             // numbers that are not whole or too large, an empty preset, too many samples
+                             R"({"steps": 2.5})", R"({"steps": 1e308})", R"({"n_layer": 9223372036854775808})",
+                             R"({"snapshot_every": 1e308})", R"({"preset": ""})", R"({"num_samples": 1001})",
+                             // a checkpoint that is a link to a file outside the folder
+                             R"({"name": "linked"})"}) {
     auto refused = client->Post("/api/train", inputs, "application/json");
     ASSERT_TRUE(refused);
     EXPECT_EQ(refused->status, 400) << inputs << ": " << refused->body;
@@ -870,9 +899,17 @@ TEST_F(Serve, SamplesStreamAsTheyAreDrawn) {
   auto bad = client->Post("/api/sample/stream", R"({"seed": "x"})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
+  // and so is one the model cannot take (a prefix it cannot read, one longer than
+  // max_len, too many samples)
   auto unreadable = client->Post("/api/sample/stream", R"({"prefix": "\u00e9\u00e9"})", "application/json");
   ASSERT_TRUE(unreadable);
-  EXPECT_EQ(json_lines(unreadable->body).back()["error"], "--prefix: '\u00e9' is not in the model's vocabulary");
+  EXPECT_EQ(unreadable->status, 400);
+  EXPECT_EQ(json::parse(unreadable->body)["error"], "--prefix: '\u00e9' is not in the model's vocabulary");
+  for (const char* request : {R"({"prefix": "the", "max_len": 2})", R"({"num_samples": 100000000})"}) {
+    auto refused = client->Post("/api/sample/stream", request, "application/json");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 400) << request << ": " << refused->body;
+  }
 }
 
 // Pages that close mid-stream do not disturb the server or the run; Ctrl-C during a run
@@ -916,6 +953,65 @@ TEST_F(Serve, RefusesLargeRequestsAndWarnsWhenListeningWide) {
   ASSERT_TRUE(big);
   EXPECT_EQ(big->status, 413);
   EXPECT_EQ(json::parse(big->body)["error"], "the request is larger than 1048576 bytes");
+  // curl -d sends a form-encoded body, which the HTTP library holds to 8192 bytes: the
+  // error says so, and what to send instead
+  const std::string text = json{{"text", std::string(9000, 'a')}}.dump();
+  auto form = client->Post("/api/inspect", text, "application/x-www-form-urlencoded");
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 413);
+  EXPECT_NE(json::parse(form->body)["error"].get<std::string>().find("Content-Type: application/json"),
+            std::string::npos)
+      << form->body;
+  auto as_json = client->Post("/api/inspect", text, "application/json");
+  ASSERT_TRUE(as_json);
+  EXPECT_EQ(as_json->status, 404) << as_json->body;  // (read: there is no model to inspect with)
+}
+
+// An event stream holds one of the server's threads while the page is open: pages never
+// take them all (at most 48 streams; the 49th is refused with 503), and the API answers
+// whatever the pages hold.
+TEST_F(Serve, PagesWatchingNeverTakeEveryThread) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto open_stream = [&] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(server->port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const std::string request = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+    return fd;
+  };
+  auto status_line = [](int fd) {
+    timeval timeout{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    std::string got;
+    char c;
+    while (got.find("\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) got += c;
+    return got;
+  };
+  std::vector<int> streams;
+  for (int i = 0; i < 48; i++) {
+    streams.push_back(open_stream());
+    ASSERT_EQ(status_line(streams.back()), "HTTP/1.1 200 OK\r\n") << i;
+  }
+  auto answer = client->Get("/api/train");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 200);
+  const int refused = open_stream();
+  EXPECT_EQ(status_line(refused), "HTTP/1.1 503 Service Unavailable\r\n");
+  ::close(refused);
+  for (const int fd : streams) ::close(fd);
+  // a stream ends once its page has gone (within half a second), and frees its place
+  bool reopened = false;
+  for (int tries = 0; tries < 50 && !reopened; tries++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const int fd = open_stream();
+    reopened = status_line(fd) == "HTTP/1.1 200 OK\r\n";
+    ::close(fd);
+  }
+  EXPECT_TRUE(reopened);
 }
 
 TEST_F(Serve, ABadModelOrPortIsOneLine) {

@@ -292,10 +292,16 @@ json Trainer::start(const json& request) {
   std::lock_guard lock(mutex_);
   if (running_) throw ApiError(409, "a run is going on: stop it first");
   if (thread_.joinable()) thread_.join();
-  // Checked here, so that a request that cannot run is answered as such.
+  // Prepared here (its data read, its engine built), so that a request that cannot run
+  // (a text run without a text, a model too large for this machine's memory) is answered
+  // as such, not with "started" and an error event after.
+  auto reporter = std::make_shared<EventReporter>(events_);
   auto run = std::make_shared<std::unique_ptr<TrainingRun>>();
+  const size_t first_event = events_.size();  // (the run's events come after it)
   try {
     *run = std::make_unique<TrainingRun>(o);
+    (*run)->add_observer(*reporter);
+    (*run)->prepare();
   } catch (const Error& e) {
     throw ApiError(e.kind() == Error::Kind::usage ? 400 : 500, one_line(e.what()));
   }
@@ -303,13 +309,9 @@ json Trainer::start(const json& request) {
   stop_ = false;
   paused_ = false;
   step_ = 0;
-  thread_ = std::thread([this, run, snapshot_every, name, out = *o.out_path, snapshots_path] {
+  thread_ = std::thread([this, reporter, run, first_event, snapshot_every, name, out = *o.out_path, snapshots_path] {
     TrainingRun& r = **run;
-    EventReporter reporter(events_);
-    const size_t first_event = events_.size();  // (the run's events come after it)
     try {
-      r.add_observer(reporter);
-      r.prepare();
       json vocab = json::array();
       for (char32_t ch : r.data().tokenizer().chars()) vocab.push_back(encode_utf8(std::u32string(1, ch)));
       const TrainOptions& ro = r.options();
@@ -334,7 +336,7 @@ json Trainer::start(const json& request) {
                            {"combine", ro.train.combine},
                            {"snapshot_every", every}});
       auto keep = [&] {
-        reporter.flush();
+        reporter->flush();
         const json s = snapshot(r.engine(), r.config(), r.steps_done());
         const json compact = compact_snapshot(s);
         events_.push("snapshot", s, &compact);
@@ -360,8 +362,10 @@ json Trainer::start(const json& request) {
       // "finished", which the run itself tells before these.
       events_.push("model", {{"path", out}});
     } catch (const std::exception& e) {
+      reporter->flush();  // (the steps before the error)
       events_.push("error", {{"message", one_line(e.what())}});
     }
+    run->reset();  // (before the reporter it tells)
     running_ = false;
   });
   return json{{"started", true}, {"checkpoint", *o.out_path}};

@@ -808,12 +808,15 @@ TEST_F(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   ASSERT_NO_FATAL_FAILURE(start());
   // inputs the model cannot have (model/inputs.h)
   std::filesystem::create_symlink(dir.file("err"), dir.file("linked.safetensors"));
-  for (const char* inputs : {R"({"wte": "bogus"})", R"({"wpe": 3})", R"({"combine": "concat", "engine": "reference"})",
-                             // numbers that are not whole or too large, an empty preset, too many samples
-                             R"({"steps": 2.5})", R"({"steps": 1e308})", R"({"n_layer": 9223372036854775808})",
-                             R"({"snapshot_every": 1e308})", R"({"preset": ""})", R"({"num_samples": 1001})",
-                             // a checkpoint that is a link to a file outside the folder
-                             R"({"name": "linked"})"}) {
+  for (const char* inputs :
+       {R"({"wte": "bogus"})", R"({"wpe": 3})", R"({"combine": "concat", "engine": "reference"})",
+        // numbers that are not whole or too large, an empty preset, too many samples
+        R"({"steps": 2.5})", R"({"steps": 1e308})", R"({"n_layer": 9223372036854775808})",
+        R"({"snapshot_every": 1e308})", R"({"preset": ""})", R"({"num_samples": 1001})",
+        // a checkpoint that is a link to a file outside the folder
+        R"({"name": "linked"})",
+        // runs that cannot start: found as the run is prepared, before the answer
+        R"({"format": "text", "steps": 5})", R"({"wte": "onehot", "steps": 5})", R"({"n_embd": 100000, "steps": 5})"}) {
     auto refused = client->Post("/api/train", inputs, "application/json");
     ASSERT_TRUE(refused);
     EXPECT_EQ(refused->status, 400) << inputs << ": " << refused->body;

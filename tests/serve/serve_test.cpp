@@ -970,6 +970,28 @@ TEST_F(Serve, RefusesLargeRequestsAndWarnsWhenListeningWide) {
   EXPECT_EQ(as_json->status, 404) << as_json->body;  // (read: there is no model to inspect with)
 }
 
+// A POST with no body and no Content-Length (what `curl -X POST URL` sends) has an empty
+// body: it is answered at once, not after the library's read timed out (5 s) with a 400.
+TEST_F(Serve, APostWithoutABodyIsAnsweredAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval timeout{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(server->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string request = "POST /api/train/stop HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char data[4096];
+  for (ssize_t n; (n = ::recv(fd, data, sizeof data, 0)) > 0;) answer.append(data, static_cast<size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find(R"({"state":"idle","step":0})"), std::string::npos) << answer;
+}
+
 // An event stream holds one of the server's threads while the page is open: pages never
 // take them all (at most 48 streams; the 49th is refused with 503), and the API answers
 // whatever the pages hold.

@@ -63,8 +63,8 @@ class EventLog {
 // parsing a number (/api/events?snapshots=float32).
 nlohmann::json compact_snapshot(const nlohmann::json& snapshot);
 
-// A run keeps at most kMaxSnapshots snapshots, and at most kSnapshotNumbers numbers in
-// them all (about 10 bytes each as the events' text): the server holds every event, the
+// A run keeps its first snapshot (before any step) and at most kMaxSnapshots more, with
+// about kSnapshotNumbers numbers in them all (about 10 bytes each as the events' text): the server holds every event, the
 // page every snapshot, and its views go over them all as it redraws, so that a long run
 // would otherwise fill both and slow the page down. The steps between snapshots: the
 // `requested` ones (0: only the first, before any step), or more, so that a run of

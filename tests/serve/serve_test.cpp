@@ -535,7 +535,7 @@ TEST_F(Serve, TrainsFromThePageAsTheCommandLineTrains) {
 TEST(ServeTrainer, ALongRunsSnapshotsAreSpacedToFit) {
   EXPECT_EQ(snapshot_interval(50, 1000, 2816), 50);  // the makemore preset's 1000 steps
   EXPECT_EQ(snapshot_interval(0, 1000000, 2816), 0);
-  EXPECT_EQ(snapshot_interval(1, 1200, 704), 3);                      // 500 snapshots at most
+  EXPECT_EQ(snapshot_interval(1, 1200, 704), 3);                      // 500 after the first at most
   EXPECT_EQ(snapshot_interval(50, 10000, 321 * 384), 74);             // 136 of 123,264 numbers
   EXPECT_EQ(snapshot_interval(7, 1000, kSnapshotNumbers + 1), 1000);  // the first and the last
   // After the first (step 0), a snapshot every `every` steps and one at the last step.

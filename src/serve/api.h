@@ -16,6 +16,7 @@
 #include <string>
 #include <type_traits>
 
+#include "core/text.h"
 #include "inspect/embed.h"
 #include "train/commands.h"
 
@@ -23,7 +24,8 @@ namespace microgpt {
 
 class ApiError : public std::runtime_error {
  public:
-  ApiError(int status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  // (the message made one line: it may quote what the request sent, a NUL included)
+  ApiError(int status, const std::string& message) : std::runtime_error(one_line(message)), status_(status) {}
   int status() const { return status_; }
 
  private:

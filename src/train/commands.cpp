@@ -36,7 +36,8 @@ std::vector<Token> tokens_of(const Tokenizer& tokenizer, const std::u32string& t
   }
   if (!unknown.empty()) {
     std::string list;
-    for (char32_t c : unknown) list += (list.empty() ? "'" : ", '") + encode_utf8(std::u32string(1, c)) + "'";
+    // (each as one_line shows it: a NUL would end the message's C string)
+    for (char32_t c : unknown) list += (list.empty() ? "'" : ", '") + one_line(encode_utf8(std::u32string(1, c))) + "'";
     throw Error(what + ": " + list + (unknown.size() == 1 ? " is" : " are") + " not in the model's vocabulary", kind);
   }
   return ids;

@@ -133,6 +133,13 @@ TEST(ServeApi, RequestsThatCannotBeAnsweredSaySo) {
   } catch (const ApiError& e) {
     EXPECT_EQ(std::string(e.what()), "--prefix: 'Q', '!' are not in the model's vocabulary");
   }
+  try {
+    host.sample({{"prefix", std::string("\0a", 2)}});  // (a NUL would end the message early)
+    ADD_FAILURE() << "no error";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(std::string(e.what()), "--prefix: '\\x00' is not in the model's vocabulary");
+  }
+  EXPECT_EQ(std::string(ApiError(400, std::string("no preset '\0'", 13)).what()), "no preset '\\x00'");
 }
 
 TEST(ServeApi, SavesListsAndLoadsCheckpointsInItsFolder) {

@@ -130,28 +130,27 @@ json ModelHost::sample(const json& request) {
   return json{{"samples", samples}};
 }
 
-void refuse_link(const std::string& path) {
+std::string file_in(const std::string& dir, const std::string& name, const std::string& extension) {
+  if (name.empty() || name.size() > kMaxNameLength ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos) {
+    throw ApiError(400, "'name' may hold only letters, digits, '_' and '-', at most " + std::to_string(kMaxNameLength) +
+                            " of them");
+  }
+  const std::string path = (std::filesystem::path(dir) / (name + extension)).string();
   std::error_code ec;
   if (std::filesystem::is_symlink(path, ec)) {
-    throw ApiError(400, "'" + std::filesystem::path(path).filename().string() +
-                            "' is a symbolic link: the server reads and writes only the files of its folder");
+    throw ApiError(
+        400, "'" + name + extension + "' is a symbolic link: the server reads and writes only the files of its folder");
   }
+  return path;
 }
 
 namespace {
 
-// DIR/NAME.safetensors for a name of letters, digits, '_' and '-' only (nothing that
-// leaves the folder).
+// The checkpoint a request names ({"name": NAME}): DIR/NAME.safetensors (file_in).
 std::string checkpoint_in(const std::string& dir, const json& request) {
   check_fields(request, {"name"});
-  const std::string name = field<std::string>(request, "name").value_or("");
-  if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-                          std::string::npos) {
-    throw ApiError(400, "'name' may hold only letters, digits, '_' and '-'");
-  }
-  const std::string path = (std::filesystem::path(dir) / (name + ".safetensors")).string();
-  refuse_link(path);
-  return path;
+  return file_in(dir, field<std::string>(request, "name").value_or(""), ".safetensors");
 }
 
 }  // namespace

@@ -56,9 +56,12 @@ std::optional<T> field(const nlohmann::json& request, const std::string& name) {
   return v.get<T>();
 }
 
-// 400 when `path` (a file in the server's --out-dir) is a symbolic link: its target may
-// be anywhere, and the server reads and writes only inside that folder.
-void refuse_link(const std::string& path);
+// DIR/NAME + extension for a file the page names (a checkpoint, its snapshots): 400
+// unless the name holds only letters, digits, '_' and '-' (nothing that leaves the
+// folder), at most kMaxNameLength of them, and the file is not a symbolic link (which
+// could lead anywhere: the server reads and writes only inside its --out-dir).
+inline constexpr size_t kMaxNameLength = 200;
+std::string file_in(const std::string& dir, const std::string& name, const std::string& extension);
 
 // What one request may ask of the server, at most: samples (of /api/sample and of a run)
 // and characters a sample. A page asks for a few; more would hold the model (and a

@@ -276,19 +276,13 @@ json Trainer::start(const json& request) {
     throw ApiError(400, command_.data_path ? "'data' is \"embedded\" or \"file\""
                                            : "'data' can only be \"embedded\": the server was started without --data");
   }
-  if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-                          std::string::npos) {
-    throw ApiError(400, "'name' may hold only letters, digits, '_' and '-'");
-  }
   if (snapshot_every < 0) throw ApiError(400, "'snapshot_every' must not be negative");
   if (o.train.num_samples > kMaxRequestSamples) {
     throw ApiError(400, "'num_samples' is at most " + std::to_string(kMaxRequestSamples) +
                             " here (microgpt sample draws more from the checkpoint)");
   }
-  o.out_path = (std::filesystem::path(command_.out_dir) / (name + ".safetensors")).string();
-  const std::string snapshots_path = (std::filesystem::path(command_.out_dir) / (name + ".snapshots.jsonl")).string();
-  refuse_link(*o.out_path);
-  refuse_link(snapshots_path);
+  o.out_path = file_in(command_.out_dir, name, ".safetensors");
+  const std::string snapshots_path = file_in(command_.out_dir, name, ".snapshots.jsonl");
   std::lock_guard lock(mutex_);
   if (running_) throw ApiError(409, "a run is going on: stop it first");
   if (thread_.joinable()) thread_.join();

@@ -153,7 +153,8 @@ TEST(ServeApi, SavesListsAndLoadsCheckpointsInItsFolder) {
   ModelHost other(1);
   EXPECT_EQ(other.load_named(dir.path(), {{"name", "copy_1"}})["path"], dir.file("copy_1.safetensors"));
   EXPECT_EQ(status_of([&] { other.load_named(dir.path(), {{"name", "none"}}); }), 404);
-  for (const char* name : {"../m", "a/b", "", "x.y"}) {
+  const std::string long_name(kMaxNameLength + 1, 'a');  // (past what a file name may be)
+  for (const char* name : {"../m", "a/b", "", "x.y", long_name.c_str()}) {
     EXPECT_EQ(status_of([&] { other.load_named(dir.path(), {{"name", name}}); }), 400) << name;
     EXPECT_EQ(status_of([&] { host.save(dir.path(), {{"name", name}}); }), 400) << name;
   }

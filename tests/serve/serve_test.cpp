@@ -663,6 +663,24 @@ TEST_F(Serve, ALongRunFromThePageKeepsFiveHundredSnapshots) {
   EXPECT_EQ(testing::read_jsonl(dir.file("many.snapshots.jsonl")).size(), 401u);
 }
 
+// A socket connected to the server on `port` at 127.0.0.1 (-1 if it cannot connect), its
+// reads timing out after `timeout_s`: for requests that an HTTP client would not send, or
+// whose bytes a test reads as they come.
+int connected_socket(int port, int timeout_s) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval timeout{timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // /api/events read off a plain socket until `until` is in it (httplib's client hands
 // over what each read brings, not the server's chunks): the text, and when each HTTP
 // chunk (each write of the server) began to come, in seconds from the request.
@@ -673,17 +691,11 @@ struct ChunkedStream {
 };
 ChunkedStream read_chunks(int port, const std::string& until) {
   ChunkedStream out;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval timeout{60, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   const auto asked = std::chrono::steady_clock::now();
   const std::string request = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
-      ::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+  const int fd = connected_socket(port, 60);
+  if (fd < 0) return out;
+  if (::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
     ::close(fd);
     return out;
   }
@@ -982,15 +994,9 @@ TEST_F(Serve, RefusesLargeRequestsAndWarnsWhenListeningWide) {
 // body: it is answered at once, not after the library's read timed out (5 s) with a 400.
 TEST_F(Serve, APostWithoutABodyIsAnsweredAtOnce) {
   ASSERT_NO_FATAL_FAILURE(start());
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval timeout{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(server->port()));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   const std::string request = "POST /api/train/stop HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  const int fd = connected_socket(server->port(), 2);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
   std::string answer;
   char data[4096];
@@ -1006,19 +1012,13 @@ TEST_F(Serve, APostWithoutABodyIsAnsweredAtOnce) {
 TEST_F(Serve, PagesWatchingNeverTakeEveryThread) {
   ASSERT_NO_FATAL_FAILURE(start());
   auto open_stream = [&] {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(server->port()));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     const std::string request = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-    EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    const int fd = connected_socket(server->port(), 10);
+    EXPECT_GE(fd, 0);
     EXPECT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
     return fd;
   };
   auto status_line = [](int fd) {
-    timeval timeout{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     std::string got;
     char c;
     while (got.find("\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) got += c;

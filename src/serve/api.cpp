@@ -89,10 +89,6 @@ SampleCommand ModelHost::sample_command(const json& request) const {
   cmd.top_p = field<double>(request, "top_p").value_or(1.0);
   cmd.prefix = field<std::string>(request, "prefix").value_or("");
   cmd.max_len = field<int64_t>(request, "max_len").value_or(0);
-  if (cmd.num_samples.value_or(0) > kMaxRequestSamples) {
-    throw ApiError(
-        400, "'num_samples' is at most " + std::to_string(kMaxRequestSamples) + " here (microgpt sample draws more)");
-  }
   if (cmd.max_len > kMaxRequestSampleLength) {
     throw ApiError(
         400, "'max_len' is at most " + std::to_string(kMaxRequestSampleLength) + " here (microgpt sample writes more)");
@@ -100,15 +96,34 @@ SampleCommand ModelHost::sample_command(const json& request) const {
   return cmd;
 }
 
+void check_request_samples(int64_t num_samples) {
+  if (num_samples > kMaxRequestSamples) {
+    throw ApiError(
+        400, "'num_samples' is at most " + std::to_string(kMaxRequestSamples) + " here (microgpt sample draws more)");
+  }
+}
+
+namespace {
+
+// What check_sample checks, with the model's lock held: the samples the command would
+// draw (its num_samples, or as many as the model's training drew) and what the model
+// can do.
+void check_sample_with(const SampleCommand& cmd, const LoadedModel& m) {
+  check_request_samples(cmd.num_samples.value_or(m.checkpoint.train.num_samples));
+  answering([&] { return sample_options(cmd, m); });
+}
+
+}  // namespace
+
 void ModelHost::check_sample(const SampleCommand& cmd) {
   std::lock_guard lock(mutex_);
-  const LoadedModel& m = loaded();
-  answering([&] { return sample_options(cmd, m); });
+  check_sample_with(cmd, loaded());
 }
 
 void ModelHost::sample_stream(const SampleCommand& cmd, const std::function<void(const json&)>& emit) {
   std::lock_guard lock(mutex_);
   const LoadedModel& m = loaded();
+  check_sample_with(cmd, m);  // (the model may have changed since a stream's check)
   int64_t current = 0;
   SampleSink sink;
   sink.begin = [&](int64_t i, int64_t) { current = i; };

@@ -68,6 +68,8 @@ std::string file_in(const std::string& dir, const std::string& name, const std::
 // thread of the server) for minutes. `microgpt sample` draws any number.
 inline constexpr int64_t kMaxRequestSamples = 1000;
 inline constexpr int64_t kMaxRequestSampleLength = 10000;
+// 400 for more than kMaxRequestSamples samples.
+void check_request_samples(int64_t num_samples);
 
 // The model the page works with, one at a time; every call locks it.
 class ModelHost {
@@ -89,7 +91,8 @@ class ModelHost {
   // i, "text": "..."} for each whole sample. sample_command checks the request (400)
   // before anything is sent; sample_stream hands each line to `emit`.
   SampleCommand sample_command(const nlohmann::json& request) const;
-  // The command checked against the model (404 with none, 400 for what it cannot do).
+  // The command checked against the model (404 with none, 400 for what it cannot do,
+  // or for more samples than kMaxRequestSamples, the model's own count included).
   void check_sample(const SampleCommand& command);
   void sample_stream(const SampleCommand& command, const std::function<void(const nlohmann::json&)>& emit);
   // POST /api/inspect: {"text": "emma", "top": 10} -> {"positions": [{"pos", "token",

@@ -277,10 +277,7 @@ json Trainer::start(const json& request) {
                                            : "'data' can only be \"embedded\": the server was started without --data");
   }
   if (snapshot_every < 0) throw ApiError(400, "'snapshot_every' must not be negative");
-  if (o.train.num_samples > kMaxRequestSamples) {
-    throw ApiError(400, "'num_samples' is at most " + std::to_string(kMaxRequestSamples) +
-                            " here (microgpt sample draws more from the checkpoint)");
-  }
+  check_request_samples(o.train.num_samples);
   o.out_path = file_in(command_.out_dir, name, ".safetensors");
   const std::string snapshots_path = file_in(command_.out_dir, name, ".snapshots.jsonl");
   std::lock_guard lock(mutex_);

@@ -124,6 +124,17 @@ TEST(ServeApi, RequestsThatCannotBeAnsweredSaySo) {
   EXPECT_EQ(status_of([&] { host.sample({{"num_samples", kMaxRequestSamples + 1}}); }), 400);
   EXPECT_EQ(status_of([&] { host.sample({{"max_len", kMaxRequestSampleLength + 1}}); }), 400);
   EXPECT_EQ(host.sample({{"num_samples", 2}, {"max_len", kMaxRequestSampleLength}})["samples"].size(), 2u);
+  {  // (a model whose training drew more: a request that asks for no number draws as many)
+    TempDir dir;
+    const testing::RunResult many = testing::run_microgpt(
+        "train --steps 2 --num-samples 1001 --threads 1 --out '" + dir.file("many.st") + "'", dir.path());
+    ASSERT_EQ(many.exit_code, 0) << many.err;
+    ModelHost other(1);
+    other.load(dir.file("many.st"));
+    EXPECT_EQ(status_of([&] { other.sample(json::object()); }), 400);
+    EXPECT_EQ(status_of([&] { other.check_sample(other.sample_command(json::object())); }), 400);
+    EXPECT_EQ(other.sample({{"num_samples", 3}})["samples"].size(), 3u);
+  }
   // what the model cannot do is found before anything is drawn (a stream's 400)
   EXPECT_EQ(status_of([&] { host.check_sample(host.sample_command({{"prefix", "Q"}})); }), 400);
   EXPECT_EQ(status_of([&] { host.check_sample(host.sample_command({{"prefix", "a"}, {"max_len", 1}})); }), 400);

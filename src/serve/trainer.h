@@ -64,9 +64,9 @@ class EventLog {
 nlohmann::json compact_snapshot(const nlohmann::json& snapshot);
 
 // A run keeps its first snapshot (before any step) and at most kMaxSnapshots more, with
-// about kSnapshotNumbers numbers in them all (about 10 bytes each as the events' text): the server holds every event, the
-// page every snapshot, and its views go over them all as it redraws, so that a long run
-// would otherwise fill both and slow the page down. The steps between snapshots: the
+// about kSnapshotNumbers numbers in them all (about 10 bytes each as the events' text):
+// the server holds every event, the page every snapshot, and its views go over them all
+// as it redraws, so that a long run would otherwise fill both and slow the page down. The steps between snapshots: the
 // `requested` ones (0: only the first, before any step), or more, so that a run of
 // `steps` keeps within both (`numbers` in each snapshot: wte's and wpe's).
 inline constexpr int64_t kMaxSnapshots = 500;

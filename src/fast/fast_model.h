@@ -220,6 +220,7 @@ class FastModel {
   const Kernels& k_;
   int64_t threads_;
   std::unique_ptr<TaskPool> pool_;  // threads_ threads, the caller's among them
+  int64_t max_docs_;                // the most documents a training batch holds
   int64_t max_rows_;  // activations are sized for this many rows
 
   // A buffer of the kernels' memory, with its host copy when that memory is a device's.

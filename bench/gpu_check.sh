@@ -135,7 +135,7 @@ fi
 # 4. speed beside PyTorch
 shape=(--n-layer 6 --n-embd 192 --n-head 6 --batch-size 64)
 # the default attention (each document's length chooses its kernels), then the warp kernels for all
-for attention in tiled warp; do
+for attention in tensor warp; do
   for precision in fp32 tf32; do
     fits 40 || break 2
     say "microgpt 6x192, 64 names a step, gpu $precision, $attention attention"
@@ -182,6 +182,15 @@ if [ -n "$ncu" ] && fits 60; then
 fi
 fits 60 && MICROGPT_CUDA_GEMM=own step tests-kernels-tiled-gemm 60 "$bundle/fast_tests" \
   --gtest_filter='Gpu/KernelIsa.Matmul*:Backends/DevicePath.*/gpu'
+# and on the text, where tf32 also puts attention on the tensor cores (the names' short
+# documents keep it in float32): 300 steps of the Shakespeare shape, each way
+for precision in fp32 tf32; do
+  fits 60 || break
+  say "what $precision does to the loss: the Shakespeare shape, 300 steps"
+  timeout 60 "$bundle/microgpt" "${text[@]}" --precision "$precision" --steps 300 --eval-every 300 \
+    --log "$out/text_$precision.jsonl" >> "$log" 2>&1
+  grep val_loss "$out/text_$precision.jsonl" | tail -1 | sed "s/^{/{\"run\": \"val_text_$precision\", /" >> "$results"
+done
 for precision in fp32 tf32; do
   fits 60 || break
   say "what $precision does to the loss: 6x192, 500 steps"

@@ -17,6 +17,8 @@
 //     heads wider than 64 (or not a multiple of 4), or MICROGPT_CUDA_ATTENTION=warp take
 //     a warp per (query, head) instead: the keys' scores a lane each, and the values' sum
 //     a channel per lane;
+//   - with --precision tf32, attention for those documents on the tensor cores instead
+//     (heads of 16, 32, 48 or 64): a warp per 16 rows, its products as 16 x 16 TF32 tiles;
 //   - the loss with a block per document;
 //   - the matrix products with cuBLAS, loaded at run time (libcublas.so.13 or .12), or
 //     the module's own tiled kernel when it is missing or MICROGPT_CUDA_GEMM=own.
@@ -31,6 +33,7 @@
 #else
 #include <cublas_v2.h>  // types only: the library is loaded with dlopen
 #include <cuda_runtime.h>
+#include <mma.h>
 // kernel<<<grid, block, shared bytes>>>(args...)
 #define MICROGPT_LAUNCH(kernel, grid, block, shared, ...) kernel<<<(grid), (block), (shared)>>>(__VA_ARGS__)
 #define MICROGPT_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
@@ -508,6 +511,8 @@ constexpr int kTileRows = 64;  // rows of a block: a thread each
 // own, so a document gets the same bits in any batch.
 constexpr int64_t kLongDocument = 32;
 bool g_tiled_attention = true;  // false: the kernels above for every head size (MICROGPT_CUDA_ATTENTION=warp)
+// false: the tiled kernels below in float32 for --precision tf32 too (MICROGPT_CUDA_ATTENTION=tiled)
+bool g_tensor_attention = true;
 constexpr int kStageRows = 16;  // rows staged in shared memory at a time
 
 // Whether x holds for any thread of the block (every thread must call it).
@@ -784,8 +789,9 @@ __global__ void attention_backward_key_tiled_kernel(float* dqkv, const float* D,
   }
 // clang-format on
 
-dim3 tiled_grid(int64_t rows, int64_t NH) {
-  return dim3(static_cast<unsigned>((rows + kTileRows - 1) / kTileRows), static_cast<unsigned>(NH));
+// A block per `per` rows of a head.
+dim3 tiled_grid(int64_t rows, int64_t NH, int64_t per = kTileRows) {
+  return dim3(static_cast<unsigned>((rows + per - 1) / per), static_cast<unsigned>(NH));
 }
 
 bool attention_forward_tiled(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
@@ -816,12 +822,385 @@ bool attention_backward_tiled(float* dqkv, float* D, const float* dout, const fl
   return true;
 }
 
-void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
-                       int64_t rows, int64_t t0, int64_t C, int64_t NH, float*) {
+// ---- attention on the tensor cores (--precision tf32) -------------------------------------
+//
+// A warp (a block of 32 threads) takes 16 consecutive rows of one head. Its products are
+// 16 x 16 tiles on the tensor cores in TF32 (wmma: 10-bit mantissas, float sums); the
+// rest (the masks, the softmax and its rescaling, the gradients' elementwise parts) its
+// lanes do in float, on tiles in shared memory, so that nothing depends on how a
+// fragment's elements sit in the lanes. The other side's rows (keys for a query, queries
+// for a key) come 16 at a time from the first row of the row's document, so that what a
+// row gets depends on its document alone, whatever else the batch holds: what a mask
+// leaves out adds exact zeros. A warp whose rows meet two long documents takes each in
+// turn. They take the rows of documents of kLongDocument rows or more, for head sizes of
+// 16, 32, 48 and 64; the kernels above take the rest. Sums over the other side's tiles
+// run in order, so a run repeats to the bit, as with every kernel here.
+
+namespace wmma = nvcuda::wmma;
+
+constexpr int kTc = 16;            // a warp's rows, and the other side's rows a tile
+constexpr int kScoreLd = kTc + 8;  // a score tile's rows: 32-byte aligned, as wmma wants
+
+using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+using FragAcc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+
+template <class F>
+__device__ void load_tf32(F& f, const float* p, int ldm) {
+  wmma::load_matrix_sync(f, p, static_cast<unsigned>(ldm));
+  for (int i = 0; i < f.num_elements; i++) f.x[i] = wmma::__float_to_tf32(f.x[i]);
+}
+// acc += a (16 x K, rows lda apart) times the transpose of b (16 x K, rows ldb apart)
+__device__ void times_transpose(FragAcc& acc, const float* a, int lda, const float* b, int ldb, int K) {
+  for (int k = 0; k < K; k += 8) {
+    FragA fa;
+    FragBCol fb;
+    load_tf32(fa, a + k, lda);
+    load_tf32(fb, b + k, ldb);
+    wmma::mma_sync(acc, fa, fb, acc);
+  }
+}
+// acc += a (16 x 16, rows lda apart) times b (16 x 16, rows ldb apart)
+__device__ void times(FragAcc& acc, const float* a, int lda, const float* b, int ldb) {
+  for (int k = 0; k < kTc; k += 8) {
+    FragA fa;
+    FragBRow fb;
+    load_tf32(fa, a + k, lda);
+    load_tf32(fb, b + k * ldb, ldb);
+    wmma::mma_sync(acc, fa, fb, acc);
+  }
+}
+
+// Rows `from`..`from`+15 of a slice of HS floats at `offset` in rows `stride` wide, into a
+// tile with rows HS + 8 apart; rows outside lo..hi are zeros. The warp together.
+template <int HS>
+__device__ void stage_tile(float* tile, const float* src, int64_t stride, int64_t offset, int64_t from, int64_t lo,
+                           int64_t hi) {
+  for (int i = threadIdx.x; i < kTc * HS; i += 32) {
+    const int j = i / HS, d = i % HS;
+    const int64_t r = from + j;
+    tile[j * (HS + 8) + d] = r >= lo && r <= hi ? src[r * stride + offset + d] : 0.0f;
+  }
+}
+
+// The warp's rows: w0..w1 (16 from the launch's first row, fewer at its end), and the
+// documents they meet.
+struct TcRows {
+  int64_t first, w0, w1, d0, d1;
+};
+__device__ TcRows tc_rows(const int64_t* doc_start, int64_t n_docs, int64_t rows) {
+  TcRows w;
+  w.first = doc_start[0];
+  w.w0 = w.first + static_cast<int64_t>(blockIdx.x) * kTc;
+  w.w1 = smaller(w.w0 + kTc, w.first + rows) - 1;
+  w.d0 = document_of(doc_start, n_docs, w.w0);
+  w.d1 = document_of(doc_start, n_docs, w.w1);
+  return w;
+}
+
+// Forward: for each query r of the warp's rows in a document [b, e), an online softmax
+// over the key tiles from b, the scores S = q K^T and the sum P V on the tensor cores.
+template <int HS>
+__global__ void attention_forward_tc_kernel(float* out, float* lse, const float* qkv, const int64_t* doc_start,
+                                            int64_t n_docs, int64_t rows, int64_t C, int64_t NH) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // (TF32 tensor cores: compute capability 8.0 and later; never launched below)
+#else
+  constexpr int LD = HS + 8;
+  __shared__ __align__(32) float smem[4 * kTc * LD + kTc * kScoreLd];
+  __shared__ float Ms[kTc], Ls[kTc], Cs[kTc];
+  float* Qs = smem;
+  float* Ks = Qs + kTc * LD;  // (after the scores, the tile's P V)
+  float* Vs = Ks + kTc * LD;
+  float* Os = Vs + kTc * LD;
+  float* Ss = Os + kTc * LD;
+  const TcRows w = tc_rows(doc_start, n_docs, rows);
+  const int64_t h = blockIdx.y;
+  const int lane = threadIdx.x;
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  for (int64_t doc = w.d0; doc <= w.d1; doc++) {
+    const int64_t b = doc_start[doc], e = doc_start[doc + 1];
+    if (e - b < kLongDocument) continue;
+    const int64_t lo = larger(w.w0, b), hi = smaller(w.w1, e - 1);  // the document's rows here
+    __syncwarp();                                                   // the last document's tiles are read
+    stage_tile<HS>(Qs, qkv, 3 * C, h * HS, w.w0, lo, hi);
+    for (int i = lane; i < kTc * HS; i += 32) Os[(i / HS) * LD + i % HS] = 0.0f;
+    if (lane < kTc) {
+      Ms[lane] = -INFINITY;
+      Ls[lane] = 0.0f;
+    }
+    for (int64_t u0 = b; u0 <= hi; u0 += kTc) {
+      __syncwarp();
+      stage_tile<HS>(Ks, qkv, 3 * C, C + h * HS, u0, b, hi);
+      stage_tile<HS>(Vs, qkv, 3 * C, 2 * C + h * HS, u0, b, hi);
+      __syncwarp();
+      FragAcc s;
+      wmma::fill_fragment(s, 0.0f);
+      times_transpose(s, Qs, LD, Ks, LD, HS);
+      wmma::store_matrix_sync(Ss, s, kScoreLd, wmma::mem_row_major);
+      __syncwarp();
+      if (lane < kTc) {  // row `lane`: its probabilities, and the rescaling of what it summed
+        const int64_t r = w.w0 + lane;
+        const bool in = r >= lo && r <= hi;
+        float* srow = Ss + lane * kScoreLd;
+        const float m = Ms[lane];
+        float mt = m;
+        for (int j = 0; j < kTc; j++) {
+          if (in && u0 + j <= r) mt = fmaxf(mt, srow[j] * scale);
+        }
+        const float correction = mt == -INFINITY ? 1.0f : expf(m - mt);  // 0 at the first tile
+        float sum = 0.0f;
+        for (int j = 0; j < kTc; j++) {
+          const float p = in && u0 + j <= r ? expf(srow[j] * scale - mt) : 0.0f;
+          srow[j] = p;
+          sum += p;
+        }
+        Ms[lane] = mt;
+        Ls[lane] = Ls[lane] * correction + sum;
+        Cs[lane] = correction;
+      }
+      __syncwarp();
+#pragma unroll
+      for (int n = 0; n < HS; n += kTc) {
+        FragAcc pv;
+        wmma::fill_fragment(pv, 0.0f);
+        times(pv, Ss, kScoreLd, Vs + n, LD);
+        wmma::store_matrix_sync(Ks + n, pv, LD, wmma::mem_row_major);
+      }
+      __syncwarp();
+      for (int i = lane; i < kTc * HS; i += 32) {
+        const int j = i / HS, d = i % HS;
+        Os[j * LD + d] = fmaf(Os[j * LD + d], Cs[j], Ks[j * LD + d]);
+      }
+    }
+    __syncwarp();
+    for (int i = lane; i < kTc * HS; i += 32) {
+      const int j = i / HS, d = i % HS;
+      const int64_t r = w.w0 + j;
+      if (r >= lo && r <= hi) out[r * C + h * HS + d] = Os[j * LD + d] / Ls[j];
+    }
+    if (lane < kTc && w.w0 + lane >= lo && w.w0 + lane <= hi) lse[(w.w0 + lane) * NH + h] = Ms[lane] + logf(Ls[lane]);
+  }
+#endif
+}
+
+// Backward, pass 1, a warp per 16 queries: D_t = dout_t . out_t, and dq_t = scale * sum
+// over the key tiles from b of dS K, with dS = P (dout V^T - D) and P from the forward's
+// lse; the products on the tensor cores.
+template <int HS>
+__global__ void attention_backward_query_tc_kernel(float* dqkv, float* D, const float* dout, const float* qkv,
+                                                   const float* out, const float* lse, const int64_t* doc_start,
+                                                   int64_t n_docs, int64_t rows, int64_t C, int64_t NH) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
+  constexpr int LD = HS + 8;
+  __shared__ __align__(32) float smem[4 * kTc * LD + 2 * kTc * kScoreLd];
+  __shared__ float Lq[kTc], Dq[kTc];
+  float* Qs = smem;
+  float* Gs = Qs + kTc * LD;
+  float* Ks = Gs + kTc * LD;
+  float* Vs = Ks + kTc * LD;  // (at the end, dq)
+  float* Ss = Vs + kTc * LD;  // scores, then dS
+  float* Ps = Ss + kTc * kScoreLd;
+  const TcRows w = tc_rows(doc_start, n_docs, rows);
+  const int64_t h = blockIdx.y;
+  const int lane = threadIdx.x;
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  for (int64_t doc = w.d0; doc <= w.d1; doc++) {
+    const int64_t b = doc_start[doc], e = doc_start[doc + 1];
+    if (e - b < kLongDocument) continue;
+    const int64_t lo = larger(w.w0, b), hi = smaller(w.w1, e - 1);
+    __syncwarp();
+    stage_tile<HS>(Qs, qkv, 3 * C, h * HS, w.w0, lo, hi);
+    stage_tile<HS>(Gs, dout, C, h * HS, w.w0, lo, hi);
+    if (lane < kTc) {
+      const int64_t t = w.w0 + lane;
+      float Dt = 0.0f, L = 0.0f;
+      if (t >= lo && t <= hi) {
+        for (int d = 0; d < HS; d++) Dt = fmaf(dout[t * C + h * HS + d], out[t * C + h * HS + d], Dt);
+        L = lse[t * NH + h];
+        D[(t - w.first) * NH + h] = Dt;
+      }
+      Dq[lane] = Dt;
+      Lq[lane] = L;
+    }
+    FragAcc dq[HS / kTc];
+#pragma unroll
+    for (int n = 0; n < HS / kTc; n++) wmma::fill_fragment(dq[n], 0.0f);
+    for (int64_t u0 = b; u0 <= hi; u0 += kTc) {
+      __syncwarp();
+      stage_tile<HS>(Ks, qkv, 3 * C, C + h * HS, u0, b, hi);
+      stage_tile<HS>(Vs, qkv, 3 * C, 2 * C + h * HS, u0, b, hi);
+      __syncwarp();
+      FragAcc s, dp;
+      wmma::fill_fragment(s, 0.0f);
+      wmma::fill_fragment(dp, 0.0f);
+      times_transpose(s, Qs, LD, Ks, LD, HS);
+      times_transpose(dp, Gs, LD, Vs, LD, HS);
+      wmma::store_matrix_sync(Ss, s, kScoreLd, wmma::mem_row_major);
+      wmma::store_matrix_sync(Ps, dp, kScoreLd, wmma::mem_row_major);
+      __syncwarp();
+      for (int i = lane; i < kTc * kTc; i += 32) {
+        const int j = i / kTc, k = i % kTc;
+        const int64_t t = w.w0 + j, u = u0 + k;
+        const bool in = t >= lo && t <= hi && u <= t;
+        Ss[j * kScoreLd + k] = in ? expf(Ss[j * kScoreLd + k] * scale - Lq[j]) * (Ps[j * kScoreLd + k] - Dq[j]) : 0.0f;
+      }
+      __syncwarp();
+#pragma unroll
+      for (int n = 0; n < HS / kTc; n++) times(dq[n], Ss, kScoreLd, Ks + n * kTc, LD);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int n = 0; n < HS / kTc; n++) wmma::store_matrix_sync(Vs + n * kTc, dq[n], LD, wmma::mem_row_major);
+    __syncwarp();
+    for (int i = lane; i < kTc * HS; i += 32) {
+      const int j = i / HS, d = i % HS;
+      const int64_t t = w.w0 + j;
+      if (t >= lo && t <= hi) dqkv[t * 3 * C + h * HS + d] += scale * Vs[j * LD + d];
+    }
+  }
+#endif
+}
+
+// Backward, pass 2, a warp per 16 keys: dk_u = scale * sum over the query tiles (from b,
+// the first that holds one of the warp's keys) of dS^T Q, and dv_u = sum of P^T dout.
+template <int HS>
+__global__ void attention_backward_key_tc_kernel(float* dqkv, const float* D, const float* dout, const float* qkv,
+                                                 const float* lse, const int64_t* doc_start, int64_t n_docs,
+                                                 int64_t rows, int64_t C, int64_t NH) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
+  constexpr int LD = HS + 8;
+  __shared__ __align__(32) float smem[4 * kTc * LD + 2 * kTc * kScoreLd];
+  __shared__ float Lq[kTc], Dq[kTc];
+  float* Ks = smem;
+  float* Vs = Ks + kTc * LD;
+  float* Qs = Vs + kTc * LD;        // (at the end, dk)
+  float* Gs = Qs + kTc * LD;        // (at the end, dv)
+  float* St = Gs + kTc * LD;        // scores of the keys (rows) against the queries, then P^T
+  float* Pt = St + kTc * kScoreLd;  // dP^T, then dS^T
+  const TcRows w = tc_rows(doc_start, n_docs, rows);
+  const int64_t h = blockIdx.y;
+  const int lane = threadIdx.x;
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  for (int64_t doc = w.d0; doc <= w.d1; doc++) {
+    const int64_t b = doc_start[doc], e = doc_start[doc + 1];
+    if (e - b < kLongDocument) continue;
+    const int64_t lo = larger(w.w0, b), hi = smaller(w.w1, e - 1);
+    __syncwarp();
+    stage_tile<HS>(Ks, qkv, 3 * C, C + h * HS, w.w0, lo, hi);
+    stage_tile<HS>(Vs, qkv, 3 * C, 2 * C + h * HS, w.w0, lo, hi);
+    FragAcc dk[HS / kTc], dv[HS / kTc];
+#pragma unroll
+    for (int n = 0; n < HS / kTc; n++) {
+      wmma::fill_fragment(dk[n], 0.0f);
+      wmma::fill_fragment(dv[n], 0.0f);
+    }
+    for (int64_t t0 = b + (lo - b) / kTc * kTc; t0 < e; t0 += kTc) {
+      __syncwarp();
+      stage_tile<HS>(Qs, qkv, 3 * C, h * HS, t0, b, e - 1);
+      stage_tile<HS>(Gs, dout, C, h * HS, t0, b, e - 1);
+      if (lane < kTc) {
+        const int64_t t = t0 + lane;
+        Lq[lane] = t < e ? lse[t * NH + h] : 0.0f;
+        Dq[lane] = t < e ? D[(t - w.first) * NH + h] : 0.0f;
+      }
+      __syncwarp();
+      FragAcc s, dp;
+      wmma::fill_fragment(s, 0.0f);
+      wmma::fill_fragment(dp, 0.0f);
+      times_transpose(s, Ks, LD, Qs, LD, HS);
+      times_transpose(dp, Vs, LD, Gs, LD, HS);
+      wmma::store_matrix_sync(St, s, kScoreLd, wmma::mem_row_major);
+      wmma::store_matrix_sync(Pt, dp, kScoreLd, wmma::mem_row_major);
+      __syncwarp();
+      for (int i = lane; i < kTc * kTc; i += 32) {
+        const int j = i / kTc, k = i % kTc;  // key j, query k
+        const int64_t u = w.w0 + j, t = t0 + k;
+        const bool in = u >= lo && u <= hi && t >= u && t < e;
+        const float P = in ? expf(St[j * kScoreLd + k] * scale - Lq[k]) : 0.0f;
+        St[j * kScoreLd + k] = P;
+        Pt[j * kScoreLd + k] = in ? P * (Pt[j * kScoreLd + k] - Dq[k]) : 0.0f;
+      }
+      __syncwarp();
+#pragma unroll
+      for (int n = 0; n < HS / kTc; n++) {
+        times(dv[n], St, kScoreLd, Gs + n * kTc, LD);
+        times(dk[n], Pt, kScoreLd, Qs + n * kTc, LD);
+      }
+    }
+    __syncwarp();
+#pragma unroll
+    for (int n = 0; n < HS / kTc; n++) {
+      wmma::store_matrix_sync(Qs + n * kTc, dk[n], LD, wmma::mem_row_major);
+      wmma::store_matrix_sync(Gs + n * kTc, dv[n], LD, wmma::mem_row_major);
+    }
+    __syncwarp();
+    for (int i = lane; i < kTc * HS; i += 32) {
+      const int j = i / HS, d = i % HS;
+      const int64_t u = w.w0 + j;
+      if (u < lo || u > hi) continue;
+      dqkv[u * 3 * C + C + h * HS + d] += scale * Qs[j * LD + d];
+      dqkv[u * 3 * C + 2 * C + h * HS + d] += Gs[j * LD + d];
+    }
+  }
+#endif
+}
+
+// Launches `kernel<HS>` for the head sizes the tensor-core kernels take; false for the others.
+// clang-format off
+#define MICROGPT_TC_HEADS(HS, CALL) \
+  switch (HS) {                     \
+    case 16: CALL(16); break;       \
+    case 32: CALL(32); break;       \
+    case 48: CALL(48); break;       \
+    case 64: CALL(64); break;       \
+    default: return false;          \
+  }
+// clang-format on
+
+// (not for the rows of a KV cache, t0 > 0: sampling takes the tiled kernels, in float32)
+bool attention_forward_tc(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
+                          int64_t rows, int64_t t0, int64_t C, int64_t NH) {
+  if (!g_tensor_attention || t0 != 0) return false;
+#define MICROGPT_CALL(S)                                                                                              \
+  MICROGPT_LAUNCH(attention_forward_tc_kernel<S>, tiled_grid(rows, NH, kTc), 32, 0, out, lse, qkv, doc_start, n_docs, \
+                  rows, C, NH)
+  MICROGPT_TC_HEADS(C / NH, MICROGPT_CALL)
+#undef MICROGPT_CALL
+  launched("attention_forward (tensor cores)");
+  return true;
+}
+
+bool attention_backward_tc(float* dqkv, float* D, const float* dout, const float* qkv, const float* out,
+                           const float* lse, const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C,
+                           int64_t NH) {
+  if (!g_tensor_attention) return false;
+#define MICROGPT_CALL(S)                                                                                            \
+  MICROGPT_LAUNCH(attention_backward_query_tc_kernel<S>, tiled_grid(rows, NH, kTc), 32, 0, dqkv, D, dout, qkv, out, \
+                  lse, doc_start, n_docs, rows, C, NH);                                                             \
+  launched("attention_backward (tensor cores, queries)");                                                           \
+  MICROGPT_LAUNCH(attention_backward_key_tc_kernel<S>, tiled_grid(rows, NH, kTc), 32, 0, dqkv, D, dout, qkv, lse,   \
+                  doc_start, n_docs, rows, C, NH)
+  MICROGPT_TC_HEADS(C / NH, MICROGPT_CALL)
+#undef MICROGPT_CALL
+  launched("attention_backward (tensor cores, keys)");
+  return true;
+}
+
+// kTf32: the tensor-core kernels for the long documents where they take the head size
+template <bool kTf32>
+void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs, int64_t rows,
+                       int64_t t0, int64_t C, int64_t NH, float*) {
   if (rows == 0) return;
-  // the tiled kernels for the long documents, if they take this head size; the warp
-  // kernels for the rest
-  const bool tiled = attention_forward_tiled(out, lse, qkv, doc_start, n_docs, rows, t0, C, NH);
+  // the tensor-core or tiled kernels for the long documents, if they take this head size;
+  // the warp kernels for the rest
+  const bool tiled = (kTf32 && attention_forward_tc(out, lse, qkv, doc_start, n_docs, rows, t0, C, NH)) ||
+                     attention_forward_tiled(out, lse, qkv, doc_start, n_docs, rows, t0, C, NH);
   const int64_t HS = C / NH;
   const int warps = attention_warps(2 * HS);
   if (warps == 0) fail("attention_forward (a head too wide for shared memory)", cudaErrorInvalidValue);
@@ -947,12 +1326,14 @@ __global__ void attention_backward_key_kernel(float* dqkv, const float* D, const
   }
 }
 
+template <bool kTf32>
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
                         const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C, int64_t NH, float*) {
   if (rows == 0) return;
   const int64_t HS = C / NH;
   float* D = workspace(rows * NH);
-  const bool tiled = attention_backward_tiled(dqkv, D, dout, qkv, out, lse, doc_start, n_docs, rows, C, NH);
+  const bool tiled = (kTf32 && attention_backward_tc(dqkv, D, dout, qkv, out, lse, doc_start, n_docs, rows, C, NH)) ||
+                     attention_backward_tiled(dqkv, D, dout, qkv, out, lse, doc_start, n_docs, rows, C, NH);
   const int64_t tiled_from = tiled ? kLongDocument : INT64_MAX;
   const int wq = attention_warps(3 * HS), wk = attention_warps(4 * HS);
   if (wq == 0 || wk == 0) fail("attention_backward (a head too wide for shared memory)", cudaErrorInvalidValue);
@@ -1191,10 +1572,11 @@ std::string start() {
   }
   const char* attention = std::getenv("MICROGPT_CUDA_ATTENTION");
   const std::string kind = attention != nullptr ? attention : "";
-  if (!kind.empty() && kind != "tiled" && kind != "warp") {
-    return "MICROGPT_CUDA_ATTENTION=" + kind + ": unknown (accepted: tiled, warp)";
+  if (!kind.empty() && kind != "tensor" && kind != "tiled" && kind != "warp") {
+    return "MICROGPT_CUDA_ATTENTION=" + kind + ": unknown (accepted: tensor, tiled, warp)";
   }
   g_tiled_attention = kind != "warp";
+  g_tensor_attention = kind != "warp" && kind != "tiled";
   // (assigned one by one: nvcc is given C++17, which lacks designated initializers)
   g_table.name = g_use_blas ? "cuda-cublas" : "cuda-tiled";
   g_table.on_device = true;
@@ -1210,8 +1592,8 @@ std::string start() {
   g_table.rmsnorm_backward = rmsnorm_backward;
   g_table.matmul_forward = matmul_forward<false>;
   g_table.matmul_backward = matmul_backward<false>;
-  g_table.attention_forward = attention_forward;
-  g_table.attention_backward = attention_backward;
+  g_table.attention_forward = attention_forward<false>;
+  g_table.attention_backward = attention_backward<false>;
   g_table.residual_forward = residual_forward;
   g_table.relu_forward = relu_forward;
   g_table.relu_backward = relu_backward;
@@ -1225,6 +1607,8 @@ std::string start() {
   g_table_tf32.name = "cuda-cublas-tf32";
   g_table_tf32.matmul_forward = matmul_forward<true>;
   g_table_tf32.matmul_backward = matmul_backward<true>;
+  g_table_tf32.attention_forward = attention_forward<true>;
+  g_table_tf32.attention_backward = attention_backward<true>;
   return "";
 }
 

@@ -14,4 +14,13 @@ const Kernels* gpu_backend(std::string* why) {
   }
 }
 
+const Kernels* gpu_backend_tf32(std::string* why) {
+  try {
+    return &gpu_kernels("tf32");
+  } catch (const Error& e) {
+    if (why != nullptr) *why = e.what();
+    return nullptr;
+  }
+}
+
 }  // namespace microgpt::testing

@@ -9,7 +9,8 @@ namespace microgpt::testing {
 
 namespace {
 
-const Kernels* g_gpu = nullptr;  // the real table, its pointers the GPU's
+const Kernels* g_gpu = nullptr;   // the real table, its pointers the GPU's
+const Kernels* g_tf32 = nullptr;  // the --precision tf32 table
 
 // The device copies of one call's buffers. A host buffer given twice (an output that is
 // also an input) has one copy. The outputs go back to the host when the call ends.
@@ -98,22 +99,39 @@ void matmul_backward(float* dinp, float* dweight, const float* dout, const float
 // The host's scratch is not the kernels' to use here: a fresh device one, and the host's
 // left as the test made it (its guards checked). Buffers are addressed from row 0 to the
 // last document's end.
-void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
-                       int64_t rows, int64_t t0, int64_t C, int64_t NH, float*) {
+void attention_forward_with(const Kernels* k, float* out, float* lse, const float* qkv, const int64_t* doc_start,
+                            int64_t n_docs, int64_t rows, int64_t t0, int64_t C, int64_t NH) {
   Call c;
   const int64_t R = doc_start[n_docs];
   std::vector<float> scratch(static_cast<size_t>(attention_scratch(R, C)));
-  g_gpu->attention_forward(c.out(out, R * C), c.out(lse, R * NH), c.in(qkv, R * 3 * C), c.in(doc_start, n_docs + 1),
-                           n_docs, rows, t0, C, NH, c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
+  k->attention_forward(c.out(out, R * C), c.out(lse, R * NH), c.in(qkv, R * 3 * C), c.in(doc_start, n_docs + 1), n_docs,
+                       rows, t0, C, NH, c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
+}
+void attention_backward_with(const Kernels* k, float* dqkv, const float* dout, const float* qkv, const float* out,
+                             const float* lse, const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C,
+                             int64_t NH) {
+  Call c;
+  const int64_t R = doc_start[n_docs];
+  std::vector<float> scratch(static_cast<size_t>(attention_scratch(R, C)));
+  k->attention_backward(c.out(dqkv, R * 3 * C), c.in(dout, R * C), c.in(qkv, R * 3 * C), c.in(out, R * C),
+                        c.in(lse, R * NH), c.in(doc_start, n_docs + 1), n_docs, rows, C, NH,
+                        c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
+}
+void attention_forward(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs, int64_t rows,
+                       int64_t t0, int64_t C, int64_t NH, float*) {
+  attention_forward_with(g_gpu, out, lse, qkv, doc_start, n_docs, rows, t0, C, NH);
 }
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
                         const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C, int64_t NH, float*) {
-  Call c;
-  const int64_t R = doc_start[n_docs];
-  std::vector<float> scratch(static_cast<size_t>(attention_scratch(R, C)));
-  g_gpu->attention_backward(c.out(dqkv, R * 3 * C), c.in(dout, R * C), c.in(qkv, R * 3 * C), c.in(out, R * C),
-                            c.in(lse, R * NH), c.in(doc_start, n_docs + 1), n_docs, rows, C, NH,
-                            c.in(scratch.data(), static_cast<int64_t>(scratch.size())));
+  attention_backward_with(g_gpu, dqkv, dout, qkv, out, lse, doc_start, n_docs, rows, C, NH);
+}
+void attention_forward_tf32(float* out, float* lse, const float* qkv, const int64_t* doc_start, int64_t n_docs,
+                            int64_t rows, int64_t t0, int64_t C, int64_t NH, float*) {
+  attention_forward_with(g_tf32, out, lse, qkv, doc_start, n_docs, rows, t0, C, NH);
+}
+void attention_backward_tf32(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                             const int64_t* doc_start, int64_t n_docs, int64_t rows, int64_t C, int64_t NH, float*) {
+  attention_backward_with(g_tf32, dqkv, dout, qkv, out, lse, doc_start, n_docs, rows, C, NH);
 }
 void residual_forward(float* out, const float* a, const float* b, int64_t n) {
   Call c;
@@ -189,6 +207,27 @@ const Kernels* gpu_kernels_on_host(std::string* why) {
       k.dropout_backward = dropout_backward;
       k.adam_update = adam_update;
       k.average_update = average_update;
+      view = &k;
+    }
+  }
+  if (view == nullptr && why != nullptr) *why = failure;
+  return view;
+}
+
+const Kernels* gpu_tf32_attention_on_host(std::string* why) {
+  static Kernels k;
+  static const Kernels* view = nullptr;
+  static std::string failure;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    const Kernels* base = gpu_kernels_on_host(&failure);
+    if (base != nullptr) g_tf32 = gpu_backend_tf32(&failure);
+    if (g_tf32 != nullptr) {
+      k = *base;
+      k.name = g_tf32->name;
+      k.attention_forward = attention_forward_tf32;
+      k.attention_backward = attention_backward_tf32;
       view = &k;
     }
   }

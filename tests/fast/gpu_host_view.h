@@ -19,4 +19,10 @@ const Kernels* gpu_backend(std::string* why);
 // The view of gpu_backend(), or nullptr with the reason in *why.
 const Kernels* gpu_kernels_on_host(std::string* why);
 
+// The --precision tf32 table (gpu_kernels("tf32"), or in the emulation tests its
+// emulated attention), and a view of it whose attention is that table's (the rest is
+// gpu_kernels_on_host()'s); nullptr with the reason in *why.
+const Kernels* gpu_backend_tf32(std::string* why);
+const Kernels* gpu_tf32_attention_on_host(std::string* why);
+
 }  // namespace microgpt::testing

@@ -1221,6 +1221,103 @@ INSTANTIATE_TEST_SUITE_P(Cpu, KernelIsa, ::testing::ValuesIn(testing::all_isas()
 INSTANTIATE_TEST_SUITE_P(Gpu, KernelIsa, ::testing::Values(std::string("gpu")),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
+// --precision tf32's attention: for documents of 32 rows or more and heads of 16 to 64,
+// the tensor cores' kernels (TF32 products: 10-bit mantissas, a unit roundoff of 2^-11,
+// 4.9e-4). Against the naive double-precision attention, within four of TF32's unit
+// roundoffs relative to each output's largest element (the emulation measures up to 5.2e-4,
+// about one; the float32 kernels are held to 1e-5). Shorter documents and other head
+// sizes take the float32 kernels, held to their own tolerances.
+constexpr double kTf32Tol = 4 * 0x1p-11;
+
+class Tf32Attention : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    k_ = testing::gpu_tf32_attention_on_host(&why);
+    if (k_ == nullptr) GTEST_SKIP() << "skipped: no GPU kernels for --precision tf32 here (" << why << ")";
+  }
+  const Kernels& k() const { return *k_; }
+
+ private:
+  const Kernels* k_ = nullptr;
+};
+
+TEST_P(Tf32Attention, MatchesDoublePrecisionWithinTf32) {
+  uint64_t seed = 900;
+  for (const auto& [T, C, NH] : std::vector<std::array<int64_t, 3>>{
+           {32, 64, 4},
+           {33, 64, 2},
+           {47, 96, 2},
+           {64, 32, 2},
+           {100, 128, 2},
+           {40, 128, 4},
+           {300, 64, 1},
+           // the float32 kernels: a short document, a head size the tensor cores do not take
+           {31, 64, 2},
+           {40, 40, 5}}) {
+    OpCase c = attention_case(T, C, NH, seed++);
+    const bool tensor = T >= 32 && (C / NH) % 16 == 0 && C / NH <= 64;
+    c.forward_tol = c.grad_tol = tensor ? kTf32Tol : std::max(c.grad_tol, kGpuGradTol);
+    if (!tensor) c.forward_tol = kIsaTol;
+    Check r;
+    check_forward(c, k(), r);
+    try {
+      const Grads got = c.backward(k(), c.inputs), want = c.reference_backward(c.inputs);
+      const double err = testing::rel_inf(got[0], want[0]);
+      if (verbose()) std::printf("  %-40s dqkv     reference error %.2e\n", c.name.c_str(), err);
+      if (!(err <= c.grad_tol)) {
+        r.fail(c.name + ": gradient of qkv differs from the naive double one by " + std::to_string(err) +
+               " (relative; tolerance " + std::to_string(c.grad_tol) + ")");
+      }
+    } catch (const std::exception& e) {
+      r.fail(c.name + ": " + e.what());
+    }
+    EXPECT_TRUE(r.ok()) << r.failures;
+  }
+}
+
+// What a row gets depends on its document alone (the other side's tiles start at the
+// document's first row), and a call repeats to the bit: documents of a batch, long and
+// short, starting anywhere in a warp's 16 rows, each equal to itself alone.
+TEST_P(Tf32Attention, DocumentsOfABatchAreEachAloneAndRepeat) {
+  const std::vector<int64_t> lengths = {5, 40, 33, 1, 70, 12, 36};
+  std::vector<int64_t> doc_start = {0};
+  for (int64_t n : lengths) doc_start.push_back(doc_start.back() + n);
+  const int64_t R = doc_start.back();
+  for (const auto& [C, NH] : std::vector<std::pair<int64_t, int64_t>>{{32, 2}, {64, 1}, {96, 2}}) {
+    SCOPED_TRACE(fmt("C=%lld NH=%lld", (long long)C, (long long)NH));
+    TestRng rng(static_cast<uint64_t>(C * 11 + NH));
+    const std::vector<float> qkv = random_grid(rng, R * 3 * C, -1.5, 1.5), dout = random_grid(rng, R * C, -1, 1);
+    auto run = [&](const int64_t* starts, int64_t n_docs, int64_t rows, const float* q, const float* g) {
+      const int64_t end = starts[n_docs];
+      Buf out(end * C), lse(end * NH), scratch(attention_scratch(end, C));
+      Buf dq(std::vector<float>(static_cast<size_t>(end * 3 * C), 0.0f));
+      Buf qb(std::vector<float>(q, q + end * 3 * C)), gb(std::vector<float>(g, g + end * C));
+      k().attention_forward(out.data(), lse.data(), qb.data(), starts, n_docs, rows, 0, C, NH, scratch.data());
+      k().attention_backward(dq.data(), gb.data(), qb.data(), out.data(), lse.data(), starts, n_docs, rows, C, NH,
+                             scratch.data());
+      return std::array<std::vector<double>, 3>{out.values("out"), lse.values("lse"), dq.values("dqkv")};
+    };
+    const int64_t n = static_cast<int64_t>(lengths.size());
+    const auto all = run(doc_start.data(), n, R, qkv.data(), dout.data());
+    EXPECT_EQ(all, run(doc_start.data(), n, R, qkv.data(), dout.data())) << "a second call differs";
+    for (int64_t d = 0; d < n; d++) {
+      const int64_t s0 = doc_start[static_cast<size_t>(d)], T = lengths[static_cast<size_t>(d)];
+      SCOPED_TRACE(fmt("document %lld of %lld rows", (long long)d, (long long)T));
+      const int64_t one[2] = {0, T};
+      const auto alone = run(one, 1, T, qkv.data() + s0 * 3 * C, dout.data() + s0 * C);
+      const int64_t widths[3] = {C, NH, 3 * C};
+      for (int i = 0; i < 3; i++) {
+        const std::vector<double> part(all[i].begin() + s0 * widths[i], all[i].begin() + (s0 + T) * widths[i]);
+        EXPECT_EQ(part, alone[i]) << "output " << i;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Gpu, Tf32Attention, ::testing::Values(std::string("tf32")),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
 TEST(KernelDispatch, BestIsOneOfTheAvailable) {
   const Kernels& best = cpu_kernels();
   bool found = false;

@@ -293,3 +293,13 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   *free_bytes = *total_bytes = size_t{1} << 34;
   return cudaSuccess;
 }
+
+namespace nvcuda::wmma {
+void check_tile(const void* p, unsigned ldm, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || ldm % 4 != 0) {
+    std::fprintf(stderr, "emulated CUDA: %s needs a pointer aligned to 32 bytes and ldm a multiple of 4 (%p, %u)\n",
+                 what, p, ldm);
+    std::abort();
+  }
+}
+}  // namespace nvcuda::wmma

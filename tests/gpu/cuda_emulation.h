@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 
 struct alignas(16) float4 {
   float x, y, z, w;
@@ -69,6 +70,90 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
   *p += v;
   return old;
 }
+#define __align__(n) __attribute__((aligned(n)))
+
+// ---- the warp matrix functions (mma.h's nvcuda::wmma), for TF32 tiles only ----
+// Each thread of the warp holds the whole tile in its fragment (so num_elements is the
+// tile's size: code that treats the elements alike, as the layout is unspecified, runs
+// the same); a load, a product and a store are each the warp's together, so each begins
+// at a warp barrier. A load or store checks what CUDA requires: a pointer aligned to 32
+// bytes and a leading dimension a multiple of 4 floats. The product reads its inputs as
+// the tensor cores do, as TF32 (the low 13 bits of each float ignored), and sums in
+// float in order.
+namespace nvcuda::wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+namespace precision {
+struct tf32 {};
+}  // namespace precision
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+  static constexpr int rows = std::is_same_v<Use, matrix_b> ? K : M;
+  static constexpr int cols = std::is_same_v<Use, matrix_a> ? K : N;
+  static constexpr int num_elements = rows * cols;
+  float x[num_elements];
+};
+void check_tile(const void* p, unsigned ldm, const char* what);
+template <class Use, int M, int N, int K, class T, class Layout>
+void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const float* p, unsigned ldm) {
+  using F = fragment<Use, M, N, K, T, Layout>;
+  check_tile(p, ldm, "load_matrix_sync");
+  __syncwarp();
+  for (int r = 0; r < F::rows; r++) {
+    for (int c = 0; c < F::cols; c++) {
+      f.x[r * F::cols + c] = std::is_same_v<Layout, row_major> ? p[r * ldm + c] : p[c * ldm + r];
+    }
+  }
+}
+template <int M, int N, int K>
+void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  check_tile(p, ldm, "store_matrix_sync");
+  __syncwarp();
+  for (int r = 0; r < M; r++) {
+    for (int c = 0; c < N; c++) (layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.x[r * N + c];
+  }
+}
+template <class Use, int M, int N, int K, class T, class Layout>
+void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, float v) {
+  for (float& x : f.x) x = v;
+}
+inline float as_tf32(float v) {  // what the tensor cores read
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  u &= 0xffffe000u;
+  std::memcpy(&v, &u, sizeof u);
+  return v;
+}
+template <int M, int N, int K, class LA, class LB>
+void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, precision::tf32, LA>& a,
+              const fragment<matrix_b, M, N, K, precision::tf32, LB>& b,
+              const fragment<accumulator, M, N, K, float>& c) {
+  __syncwarp();
+  float out[M * N];
+  for (int i = 0; i < M; i++) {
+    for (int j = 0; j < N; j++) {
+      float s = c.x[i * N + j];
+      for (int k = 0; k < K; k++) s = std::fma(as_tf32(a.x[i * K + k]), as_tf32(b.x[k * N + j]), s);
+      out[i * N + j] = s;
+    }
+  }
+  std::memcpy(d.x, out, sizeof out);
+}
+// To TF32, the nearest (ties away from zero) as cvt.rna.tf32.f32 does; kept in a float.
+inline float __float_to_tf32(float v) {
+  if (!std::isfinite(v)) return v;
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  u = (u + 0x1000u) & 0xffffe000u;
+  std::memcpy(&v, &u, sizeof u);
+  return v;
+}
+}  // namespace nvcuda::wmma
+
 template <class T>
 T min(T a, T b) {
   return b < a ? b : a;

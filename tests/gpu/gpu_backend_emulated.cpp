@@ -3,6 +3,8 @@
 #include "cuda_emulation.h"
 #include "fast/gpu_host_view.h"
 
+const microgpt::Kernels* microgpt_cuda_emulated_tf32(char* why, size_t len);
+
 namespace microgpt::testing {
 
 const Kernels* gpu_backend(std::string* why) {
@@ -12,6 +14,13 @@ const Kernels* gpu_backend(std::string* why) {
     if (why != nullptr) *why = reason;
     return nullptr;
   }
+  return k;
+}
+
+const Kernels* gpu_backend_tf32(std::string* why) {
+  char reason[512] = {};
+  const Kernels* k = microgpt_cuda_emulated_tf32(reason, sizeof reason);
+  if (k == nullptr && why != nullptr) *why = reason;
   return k;
 }
 

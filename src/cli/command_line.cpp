@@ -422,7 +422,10 @@ CommandLine parse_command_line(std::vector<std::string> args, std::ostream& out,
     } else if (compare->parsed()) {
       microgpt::TrainOptions& o = compare_flags.options;
       apply_preset(compare_flags, compare);
-      if (o.train.is_text() && compare_flags.val_frac->count() == 0) o.train.val_frac = 0.1;
+      // compare ranks the inputs by their validation loss: a tenth held out unless asked
+      if (compare_flags.val_frac->count() == 0 && (o.train.is_text() || o.train.val_frac <= 0.0)) {
+        o.train.val_frac = 0.1;
+      }
       // a text's sample is 500 characters: one a run, unless asked
       if (o.train.is_text() && compare->get_option("--num-samples")->count() == 0) result.compare.samples = 1;
       result.compare.base = o;

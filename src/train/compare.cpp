@@ -140,7 +140,9 @@ void run_compare(const CompareCommand& command, std::ostream& out, std::ostream*
   if (command.seeds < 1) throw usage_error("--seeds: expected a whole number from 1, got " + std::to_string(command.seeds));
   TrainOptions base = command.base;
   if (base.engine.name != "fast") throw usage_error("compare trains on the fast engine (the reference engine is microgpt.py's, inputs and all)");
-  if (base.train.val_frac <= 0.0) base.train.val_frac = 0.1;
+  if (base.train.val_frac <= 0.0) {
+    throw usage_error("--val-frac 0: compare ranks the inputs by their validation loss, so it needs some held out");
+  }
   if (base.train.eval_every <= 0) base.train.eval_every = std::max<int64_t>(1, base.train.steps / 20);
   base.train.num_samples = command.samples;
   base.out_path.reset();
@@ -149,7 +151,13 @@ void run_compare(const CompareCommand& command, std::ostream& out, std::ostream*
   base.resume_path.reset();
   base.progress = nullptr;
   base.progress_mode = Progress::Mode::off;
-  // Outputs are checked before hours of training, not after.
+  // Outputs are checked before hours of training, not after, and none may be the data
+  // or the other output (the log written over the names, the plot over the log).
+  std::vector<FileRole> files;
+  if (base.data_path) files.push_back({"--data", *base.data_path, false});
+  if (command.log_path) files.push_back({"--log", *command.log_path, true});
+  if (command.plot_path) files.push_back({"--plot", *command.plot_path, true});
+  check_distinct_files(files);
   if (command.log_path) check_writable(*command.log_path, "log file");
   if (command.plot_path) check_writable(*command.plot_path, "plot");
 

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
@@ -113,6 +114,28 @@ TEST(Compare, SaysWhatCannotBeCompared) {
     EXPECT_EQ(bad.exit_code, 2) << args << ": " << bad.out << bad.err;
     EXPECT_EQ(testing::count_lines(bad.err), 1) << args << ": " << bad.err;
   }
+}
+
+// Its log and plot are outputs like train's: neither may be the data (which they would
+// overwrite) or each other; the refusal comes before any training, the data untouched.
+// And it needs documents held out, as it ranks by validation loss.
+TEST(Compare, RefusesOneFileInTwoRolesAndNothingHeldOut) {
+  TempDir dir;
+  const std::string names = "anna\nbob\ncarl\ndave\nemma\n";
+  testing::write_file(dir.file("names.txt"), names);
+  std::filesystem::create_symlink(dir.file("names.txt"), dir.file("alias.txt"));
+  const std::string base = "compare --data '" + dir.file("names.txt") + "' --steps 5 --variants learned --threads 1 ";
+  for (const std::string& extra :
+       {"--log '" + dir.file("names.txt") + "'", "--plot '" + dir.file("names.txt") + "'",
+        "--log '" + dir.file("alias.txt") + "'",
+        "--log '" + dir.file("same.out") + "' --plot '" + dir.file("same.out") + "'", std::string("--val-frac 0")}) {
+    const auto r = run_microgpt(base + extra);
+    EXPECT_EQ(r.exit_code, 2) << extra << ": " << r.out << r.err;
+    EXPECT_EQ(testing::count_lines(r.err), 1) << extra << ": " << r.err;
+    EXPECT_EQ(read_file(dir.file("names.txt")), names) << extra;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("same.out"))) << extra;
+  }
+  EXPECT_NE(run_microgpt(base + "--val-frac 0").err.find("held out"), std::string::npos);
 }
 
 TEST(Compare, ATextDrawsOneSampleARun) {

@@ -45,7 +45,7 @@ inline constexpr WholeRange vocab_size{"vocab size", 1, 0x110001};  // a text of
 // Training.
 inline constexpr WholeRange batch_size{"--batch-size", 1, kMaxSize};
 inline constexpr WholeRange steps{"--steps", 1, kMaxCount};
-inline constexpr RealRange lr{"--lr", 0.0, 1e300, true, false, "a number greater than 0"};
+inline constexpr RealRange lr{"--lr", 0.0, 1e300, true, false, "a number greater than 0, at most 1e300"};
 inline constexpr RealRange dropout{"--dropout", 0.0, 0.95, false, false, "a number from 0 to 0.95"};
 inline constexpr RealRange ema{"--ema", 0.0, 0.99999, false, false, "a number from 0 to 0.99999"};
 inline constexpr RealRange weight_decay{"--weight-decay", 0.0, 10.0, false, false, "a number from 0 to 10"};
@@ -60,12 +60,13 @@ inline constexpr WholeRange threads{"--threads", 1, 4096};
 // Settings microgpt.py fixes in its code; no flag sets them, but a checkpoint stores them.
 inline constexpr RealRange beta{"beta1 and beta2", 0.0, 1.0, false, true, "a number from 0 up to (not including) 1"};
 inline constexpr RealRange eps{"eps", 0.0, 1.0, true, false, "a number greater than 0, at most 1"};
-inline constexpr RealRange init_std{"init_std", 0.0, 1e300, false, false, "a number >= 0"};
+inline constexpr RealRange init_std{"init_std", 0.0, 1e300, false, false, "a number from 0 to 1e300"};
 // Sampling.
-inline constexpr RealRange temperature{"--temperature", 0.0, 1e300, true, false, "a number greater than 0"};
+inline constexpr RealRange temperature{
+    "--temperature", 0.0, 1e300, true, false, "a number greater than 0, at most 1e300"};
 inline constexpr WholeRange num_samples{"--num-samples", 0, kMaxCount};
 // `microgpt sample` also takes temperature 0 (the most likely token every time).
-inline constexpr RealRange sample_temperature{"--temperature", 0.0, 1e300, false, false, "a number >= 0"};
+inline constexpr RealRange sample_temperature{"--temperature", 0.0, 1e300, false, false, "a number from 0 to 1e300"};
 inline constexpr WholeRange top_k{"--top-k", 0, kMaxSize};
 inline constexpr RealRange top_p{"--top-p", 0.0, 1.0, true, false, "a number in (0, 1]"};
 inline constexpr WholeRange max_len{"--max-len", 0, kMaxSize};

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/text.h"
 #include "model/config.h"
 
@@ -153,9 +155,14 @@ std::string file_in(const std::string& dir, const std::string& name, const std::
   }
   const std::string path = (std::filesystem::path(dir) / (name + extension)).string();
   std::error_code ec;
-  if (std::filesystem::is_symlink(path, ec)) {
+  const std::filesystem::file_type type = std::filesystem::symlink_status(path, ec).type();
+  if (type == std::filesystem::file_type::symlink) {
     throw ApiError(
         400, "'" + name + extension + "' is a symbolic link: the server reads and writes only the files of its folder");
+  }
+  // (a folder, a pipe that would hold the reader forever, a device)
+  if (type != std::filesystem::file_type::not_found && type != std::filesystem::file_type::regular) {
+    throw ApiError(400, "'" + name + extension + "' is not a plain file: the server reads and writes only those");
   }
   return path;
 }
@@ -172,13 +179,34 @@ std::string checkpoint_in(const std::string& dir, const json& request) {
 
 json ModelHost::save(const std::string& dir, const json& request) {
   const std::string path = checkpoint_in(dir, request);
+  // The model's snapshots go with it: copied from beside the model it came from, or, if
+  // it has none, an older NAME.snapshots.jsonl removed (a load would replay another
+  // model's history).
+  const std::string snapshots = file_in(dir, field<std::string>(request, "name").value_or(""), ".snapshots.jsonl");
   std::lock_guard lock(mutex_);
   const LoadedModel& m = loaded();
+  const std::filesystem::path from = snapshots_beside(path_);
   answering([&] {
     save_checkpoint(path, m.checkpoint);
+    std::error_code ec;
+    if (std::filesystem::equivalent(from, snapshots, ec)) return 0;
+    if (std::filesystem::symlink_status(from, ec).type() == std::filesystem::file_type::regular) {
+      std::ifstream in(from, std::ios::binary);
+      write_file_atomic(snapshots, [&](const std::function<void(std::string_view)>& write) {
+        char buffer[1 << 16];
+        while (in.read(buffer, sizeof buffer) || in.gcount() > 0) write(std::string_view(buffer, in.gcount()));
+      });
+    } else {
+      std::filesystem::remove(snapshots, ec);
+    }
     return 0;
   });
   return json{{"saved", path}};
+}
+
+std::filesystem::path snapshots_beside(const std::string& checkpoint) {
+  const std::filesystem::path p(checkpoint);
+  return p.parent_path() / (p.stem().string() + ".snapshots.jsonl");
 }
 
 json ModelHost::checkpoints(const std::string& dir) {
@@ -194,10 +222,11 @@ json ModelHost::checkpoints(const std::string& dir) {
 json ModelHost::load_named(const std::string& dir, const json& request) {
   const std::string path = checkpoint_in(dir, request);
   if (!std::filesystem::exists(path)) throw ApiError(404, "no checkpoint '" + path + "'");
-  answering([&] {
+  try {
     load(path);
-    return 0;
-  });
+  } catch (const Error& e) {  // the file the request names is not a checkpoint we can read
+    throw ApiError(400, one_line(e.what()));
+  }
   return model();
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -58,10 +59,13 @@ std::optional<T> field(const nlohmann::json& request, const std::string& name) {
 
 // DIR/NAME + extension for a file the page names (a checkpoint, its snapshots): 400
 // unless the name holds only letters, digits, '_' and '-' (nothing that leaves the
-// folder), at most kMaxNameLength of them, and the file is not a symbolic link (which
-// could lead anywhere: the server reads and writes only inside its --out-dir).
+// folder), at most kMaxNameLength of them, and the file, if there, is a plain file: not
+// a symbolic link (which could lead anywhere: the server reads and writes only inside
+// its --out-dir), a folder, a pipe (which would hold its reader forever) or a device.
 inline constexpr size_t kMaxNameLength = 200;
 std::string file_in(const std::string& dir, const std::string& name, const std::string& extension);
+// NAME.snapshots.jsonl beside the checkpoint NAME.safetensors: the run's history.
+std::filesystem::path snapshots_beside(const std::string& checkpoint);
 
 // What one request may ask of the server, at most: samples (of /api/sample and of a run)
 // and characters a sample. A page asks for a few; more would hold the model (and a

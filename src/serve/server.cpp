@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <ostream>
 #include <string_view>
@@ -64,6 +65,11 @@ json body_of(const httplib::Request& req) { return req.body.empty() ? json::obje
 }  // namespace
 
 void run_serve(const ServeCommand& cmd, std::ostream& out) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(cmd.out_dir, ec)) {
+    throw usage_error("--out-dir '" + cmd.out_dir +
+                      "': " + (std::filesystem::exists(cmd.out_dir, ec) ? "not a folder" : "no such folder"));
+  }
   ModelHost host(cmd.threads);
   if (cmd.model_path) host.load(*cmd.model_path);
 
@@ -128,10 +134,19 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   server.Get("/api/checkpoints", [&](const httplib::Request&, httplib::Response& res) {
     api(res, [&] { return ModelHost::checkpoints(cmd.out_dir); });
   });
-  server.Post("/api/save", [&](const httplib::Request& req, httplib::Response& res) {
-    api(res, [&] { return host.save(cmd.out_dir, body_of(req)); });
-  });
   Trainer trainer(cmd, host);
+  server.Post("/api/save", [&](const httplib::Request& req, httplib::Response& res) {
+    api(res, [&] {
+      const json request = body_of(req);
+      // (the run would write its own model over this one when it ends)
+      if (request.is_object() && request.contains("name") && request["name"].is_string() &&
+          trainer.writing(file_in(cmd.out_dir, request["name"].get<std::string>(), ".safetensors"))) {
+        throw ApiError(409, "the run going on saves its model as '" + request["name"].get<std::string>() +
+                                "' when it ends: stop it first, or save under another name");
+      }
+      return host.save(cmd.out_dir, request);
+    });
+  });
   if (cmd.model_path) trainer.tell_history(*cmd.model_path);
   server.Post("/api/load", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] {
@@ -205,8 +220,18 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   // A POST with no body and no Content-Length (curl -X POST .../api/train/stop) has an
   // empty body, as HTTP/1.1 says; the library would wait for one until its read timed
   // out (5 s) and then answer 400. Told so before it reads.
-  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    if (req.method == "POST" && !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+  // A body sent in chunks (Transfer-Encoding: chunked) is refused before it is read: the
+  // library holds only a body with a Content-Length to set_payload_max_length, and would
+  // read a chunked one of any size into memory.
+  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.has_header("Transfer-Encoding")) {
+      reply(res, 411,
+            json{{"error", "send the request with a Content-Length (of at most " + std::to_string(kMaxRequestBytes) +
+                               " bytes), not in chunks"}});
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.method == "POST" && !req.has_header("Content-Length")) {
       const_cast<httplib::Request&>(req).set_header("Content-Length", "0");  // (the library's own request)
     }
     return httplib::Server::HandlerResponse::Unhandled;

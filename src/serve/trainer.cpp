@@ -298,6 +298,7 @@ json Trainer::start(const json& request) {
   }
   running_ = true;
   stop_ = false;
+  writes_ = *o.out_path;
   paused_ = false;
   step_ = 0;
   thread_ = std::thread([this, reporter, run, first_event, snapshot_every, name, out = *o.out_path, snapshots_path] {
@@ -364,7 +365,19 @@ json Trainer::start(const json& request) {
 
 void Trainer::tell_history(const std::string& path) {
   const std::filesystem::path p(path);
-  const std::filesystem::path snapshots = p.parent_path() / (p.stem().string() + ".snapshots.jsonl");
+  const std::filesystem::path snapshots = snapshots_beside(path);
+  // Only a plain file is read: a pipe would hold the server here forever, a link could
+  // lead out of the folder, a device (/dev/zero) has no end.
+  std::error_code ec;
+  const std::filesystem::file_type type = std::filesystem::symlink_status(snapshots, ec).type();
+  if (type == std::filesystem::file_type::not_found || ec) return;
+  if (type != std::filesystem::file_type::regular) {
+    std::string message = "'";
+    message += snapshots.string();
+    message += "' is not a plain file (a link, a folder, a pipe or a device): the model's history is not read from it";
+    events_.push("error", {{"message", message}});
+    return;
+  }
   std::ifstream in(snapshots);
   if (!in) return;
   const json m = host_.model();
@@ -389,6 +402,14 @@ void Trainer::tell_history(const std::string& path) {
     }
   }
   events_.push("finished", {{"step", m["step"]}, {"stopped", m["step"] < m["steps"]}, {"checkpoint", path}});
+}
+
+bool Trainer::writing(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  if (!running_) return false;
+  std::error_code ec;
+  return path == writes_ || std::filesystem::equivalent(path, writes_, ec) ||
+         snapshots_beside(path) == snapshots_beside(writes_);
 }
 
 json Trainer::stop() {

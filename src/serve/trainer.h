@@ -116,6 +116,8 @@ class Trainer {
   nlohmann::json resume();
   nlohmann::json state();
   EventLog& events() { return events_; }
+  // Whether a run going on will write its checkpoint (or its snapshots) at `path`.
+  bool writing(const std::string& path);
   // When the checkpoint at `path` (the host's model now) has snapshots beside it
   // (NAME.snapshots.jsonl), tells them as a past run: start, run, every snapshot,
   // finished; so a model trained before the server started shows its history too.
@@ -131,6 +133,7 @@ class Trainer {
   std::condition_variable unpaused_;
   std::thread thread_;
   std::atomic<bool> running_{false}, stop_{false}, paused_{false};
+  std::string writes_;  // the running run's checkpoint (under mutex_)
   std::atomic<int64_t> step_{0};
 };
 

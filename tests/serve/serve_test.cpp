@@ -5,6 +5,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -177,6 +178,41 @@ TEST(ServeApi, SavesListsAndLoadsCheckpointsInItsFolder) {
   EXPECT_EQ(status_of([&] { host.save(dir.path(), {{"name", "link"}}); }), 400);
   EXPECT_EQ(read_file(elsewhere.file("mine.txt")), "not a model\n");
   EXPECT_EQ(status_of([&] { other.load_named(dir.path(), {{"name", "model_link"}}); }), 400);
+}
+
+// Only plain files are read or written: a folder, or a pipe (which would hold the reader
+// forever), under a name is refused (400), and so is a file that is not a checkpoint.
+TEST(ServeApi, ReadsAndWritesOnlyPlainFilesAndSaysWhatIsNotACheckpoint) {
+  TempDir dir;
+  ModelHost host(1);
+  host.load(model_path());
+  std::filesystem::create_directory(dir.file("folder.safetensors"));
+  ASSERT_EQ(::mkfifo(dir.file("pipe.safetensors").c_str(), 0600), 0);
+  testing::write_file(dir.file("text.safetensors"), "not a model\n");
+  for (const char* name : {"folder", "pipe"}) {
+    EXPECT_EQ(status_of([&] { host.load_named(dir.path(), {{"name", name}}); }), 400) << name;
+    EXPECT_EQ(status_of([&] { host.save(dir.path(), {{"name", name}}); }), 400) << name;
+  }
+  EXPECT_EQ(status_of([&] { host.load_named(dir.path(), {{"name", "text"}}); }), 400);
+  EXPECT_EQ(host.model()["path"], model_path()) << "a failed load replaced the model";
+}
+
+// A model saved under a name takes its snapshots (its history) with it; one without
+// snapshots leaves no older model's history under that name.
+TEST(ServeApi, SavingAModelTakesItsSnapshotsAlong) {
+  TempDir dir, elsewhere;
+  const std::string with = elsewhere.file("run.safetensors");
+  std::filesystem::copy_file(model_path(), with);
+  testing::write_file(elsewhere.file("run.snapshots.jsonl"), "{\"step\": 0}\n");
+  ModelHost host(1);
+  host.load(with);
+  host.save(dir.path(), {{"name", "kept"}});
+  EXPECT_EQ(read_file(dir.file("kept.snapshots.jsonl")), "{\"step\": 0}\n");
+  testing::write_file(dir.file("plain.snapshots.jsonl"), "{\"step\": 5}\n");  // another model's history
+  host.load(model_path());                                                    // (no snapshots beside it)
+  host.save(dir.path(), {{"name", "plain"}});
+  EXPECT_TRUE(std::filesystem::exists(dir.file("plain.safetensors")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("plain.snapshots.jsonl")));
 }
 
 // The numbers of one `embed --show` line ("    wte[5]     =   0.109 ..."), or of the
@@ -839,13 +875,14 @@ TEST_F(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   ASSERT_NO_FATAL_FAILURE(start());
   // inputs the model cannot have (model/inputs.h)
   std::filesystem::create_symlink(dir.file("err"), dir.file("linked.safetensors"));
+  std::filesystem::create_directory(dir.file("folder.safetensors"));
   for (const char* inputs :
        {R"({"wte": "bogus"})", R"({"wpe": 3})", R"({"combine": "concat", "engine": "reference"})",
         // numbers that are not whole or too large, an empty preset, too many samples
         R"({"steps": 2.5})", R"({"steps": 1e308})", R"({"n_layer": 9223372036854775808})",
         R"({"snapshot_every": 1e308})", R"({"preset": ""})", R"({"num_samples": 1001})",
-        // a checkpoint that is a link to a file outside the folder
-        R"({"name": "linked"})",
+        // a checkpoint that is a link to a file outside the folder, or a folder
+        R"({"name": "linked"})", R"({"name": "folder"})",
         // runs that cannot start: found as the run is prepared, before the answer
         R"({"format": "text", "steps": 5})", R"({"wte": "onehot", "steps": 5})", R"({"n_embd": 100000, "steps": 5})"}) {
     auto refused = client->Post("/api/train", inputs, "application/json");
@@ -856,6 +893,10 @@ TEST_F(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   auto again = client->Post("/api/train", R"({"steps": 10})", "application/json");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 409);
+  // (the run would write its model over one saved under its name)
+  auto save = client->Post("/api/save", R"({"name": "long"})", "application/json");
+  ASSERT_TRUE(save);
+  EXPECT_EQ(save->status, 409) << save->body;
   auto bad = client->Post("/api/train", R"({"name": "../escape"})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
@@ -999,6 +1040,75 @@ TEST_F(Serve, RefusesLargeRequestsAndWarnsWhenListeningWide) {
   auto as_json = client->Post("/api/inspect", text, "application/json");
   ASSERT_TRUE(as_json);
   EXPECT_EQ(as_json->status, 404) << as_json->body;  // (read: there is no model to inspect with)
+}
+
+// A body sent in chunks has no length to hold to the limit before it is read: refused
+// (411) before it is read, and the server answers the next request as ever.
+TEST_F(Serve, RefusesABodySentInChunks) {
+  std::signal(SIGPIPE, SIG_IGN);  // (the client may write on after the server closed)
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::string big(3 << 20, 'a');
+  auto chunked = client->Post(
+      "/api/inspect",
+      [&](size_t offset, httplib::DataSink& sink) {
+        if (offset < big.size()) {
+          sink.write(big.data() + offset, std::min<size_t>(1 << 16, big.size() - offset));
+        } else {
+          sink.done();
+        }
+        return true;
+      },
+      "application/json");
+  if (chunked) {  // (the server may close the connection before the client finished sending)
+    EXPECT_EQ(chunked->status, 411);
+    EXPECT_NE(json::parse(chunked->body)["error"].get<std::string>().find("Content-Length"), std::string::npos);
+  }
+  httplib::Client fresh("127.0.0.1", server->port());
+  auto model = fresh.Get("/api/model");
+  ASSERT_TRUE(model);
+  EXPECT_EQ(model->status, 200);
+}
+
+// A snapshots file beside a model that is not a plain file (a pipe would hold the server
+// forever, a link could lead out of its folder) is not read: the load is answered, the
+// event stream says why there is no history, and the server still stops on Ctrl-C.
+TEST_F(Serve, ReadsAHistoryOnlyFromAPlainFile) {
+  std::filesystem::copy_file(model_path(), dir.file("piped.safetensors"));
+  ASSERT_EQ(::mkfifo(dir.file("piped.snapshots.jsonl").c_str(), 0600), 0);
+  std::filesystem::copy_file(model_path(), dir.file("linked.safetensors"));
+  std::filesystem::create_symlink("/etc/hostname", dir.file("linked.snapshots.jsonl"));
+  ASSERT_NO_FATAL_FAILURE(start("--model piped.safetensors"));
+  client->set_read_timeout(10, 0);
+  auto load = client->Post("/api/load", R"({"name": "linked"})", "application/json");
+  ASSERT_TRUE(load);
+  EXPECT_EQ(load->status, 200) << load->body;
+  std::string events;
+  httplib::Client watcher("127.0.0.1", server->port());
+  watcher.Get("/api/events", [&](const char* data, size_t n) {
+    events.append(data, n);
+    return testing::count_occurrences(events, "is not a plain file") < 2;
+  });
+  EXPECT_EQ(testing::count_occurrences(events, "is not a plain file"), 2u) << events;
+  EXPECT_EQ(events.find("snapshot\n"), std::string::npos) << "a history was read";
+  ASSERT_EQ(::kill(server->pid(), SIGTERM), 0);
+  std::string code;
+  for (int i = 0; i < 100 && code.empty(); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    code = server->exit_code();
+  }
+  EXPECT_EQ(code, "0\n");
+}
+
+// The folder must be there, and a folder.
+TEST(ServeStart, RefusesAnOutDirThatIsNoFolder) {
+  TempDir dir;
+  testing::write_file(dir.file("file"), "x");
+  for (const std::string& out_dir : {dir.file("none"), dir.file("file")}) {
+    const auto r = testing::run_microgpt("serve --port 0 --out-dir '" + out_dir + "'");
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("--out-dir"), std::string::npos) << r.err;
+  }
 }
 
 // A POST with no body and no Content-Length (what `curl -X POST URL` sends) has an empty

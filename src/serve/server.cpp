@@ -1,4 +1,5 @@
 #include <httplib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/text.h"
 #include "serve/api.h"
 #include "serve/serve.h"
@@ -70,6 +72,9 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
     throw usage_error("--out-dir '" + cmd.out_dir +
                       "': " + (std::filesystem::exists(cmd.out_dir, ec) ? "not a folder" : "no such folder"));
   }
+  // The data is read as each run starts (its format is the run's); whether it can be read
+  // at all is told now, not at the first run.
+  if (cmd.data_path) ::close(open_input(*cmd.data_path, "data file", 0).fd);
   ModelHost host(cmd.threads);
   if (cmd.model_path) host.load(*cmd.model_path);
 

@@ -1099,8 +1099,8 @@ TEST_F(Serve, ReadsAHistoryOnlyFromAPlainFile) {
   EXPECT_EQ(code, "0\n");
 }
 
-// The folder must be there, and a folder.
-TEST(ServeStart, RefusesAnOutDirThatIsNoFolder) {
+// The folder must be there, and a folder; the data a plain file that can be read.
+TEST(ServeStart, RefusesAnOutDirThatIsNoFolderAndDataThatCannotBeRead) {
   TempDir dir;
   testing::write_file(dir.file("file"), "x");
   for (const std::string& out_dir : {dir.file("none"), dir.file("file")}) {
@@ -1108,6 +1108,13 @@ TEST(ServeStart, RefusesAnOutDirThatIsNoFolder) {
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
     EXPECT_NE(r.err.find("--out-dir"), std::string::npos) << r.err;
+  }
+  ASSERT_EQ(::mkfifo(dir.file("pipe").c_str(), 0600), 0);
+  for (const std::string& data : {dir.file("none.txt"), dir.file("pipe"), dir.path()}) {
+    const auto r = testing::run_microgpt("serve --port 0 --out-dir '" + dir.path() + "' --data '" + data + "'", "", 10);
+    EXPECT_EQ(r.exit_code, 1) << data << ": " << r.out << r.err;
+    EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("cannot read data file"), std::string::npos) << r.err;
   }
 }
 

@@ -1284,7 +1284,8 @@ TEST_P(Tf32Attention, DocumentsOfABatchAreEachAloneAndRepeat) {
   std::vector<int64_t> doc_start = {0};
   for (int64_t n : lengths) doc_start.push_back(doc_start.back() + n);
   const int64_t R = doc_start.back();
-  for (const auto& [C, NH] : std::vector<std::pair<int64_t, int64_t>>{{32, 2}, {64, 1}, {96, 2}}) {
+  for (const auto& shape : std::vector<std::pair<int64_t, int64_t>>{{32, 2}, {64, 1}, {96, 2}}) {
+    const int64_t C = shape.first, NH = shape.second;  // (clang's lambdas take no structured bindings)
     SCOPED_TRACE(fmt("C=%lld NH=%lld", (long long)C, (long long)NH));
     TestRng rng(static_cast<uint64_t>(C * 11 + NH));
     const std::vector<float> qkv = random_grid(rng, R * 3 * C, -1.5, 1.5), dout = random_grid(rng, R * C, -1, 1);

@@ -7,11 +7,12 @@
 #include <unistd.h>
 
 #include <array>
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -214,6 +215,23 @@ std::string read_file(const std::string& path, const std::string& what, double m
   }
   bytes.resize(got);
   return bytes;
+}
+
+void copy_file_atomic(const std::string& from, const std::string& to, const std::string& what) {
+  const InputFile in = open_input(from, what, std::numeric_limits<double>::infinity());
+  Fd fd(in.fd);
+  write_file_atomic(to, [&](const std::function<void(std::string_view)>& write) {
+    std::vector<char> buffer(1 << 16);
+    for (;;) {
+      const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw Error("cannot read " + what + " '" + from + "': " + std::strerror(errno));
+      }
+      if (n == 0) return;
+      write(std::string_view(buffer.data(), static_cast<size_t>(n)));
+    }
+  });
 }
 
 namespace {

@@ -27,6 +27,10 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // renames it over `path`. For files too large to build in memory first.
 void write_file_atomic(const std::string& path, const std::function<void(const std::function<void(std::string_view)>&)>& produce);
 
+// Copies the regular file `from` (`what`: named in errors) to `to`, atomically as above,
+// a chunk at a time (a file of any size).
+void copy_file_atomic(const std::string& from, const std::string& to, const std::string& what);
+
 // The file that writing `path` replaces: `path` with symbolic links followed to their
 // end, which may not exist yet. Throws Error for a loop of links.
 std::string output_target(const std::string& path);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include "core/error.h"
@@ -177,12 +176,18 @@ std::string checkpoint_in(const std::string& dir, const json& request) {
 
 }  // namespace
 
-json ModelHost::save(const std::string& dir, const json& request) {
+json ModelHost::save(const std::string& dir, const json& request,
+                     const std::function<bool(const std::string&)>& taken) {
   const std::string path = checkpoint_in(dir, request);
+  const std::string name = std::filesystem::path(path).stem().string();
+  if (taken && taken(path)) {
+    throw ApiError(409, "the run going on saves its model as '" + name +
+                            "' when it ends: stop it first, or save under another name");
+  }
   // The model's snapshots go with it: copied from beside the model it came from, or, if
   // it has none, an older NAME.snapshots.jsonl removed (a load would replay another
   // model's history).
-  const std::string snapshots = file_in(dir, field<std::string>(request, "name").value_or(""), ".snapshots.jsonl");
+  const std::string snapshots = file_in(dir, name, ".snapshots.jsonl");
   std::lock_guard lock(mutex_);
   const LoadedModel& m = loaded();
   const std::filesystem::path from = snapshots_beside(path_);
@@ -191,11 +196,7 @@ json ModelHost::save(const std::string& dir, const json& request) {
     std::error_code ec;
     if (std::filesystem::equivalent(from, snapshots, ec)) return 0;
     if (std::filesystem::symlink_status(from, ec).type() == std::filesystem::file_type::regular) {
-      std::ifstream in(from, std::ios::binary);
-      write_file_atomic(snapshots, [&](const std::function<void(std::string_view)>& write) {
-        char buffer[1 << 16];
-        while (in.read(buffer, sizeof buffer) || in.gcount() > 0) write(std::string_view(buffer, in.gcount()));
-      });
+      copy_file_atomic(from.string(), snapshots, "snapshots");
     } else {
       std::filesystem::remove(snapshots, ec);
     }

@@ -109,8 +109,10 @@ class ModelHost {
   // POST /api/save {"name"}: the model as a checkpoint DIR/NAME.safetensors (dir: the
   // server's --out-dir). GET /api/checkpoints: {"checkpoints": [names in dir]}. POST
   // /api/load {"name"}: that checkpoint becomes the model. Names hold only letters,
-  // digits, '_' and '-'.
-  nlohmann::json save(const std::string& dir, const nlohmann::json& request);
+  // digits, '_' and '-'. `taken(path)`: whether a run going on writes that checkpoint
+  // when it ends (a save there is refused with 409: the run would write over it).
+  nlohmann::json save(const std::string& dir, const nlohmann::json& request,
+                      const std::function<bool(const std::string&)>& taken = {});
   static nlohmann::json checkpoints(const std::string& dir);
   nlohmann::json load_named(const std::string& dir, const nlohmann::json& request);
 

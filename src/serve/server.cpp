@@ -142,14 +142,7 @@ void run_serve(const ServeCommand& cmd, std::ostream& out) {
   Trainer trainer(cmd, host);
   server.Post("/api/save", [&](const httplib::Request& req, httplib::Response& res) {
     api(res, [&] {
-      const json request = body_of(req);
-      // (the run would write its own model over this one when it ends)
-      if (request.is_object() && request.contains("name") && request["name"].is_string() &&
-          trainer.writing(file_in(cmd.out_dir, request["name"].get<std::string>(), ".safetensors"))) {
-        throw ApiError(409, "the run going on saves its model as '" + request["name"].get<std::string>() +
-                                "' when it ends: stop it first, or save under another name");
-      }
-      return host.save(cmd.out_dir, request);
+      return host.save(cmd.out_dir, body_of(req), [&](const std::string& path) { return trainer.writing(path); });
     });
   });
   if (cmd.model_path) trainer.tell_history(*cmd.model_path);

@@ -1,16 +1,17 @@
 // Atomic file writes: content lands whole, no temporary file stays behind, temporaries
 // of dead writers are cleaned up but a living writer's never are.
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
+#include "core/files.h"
 
-#include <filesystem>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <utime.h>
 
-#include <gtest/gtest.h>
+#include <filesystem>
 
 #include "core/error.h"
-#include "core/files.h"
 #include "test_support.h"
 
 namespace microgpt {
@@ -70,6 +71,29 @@ TEST(AtomicWrite, FailuresNameThePath) {
   }
   EXPECT_THROW(check_writable(dir.file("missing/f"), "log file"), Error);
   EXPECT_NO_THROW(check_writable(dir.file("new-file"), "log file"));
+}
+
+// A copy holds every byte of a file larger than a chunk, replaces what was there whole,
+// and reads only regular files (a folder or a FIFO is refused, naming the source).
+TEST(AtomicWrite, CopiesWholeFilesOnly) {
+  TempDir dir;
+  std::string bytes;
+  for (int i = 0; i < 200000; i++) bytes += static_cast<char>(i * 7 % 251);
+  testing::write_file(dir.file("from.jsonl"), bytes);
+  testing::write_file(dir.file("to.jsonl"), "older and other");
+  copy_file_atomic(dir.file("from.jsonl"), dir.file("to.jsonl"), "snapshots");
+  EXPECT_EQ(testing::read_file(dir.file("to.jsonl")), bytes);
+  EXPECT_EQ(count_temporaries(dir.path()), 0);
+  ASSERT_EQ(::mkfifo(dir.file("fifo").c_str(), 0600), 0);
+  for (const std::string& from : {dir.file("fifo"), dir.path(), dir.file("missing")}) {
+    try {
+      copy_file_atomic(from, dir.file("to.jsonl"), "snapshots");
+      ADD_FAILURE() << "no error for " << from;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("snapshots '" + from + "'"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(testing::read_file(dir.file("to.jsonl")), bytes);  // left as it was
 }
 
 TEST(Crc32Core, MatchesZlib) {

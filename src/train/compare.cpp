@@ -183,6 +183,12 @@ void run_compare(const CompareCommand& command, std::ostream& out, std::ostream*
         impossible[variant] = e.what();
         continue;
       }
+      if (run.data().validation_size() == 0) {  // (a few documents: their share rounds to none)
+        throw usage_error("--val-frac " + python_float_repr(base.train.val_frac) + " of the " +
+                          std::to_string(run.data().train_size()) +
+                          " documents holds none out, and compare ranks the inputs by their validation loss: "
+                          "raise --val-frac or give more documents");
+      }
       while (run.steps_left()) run.step();
       run.finish();
       Result r;

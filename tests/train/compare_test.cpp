@@ -118,7 +118,8 @@ TEST(Compare, SaysWhatCannotBeCompared) {
 
 // Its log and plot are outputs like train's: neither may be the data (which they would
 // overwrite) or each other; the refusal comes before any training, the data untouched.
-// And it needs documents held out, as it ranks by validation loss.
+// And it needs documents held out, as it ranks by validation loss: --val-frac 0 is
+// refused, and so is a share of so few documents that it rounds to none.
 TEST(Compare, RefusesOneFileInTwoRolesAndNothingHeldOut) {
   TempDir dir;
   const std::string names = "anna\nbob\ncarl\ndave\nemma\n";
@@ -128,7 +129,8 @@ TEST(Compare, RefusesOneFileInTwoRolesAndNothingHeldOut) {
   for (const std::string& extra :
        {"--log '" + dir.file("names.txt") + "'", "--plot '" + dir.file("names.txt") + "'",
         "--log '" + dir.file("alias.txt") + "'",
-        "--log '" + dir.file("same.out") + "' --plot '" + dir.file("same.out") + "'", std::string("--val-frac 0")}) {
+        "--log '" + dir.file("same.out") + "' --plot '" + dir.file("same.out") + "'", std::string("--val-frac 0"),
+        "--val-frac 0.05 --log '" + dir.file("same.out") + "'"}) {
     const auto r = run_microgpt(base + extra);
     EXPECT_EQ(r.exit_code, 2) << extra << ": " << r.out << r.err;
     EXPECT_EQ(testing::count_lines(r.err), 1) << extra << ": " << r.err;
@@ -136,6 +138,9 @@ TEST(Compare, RefusesOneFileInTwoRolesAndNothingHeldOut) {
     EXPECT_FALSE(std::filesystem::exists(dir.file("same.out"))) << extra;
   }
   EXPECT_NE(run_microgpt(base + "--val-frac 0").err.find("held out"), std::string::npos);
+  EXPECT_NE(run_microgpt(base + "--val-frac 0.05").err.find("--val-frac 0.05 of the 5 documents holds none out"),
+            std::string::npos);
+  EXPECT_EQ(run_microgpt(base + "--val-frac 0.2").exit_code, 0);  // one held out
 }
 
 TEST(Compare, ATextDrawsOneSampleARun) {

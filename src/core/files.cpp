@@ -199,19 +199,28 @@ InputFile open_input(const std::string& path, const std::string& what, double ma
   return InputFile{fd.release(), static_cast<int64_t>(st.st_size)};
 }
 
+namespace {
+
+// Up to `size` bytes of an input into `to`, retried when a signal interrupts; 0 at its end.
+size_t read_some(int fd, char* to, size_t size, const std::string& what, const std::string& path) {
+  for (;;) {
+    const ssize_t n = ::read(fd, to, size);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != EINTR) throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
+  }
+}
+
+}  // namespace
+
 std::string read_file(const std::string& path, const std::string& what, double max_bytes) {
   const InputFile in = open_input(path, what, max_bytes);
   Fd fd(in.fd);
   std::string bytes(static_cast<size_t>(in.size), '\0');
   size_t got = 0;
   while (got < bytes.size()) {
-    const ssize_t n = ::read(fd.get(), bytes.data() + got, bytes.size() - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
-    }
+    const size_t n = read_some(fd.get(), bytes.data() + got, bytes.size() - got, what, path);
     if (n == 0) break;  // it shrank while we read
-    got += static_cast<size_t>(n);
+    got += n;
   }
   bytes.resize(got);
   return bytes;
@@ -222,14 +231,8 @@ void copy_file_atomic(const std::string& from, const std::string& to, const std:
   Fd fd(in.fd);
   write_file_atomic(to, [&](const std::function<void(std::string_view)>& write) {
     std::vector<char> buffer(1 << 16);
-    for (;;) {
-      const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw Error("cannot read " + what + " '" + from + "': " + std::strerror(errno));
-      }
-      if (n == 0) return;
-      write(std::string_view(buffer.data(), static_cast<size_t>(n)));
+    while (const size_t n = read_some(fd.get(), buffer.data(), buffer.size(), what, from)) {
+      write(std::string_view(buffer.data(), n));
     }
   });
 }

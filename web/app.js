@@ -223,7 +223,7 @@ function canvasIn(holder, width, height) {
   }
   const g = canvas.getContext('2d');
   g.clearRect(0, 0, width, height);
-  canvas.drawn = { curves: [], labels: [], caption: '' };
+  canvas.drawn = { curves: [], labels: [], caption: '', axes: [] };
   return [canvas, g];
 }
 
@@ -251,6 +251,21 @@ function caption(canvas, text, x) {
   g.textAlign = 'start';
   g.fillText(text, x, 12);
   canvas.drawn.caption = text;
+}
+// The steps under a chart's plot (its x axis from step 0 to `last`, `pad` pixels in from
+// either side): 0 at the left end, `last` at the right, and what they count between.
+function stepAxis(canvas, pad, last) {
+  const g = canvas.getContext('2d');
+  const y = canvas.height - pad + 14;
+  g.font = '10px sans-serif';
+  g.fillStyle = '#555';
+  const ticks = [['0', 'start', pad], ['step', 'center', canvas.width / 2], [thousands.format(last), 'end', canvas.width - pad]];
+  for (const [text, align, x] of ticks) {
+    g.textAlign = align;
+    g.fillText(text, x, y);
+    canvas.drawn.axes.push(text);
+  }
+  g.textAlign = 'start';
 }
 
 // The loss chart, in pixels: its plot is what the pad leaves of its width, a column a pixel.
@@ -323,6 +338,7 @@ function lossChart() {
   g.fillStyle = '#222';
   g.fillText(hi.toFixed(2), 0, y(hi) + 4);
   g.fillText(lo.toFixed(2), 0, y(lo) + 4);
+  stepAxis(canvas, pad, run.total);
   // (the steps it covers, though a long run's batches hold only some of theirs)
   const covered = run.last ? run.last.step - run.first : 0;
   Object.assign(canvas.drawn, { steps: covered, columns: c.columns.length, validations: run.validations.length });
@@ -760,13 +776,24 @@ function cosineHeatmap(s, labels) {
   heatmapCells.getContext('2d').putImageData(image, 0, 0);
   g.imageSmoothingEnabled = false;
   g.drawImage(heatmapCells, pad, pad, n * cell, n * cell);
+  // each token's label left of its row and above its column; one wider than a character
+  // (<BOS>) turned upright above its column, and squeezed into the margin if need be
   g.font = `${Math.min(10, cell)}px sans-serif`;
+  g.fillStyle = '#222';
   for (let i = 0; i < n; i++) {
-    g.fillStyle = '#222';
     g.textAlign = 'end';
-    g.fillText(labels[i], pad - 3, pad + i * cell + cell - 2);
-    g.textAlign = 'center';
-    g.fillText(labels[i], pad + i * cell + cell / 2, pad - 4);
+    g.fillText(labels[i], pad - 3, pad + i * cell + cell - 2, pad - 4);
+    if (labels[i].length > 1) {
+      g.save();
+      g.translate(pad + i * cell + cell / 2 + 3, pad - 4);
+      g.rotate(-Math.PI / 2);
+      g.textAlign = 'start';
+      g.fillText(labels[i], 0, 0, pad - 6);
+      g.restore();
+    } else {
+      g.textAlign = 'center';
+      g.fillText(labels[i], pad + i * cell + cell / 2, pad - 4);
+    }
   }
   canvas.onmousemove = (event) => {
     const box = canvas.getBoundingClientRect();
@@ -778,9 +805,27 @@ function cosineHeatmap(s, labels) {
 // Where a cosine (-1 to 1) at a step (0 to `last`) is on a canvas of curves over the
 // steps: a function of (step, cosine) to [x, y] pixels.
 const CURVES_PAD = 30;
+// Draws the axes: the steps under the plot, and the cosines 1, 0 and -1 at its left with
+// a faint line at 0.
 function cosineOverSteps(canvas, last) {
   const width = canvas.width, height = canvas.height, pad = CURVES_PAD;
-  return (step, c) => [pad + (width - 2 * pad) * step / Math.max(1, last), height - pad - (height - 2 * pad) * (c + 1) / 2];
+  const at = (step, c) => [pad + (width - 2 * pad) * step / Math.max(1, last), height - pad - (height - 2 * pad) * (c + 1) / 2];
+  const g = canvas.getContext('2d');
+  g.strokeStyle = '#ddd';
+  g.lineWidth = 1;
+  g.beginPath();
+  g.moveTo(...at(0, 0));
+  g.lineTo(...at(last, 0));
+  g.stroke();
+  g.font = '10px sans-serif';
+  g.fillStyle = '#555';
+  g.textAlign = 'end';
+  for (const c of [1, 0, -1]) {
+    g.fillText(String(c), pad - 4, at(0, c)[1] + 3);
+    canvas.drawn.axes.push(String(c));
+  }
+  stepAxis(canvas, pad, last);
+  return at;
 }
 
 // The followed token's cosine similarity to its 5 nearest neighbours of the last
@@ -993,19 +1038,26 @@ function drawComparison() {
   analyse(a);
   analyse(b);
   const width = 640, height = 200, pad = 36;
-  const [canvas] = canvasIn('compare-loss', width, height);
+  const [canvas, g] = canvasIn('compare-loss', width, height);
   const series = [[a, '#b2182b'], [b, '#2166ac']];
   // each run's smoothed loss at the last step of each of its loss chart's columns
   const folded = series.map(([r]) => foldSteps(r));
   const lo = Math.min(...folded.map((c) => c.lo)), hi = Math.max(...folded.map((c) => c.hi));
   if (lo <= hi) {
     const last = Math.max(1, a.total, b.total);
+    const y = (loss) => height - pad - (height - 2 * pad) * (loss - lo) / Math.max(1e-9, hi - lo);
     series.forEach(([, color], i) => {
       curve(canvas, folded[i].columns.filter((column) => Number.isFinite(column.smooth)).map((column) =>
-        [pad + (width - 2 * pad) * column.step / last, height - pad - (height - 2 * pad) * (column.smooth - lo) / Math.max(1e-9, hi - lo)]), color);
+        [pad + (width - 2 * pad) * column.step / last, y(column.smooth)]), color);
     });
+    // (the losses' range, as the Train section's chart shows it)
+    g.font = '10px sans-serif';
+    g.fillStyle = '#222';
+    g.fillText(hi.toFixed(2), 0, y(hi) + 4);
+    g.fillText(lo.toFixed(2), 0, y(lo) + 4);
   }
   caption(canvas, 'smoothed training loss: run A (red), run B (blue)', pad);
+  stepAxis(canvas, pad, Math.max(a.total, b.total));
   // Each run's snapshot at the shared slider (or its last, when it has fewer), with the
   // views of the Embeddings section.
   const slider = document.getElementById('compare-snapshot');

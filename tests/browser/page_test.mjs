@@ -116,6 +116,8 @@ try {
     return dark;
   });
   check(inked > 300, `the smoothed curve is drawn (${inked} dark pixels)`);
+  const lossAxis = await page.$eval('#loss-chart canvas', (c) => c.drawn.axes.join(' '));
+  check(lossAxis === '0 step 600', `the loss chart's steps run from 0 to 600: ${lossAxis}`);
   check(await page.$eval('#snapshot', (e) => e.max) === '6', 'seven snapshots to replay (steps 0 to 600)');
   check(await page.$eval('#snapshot-step', (e) => e.textContent) === 'step 600', 'the slider follows the last snapshot');
   // The Embeddings section's views are drawn only while they are on the screen: the
@@ -146,6 +148,8 @@ try {
   check((await page.$eval('#neighbours', (e) => e.textContent)).startsWith('nearest to '), 'hovering a token lists its neighbours');
   await inView('similarity');
   check((await page.$eval('#similarity canvas', (c) => c.drawn.curves.length)) === 3, 'three similarity curves');
+  const cosineAxes = await page.$eval('#similarity canvas', (c) => c.drawn.axes.join(' '));
+  check(cosineAxes === '1 0 -1 0 step 600', `the similarities from -1 to 1, over steps 0 to 600: ${cosineAxes}`);
   await inView('heatmap');
   const heat = await page.$eval('#heatmap canvas', (c) => {
     // the cell of 'a' with itself (row 1, column 1 after '-'): full red

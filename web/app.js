@@ -140,10 +140,17 @@ function heatmap(rows, labels, title) {
     r.append(tip);
     svg.append(r);
   }));
+  // the positions that look, left of the rows; those they look at, under the columns (a
+  // label wider than a character, <BOS>, turned to read downwards)
   labels.forEach((l, t) => {
     const text = svgElement('text', { x: 0, y: 14 + t * cell + 11, 'font-size': 9 });
     text.textContent = l;
-    svg.append(text);
+    const x = pad + t * cell + cell / 2, y = 14 + T * cell + 3;
+    const column = svgElement('text', l.length > 1
+      ? { transform: `translate(${x - 3},${y}) rotate(90)`, 'font-size': 9 }
+      : { x, y: y + 8, 'font-size': 9, 'text-anchor': 'middle' });
+    column.textContent = l;
+    svg.append(text, column);
   });
   return svg;
 }

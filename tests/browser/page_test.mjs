@@ -228,6 +228,9 @@ try {
   await page.click('#inside-form button');
   await page.waitForFunction(() => document.querySelectorAll('#attention svg').length > 0);
   check((await page.$$eval('#attention svg', (s) => s.length)) === 4, 'after loading b: one attention heatmap per head (1 layer x 4)');
+  const headLabels = await page.$eval('#attention svg', (s) => [...s.querySelectorAll('text')].map((t) => t.textContent).join(' '));
+  check(headLabels === 'layer 0 head 0 <BOS> <BOS> e e m m m m a a',
+    `a head's title, and each position labelled at its row and at its column: ${headLabels}`);
   check((await page.$$eval('#next .bars', (b) => b.length)) === 5, 'next-character bars for each position');
   // The probabilities shown are the API's.
   const bars = await page.$$eval('#next .bars', (b) => b.map((x) => [...x.querySelectorAll('.bar')].map((y) => y.textContent)));

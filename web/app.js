@@ -683,8 +683,23 @@ function labelAt(canvas, event) {
   return nearest;
 }
 
+// A character as the views label it: itself, or, for one that would not show, the name
+// `microgpt embed` and /api/inspect give it (<space>, \n, \t, \r; U+XXXX for other
+// white space, control characters and noncharacters).
+function charLabel(ch) {
+  const named = { ' ': '<space>', '\n': '\\n', '\t': '\\t', '\r': '\\r' }[ch];
+  if (named) return named;
+  const c = ch.codePointAt(0);
+  const hidden = c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) === 0xfffe ||
+    (/\s/.test(ch) && ch !== '\ufeff');  // (Python's white space: JavaScript's but U+FEFF)
+  return hidden ? `U+${c.toString(16).toUpperCase().padStart(4, '0')}` : ch;
+}
+// Token id's label in run r: its character's, or <BOS> (the id after the characters).
+function tokenLabel(r, id) {
+  return r.vocab[id] === undefined ? '<BOS>' : charLabel(r.vocab[id]);
+}
 function tokenLabels(r, s) {
-  return s.wte.map((_, id) => r.vocab[id] === undefined ? '<BOS>' : r.vocab[id]);
+  return s.wte.map((_, id) => tokenLabel(r, id));
 }
 
 // A snapshot's tokens on its principal axes, vowels red and consonants blue.
@@ -763,7 +778,7 @@ function sumsPath(s) {
   const mean = Array.from(s.wte[0], (_, j) => s.wte.reduce((t, r) => t + r[j], 0) / s.wte.length);
   const sums = ids.map((id, p) => Array.from(s.wte[id], (v, j) => v + s.wpe[p][j] - mean[j]));
   const points = project(sums, s.tokenAxes);
-  const labels = ids.map((id, p) => `${p}:${id === bos ? '<BOS>' : run.vocab[id]}`);
+  const labels = ids.map((id, p) => `${p}:${tokenLabel(run, id)}`);
   scatter(canvasIn(holder, SCATTER, SCATTER)[0], points, labels, labels.map(() => '#444'), true);
 }
 
@@ -846,8 +861,8 @@ function followChart(canvas) {
   const palette = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e'];
   const at = cosineOverSteps(canvas, last.step);
   near.forEach((j, k) => curve(canvas, run.snapshots.map((s) => at(s.step, cosine(s.wte[id], s.wte[j]))), palette[k]));
-  caption(canvas, `cosine similarity of ${run.vocab[id]} to ` +
-    near.map((j, k) => `${run.vocab[j] === undefined ? '<BOS>' : run.vocab[j]} (${['green', 'orange', 'purple', 'pink', 'olive'][k]})`).join(', '), CURVES_PAD);
+  caption(canvas, `cosine similarity of ${tokenLabel(run, id)} to ` +
+    near.map((j, k) => `${tokenLabel(run, j)} (${['green', 'orange', 'purple', 'pink', 'olive'][k]})`).join(', '), CURVES_PAD);
 }
 
 document.getElementById('follow').addEventListener('input', () => now(drawSnapshot, 'embeddings'));

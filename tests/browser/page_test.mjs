@@ -69,6 +69,12 @@ try {
     return [Math.abs(fresh[0][3]), Math.abs(fresh[1][5]), -turned[0][3], turned[1][5]];
   }));
   check(found.flat().every((x) => x > 0.999999), `the PCA finds known axes, signed as the last ones: ${JSON.stringify(found)}`);
+  // A text's characters that would not show (white space, control characters) are
+  // labelled as `microgpt embed` and /api/inspect label them (src/inspect/embed.cpp).
+  const charLabels = await page.evaluate(() => [' ', '\n', '\t', '\r', 'a', 'é', '\u00a0', '\u0085', '\u0001', '\u2028',
+    '\ufeff', '\ufdd0', '\uffff'].map(charLabel));
+  check(JSON.stringify(charLabels) === JSON.stringify(['<space>', '\\n', '\\t', '\\r', 'a', 'é', 'U+00A0', 'U+0085', 'U+0001',
+    'U+2028', '\ufeff', 'U+FDD0', 'U+FFFF']), `characters that would not show are named: ${JSON.stringify(charLabels)}`);
   check(await page.$$eval('select[name=preset] option', (o) => o.some((x) => x.value === 'makemore')), 'the presets are offered');
   // A long run (more steps than the arguments a JavaScript call can take, about 120,000
   // here): the loss chart covers every step, one pixel column of the plot's 568 at a time.

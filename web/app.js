@@ -210,7 +210,7 @@ showModel().catch((e) => { document.getElementById('model-line').textContent = e
 const runs = [];
 // (`first`: the steps a resumed run had done; `last`: the last step told)
 function newRun(total, first = 0) {
-  return { validations: [], snapshots: [], vocab: [], name: '', config: {}, total, first, last: null, started: performance.now(), tokens: 0 };
+  return { validations: [], snapshots: [], vocab: [], labels: [], classes: [], name: '', config: {}, total, first, last: null, started: performance.now(), tokens: 0 };
 }
 let run = newRun(0);
 
@@ -405,7 +405,6 @@ for (const action of ['pause', 'resume', 'stop']) {
 
 // ---- Embeddings: PCA of wte and wpe, aligned from snapshot to snapshot --------------
 
-const VOWELS = new Set(['a', 'e', 'i', 'o', 'u']);
 
 // Rows (n arrays of d numbers) as one flat array, each less the rows' mean. The PCA works
 // on such arrays (Float64Array) only, and each of its loops is a small function of its
@@ -594,8 +593,8 @@ function cosine(a, b) {
 
 function classSimilarity(wte, r = run) {
   const groups = { vowels: [], consonants: [] };
-  r.vocab.forEach((ch, id) => {
-    if (/^[a-z]$/.test(ch)) (VOWELS.has(ch) ? groups.vowels : groups.consonants).push(wte[id]);
+  r.classes.forEach((c, id) => {
+    if (c === 'vowel' || c === 'consonant') groups[`${c}s`].push(wte[id]);
   });
   const mean = (pairs) => pairs.length ? pairs.reduce((s, x) => s + x, 0) / pairs.length : NaN;
   const within = (g) => mean(g.flatMap((a, i) => g.slice(i + 1).map((b) => cosine(a, b))));
@@ -683,29 +682,21 @@ function labelAt(canvas, event) {
   return nearest;
 }
 
-// A character as the views label it: itself, or, for one that would not show, the name
-// `microgpt embed` and /api/inspect give it (<space>, \n, \t, \r; U+XXXX for other
-// white space, control characters and noncharacters).
-function charLabel(ch) {
-  const named = { ' ': '<space>', '\n': '\\n', '\t': '\\t', '\r': '\\r' }[ch];
-  if (named) return named;
-  const c = ch.codePointAt(0);
-  const hidden = c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) === 0xfffe ||
-    (/\s/.test(ch) && ch !== '\ufeff');  // (Python's white space: JavaScript's but U+FEFF)
-  return hidden ? `U+${c.toString(16).toUpperCase().padStart(4, '0')}` : ch;
-}
-// Token id's label in run r: its character's, or <BOS> (the id after the characters).
+// Token id's label in run r: its character's as the server tells it (<space>, \n: as
+// `microgpt embed` shows them), or <BOS> (the id after the characters).
 function tokenLabel(r, id) {
-  return r.vocab[id] === undefined ? '<BOS>' : charLabel(r.vocab[id]);
+  return r.labels[id] ?? '<BOS>';
 }
 function tokenLabels(r, s) {
   return s.wte.map((_, id) => tokenLabel(r, id));
 }
 
-// A snapshot's tokens on its principal axes, vowels red and consonants blue.
+// A snapshot's tokens on its principal axes, vowels red, consonants blue, the rest gray
+// (the server's classes: accented letters and capitals too, as `microgpt embed` has them).
+const CLASS_COLORS = { vowel: '#b2182b', consonant: '#2166ac' };
 function tokenScatter(canvas, r, s) {
-  const labels = tokenLabels(r, s);
-  return scatter(canvas, s.tokenPoints, labels, labels.map((l) => VOWELS.has(l) ? '#b2182b' : /^[a-z]$/.test(l) ? '#2166ac' : '#777'), false);
+  const colors = s.wte.map((_, id) => CLASS_COLORS[r.classes[id]] ?? '#777');
+  return scatter(canvas, s.tokenPoints, tokenLabels(r, s), colors, false);
 }
 
 // A snapshot's positions on their principal axes, joined in order; a long context's
@@ -957,7 +948,7 @@ events.addEventListener('start', (e) => {
 events.addEventListener('model', () => showModel());
 events.addEventListener('run', (e) => {
   const d = JSON.parse(e.data);
-  Object.assign(run, { vocab: d.vocab, name: d.name, config: d });
+  Object.assign(run, { vocab: d.vocab, labels: d.labels, classes: d.classes, name: d.name, config: d });
   // (a long run's snapshots are spaced out to fit: the server says how)
   if (d.snapshot_every) document.getElementById('snapshot').title = `a snapshot every ${d.snapshot_every} steps`;
   listRuns();

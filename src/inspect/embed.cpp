@@ -19,22 +19,6 @@ std::string hex_code_point(char32_t c) {
   return buf;
 }
 
-std::string char_label(char32_t c) {
-  switch (c) {
-    case U' ': return "<space>";
-    case U'\t': return "\\t";
-    case U'\n': return "\\n";
-    case U'\r': return "\\r";
-    default: break;
-  }
-  const bool control = c < 0x20 || (c >= 0x7F && c <= 0x9F);
-  const bool noncharacter = (c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE;
-  if (control || noncharacter || is_python_space(c)) return hex_code_point(c);
-  std::string out;
-  append_utf8(out, c);
-  return out;
-}
-
 std::string quoted_char(char32_t c) { return "'" + char_label(c) + "'"; }
 
 Error not_in_vocabulary(char32_t c) { return usage_error(quoted_char(c) + " is not in the model's vocabulary"); }
@@ -103,6 +87,27 @@ std::vector<Token> top_k(std::span<const double> values, int64_t k, Token skip =
 }
 
 }  // namespace
+
+std::string char_label(char32_t c) {
+  switch (c) {
+    case U' ':
+      return "<space>";
+    case U'\t':
+      return "\\t";
+    case U'\n':
+      return "\\n";
+    case U'\r':
+      return "\\r";
+    default:
+      break;
+  }
+  const bool control = c < 0x20 || (c >= 0x7F && c <= 0x9F);
+  const bool noncharacter = (c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE;
+  if (control || noncharacter || is_python_space(c)) return hex_code_point(c);
+  std::string out;
+  append_utf8(out, c);
+  return out;
+}
 
 EmbeddingView embedding_view_from_params(const ModelConfig& config, std::u32string vocab, std::span<const float> params) {
   return view_from(config, std::move(vocab), params);

@@ -77,6 +77,7 @@ void check_embedding_view(const EmbeddingView& view);
 // control characters and non-characters (they are invisible, and several are not
 // allowed in XML at all). Never contains a tab or a newline.
 std::string token_label(const EmbeddingView& view, Token t);
+std::string char_label(char32_t c);  // the same for a character of the vocabulary
 
 // The id of a character, or -1 when it is not in the vocabulary.
 Token token_id(const EmbeddingView& view, char32_t c);

@@ -49,16 +49,26 @@ const LoadedModel& ModelHost::loaded() const {
   return *model_;
 }
 
+void put_vocabulary(json& into, const std::u32string& chars) {
+  json vocab = json::array(), labels = json::array(), classes = json::array();
+  for (char32_t ch : chars) {
+    vocab.push_back(encode_utf8(std::u32string(1, ch)));
+    labels.push_back(char_label(ch));
+    classes.push_back(letter_class_name(classify_char(ch)));
+  }
+  into["vocab"] = std::move(vocab);
+  into["labels"] = std::move(labels);
+  into["classes"] = std::move(classes);
+}
+
 json ModelHost::model() {
   std::lock_guard lock(mutex_);
   if (!model_) return json{{"loaded", false}};
   const CheckpointData& c = model_->checkpoint;
-  json vocab = json::array();
-  for (char32_t ch : c.vocab) vocab.push_back(encode_utf8(std::u32string(1, ch)));
   const bool text = c.train.is_text();
   json settings = json::object();  // as the checkpoint records them
   for (const auto& [name, value] : recorded_settings(c.model, c.train)) settings[name] = json::parse(value);
-  return json{
+  json answer{
       {"loaded", true},
       {"path", path_},
       {"engine", c.engine},
@@ -69,7 +79,6 @@ json ModelHost::model() {
         {"n_head", c.model.n_head},
         {"block_size", c.model.block_size},
         {"vocab_size", c.model.vocab_size}}},
-      {"vocab", vocab},
       {"bos", text ? json(nullptr) : json(static_cast<int64_t>(c.vocab.size()))},
       {"step", c.step},
       {"steps", c.train.steps},
@@ -77,6 +86,8 @@ json ModelHost::model() {
       {"data", c.data_source},
       {"settings", settings},
   };
+  put_vocabulary(answer, c.vocab);
+  return answer;
 }
 
 SampleCommand ModelHost::sample_command(const json& request) const {

@@ -67,6 +67,13 @@ std::string file_in(const std::string& dir, const std::string& name, const std::
 // NAME.snapshots.jsonl beside the checkpoint NAME.safetensors: the run's history.
 std::filesystem::path snapshots_beside(const std::string& checkpoint);
 
+// A vocabulary as the API tells it, put into `into`: "vocab", each character (UTF-8) in
+// token order; "labels", each as reports show it (inspect/embed.h's char_label: <space>,
+// \n, U+XXXX for one that would not show); "classes", each one's "vowel", "consonant" or
+// "other" (classify_char): what the page labels and colours its tokens by, so that its
+// views agree with `microgpt embed`.
+void put_vocabulary(nlohmann::json& into, const std::u32string& chars);
+
 // What one request may ask of the server, at most: samples (of /api/sample and of a run)
 // and characters a sample. A page asks for a few; more would hold the model (and a
 // thread of the server) for minutes. `microgpt sample` draws any number.
@@ -83,8 +90,9 @@ class ModelHost {
   void load(const std::string& path);
 
   // GET /api/model: {"loaded": false} or {"loaded": true, "path", "engine", "format",
-  // "config": {n_layer, n_embd, n_head, block_size, vocab_size}, "vocab": [...] (token
-  // order; a model of names has BOS after them), "bos": id or null, "step", "steps",
+  // "config": {n_layer, n_embd, n_head, block_size, vocab_size}, "vocab", "labels",
+  // "classes" (put_vocabulary; a model of names has BOS after them), "bos": id or null,
+  // "step", "steps",
   // "num_params", "data", "settings": every setting the checkpoint records}.
   nlohmann::json model();
   // POST /api/sample: {"num_samples", "seed", "temperature", "top_k", "top_p", "prefix",

@@ -304,29 +304,28 @@ json Trainer::start(const json& request) {
   thread_ = std::thread([this, reporter, run, first_event, snapshot_every, name, out = *o.out_path, snapshots_path] {
     TrainingRun& r = **run;
     try {
-      json vocab = json::array();
-      for (char32_t ch : r.data().tokenizer().chars()) vocab.push_back(encode_utf8(std::u32string(1, ch)));
       const TrainOptions& ro = r.options();
       const ParamLayout layout(r.config());
       const int64_t every =
           snapshot_interval(snapshot_every, ro.train.steps,
                             layout.wte().rows * layout.wte().cols + layout.wpe().rows * layout.wpe().cols);
-      events_.push("run", {{"name", name},
-                           {"vocab", vocab},
-                           {"engine", ro.engine.name},
-                           {"format", ro.train.format},
-                           {"n_layer", ro.model.n_layer},
-                           {"n_embd", ro.model.n_embd},
-                           {"n_head", ro.model.n_head},
-                           {"block_size", ro.model.block_size},
-                           {"batch_size", ro.train.batch_size},
-                           {"lr", ro.train.lr},
-                           {"seed", ro.train.seed},
-                           {"steps", ro.train.steps},
-                           {"wte", ro.train.wte},
-                           {"wpe", ro.train.wpe},
-                           {"combine", ro.train.combine},
-                           {"snapshot_every", every}});
+      json told{{"name", name},
+                {"engine", ro.engine.name},
+                {"format", ro.train.format},
+                {"n_layer", ro.model.n_layer},
+                {"n_embd", ro.model.n_embd},
+                {"n_head", ro.model.n_head},
+                {"block_size", ro.model.block_size},
+                {"batch_size", ro.train.batch_size},
+                {"lr", ro.train.lr},
+                {"seed", ro.train.seed},
+                {"steps", ro.train.steps},
+                {"wte", ro.train.wte},
+                {"wpe", ro.train.wpe},
+                {"combine", ro.train.combine},
+                {"snapshot_every", every}};
+      put_vocabulary(told, r.data().tokenizer().chars());
+      events_.push("run", told);
       auto keep = [&] {
         reporter->flush();
         const json s = snapshot(r.engine(), r.config(), r.steps_done());
@@ -386,7 +385,7 @@ void Trainer::tell_history(const std::string& path) {
                          {"first_step", 0}, {"steps", m["steps"]}, {"from", snapshots.string()}});
   json run = m["settings"];
   run["name"] = p.stem().string();
-  run["vocab"] = m["vocab"];
+  for (const char* key : {"vocab", "labels", "classes"}) run[key] = m[key];
   run["engine"] = m["engine"];
   events_.push("run", run);
   std::string line;

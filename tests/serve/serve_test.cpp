@@ -876,6 +876,44 @@ TEST_F(Serve, TrainsOnTheFileItWasGivenOrTheEmbeddedNames) {
   }
 }
 
+// The page labels and colours tokens as the server tells it, and the server tells them as
+// `microgpt embed` shows them: a text's space, tab and newline by name, capitals and
+// accented letters in their classes (the page used to draw a space as nothing).
+TEST_F(Serve, TellsEachTokensLabelAndClassAsEmbedShowsThem) {
+  std::string text;
+  for (int i = 0; i < 20; i++) text += "\u00c9l va, Ana!\tthe quick brown fox\n";
+  testing::write_file(dir.file("book.txt"), text);
+  ASSERT_NO_FATAL_FAILURE(start("--data '" + dir.file("book.txt") + "'"));
+  ASSERT_TRUE(starts_run(*client, R"({"data": "file", "format": "text", "steps": 2, "block_size": 8, "name": "t"})"));
+  json told;
+  for (const auto& [type, d] : events_until(server->port(), "finished")) {
+    if (type == "run") told = d;
+  }
+  ASSERT_TRUE(told.contains("labels")) << told;
+  // The projector's labels file of `microgpt embed` (token_label, one a line).
+  const testing::RunResult embed =
+      testing::run_microgpt("embed --model '" + dir.file("t.safetensors") + "' --export '" + dir.file("p") + "'");
+  ASSERT_EQ(embed.exit_code, 0) << embed.err;
+  std::vector<std::string> labels;
+  std::istringstream lines(read_file(dir.file("p_labels.tsv")));
+  for (std::string line; std::getline(lines, line);) labels.push_back(line);
+  EXPECT_EQ(told["labels"], json(labels));
+  for (const char* shown : {"<space>", "\\t", "\\n", "\u00c9", "A"}) {
+    EXPECT_NE(std::find(labels.begin(), labels.end(), shown), labels.end()) << shown;
+  }
+  // as many vowels and consonants as `microgpt embed` counts: 'a', 'e', 'i', 'o', 'u',
+  // 'A' and '\u00c9'; b c f h k l n q r t v w x
+  const auto count = [&](const char* c) { return std::count(told["classes"].begin(), told["classes"].end(), c); };
+  EXPECT_EQ(count("vowel"), 7);
+  EXPECT_EQ(count("consonant"), 13);
+  EXPECT_NE(embed.out.find("within vowels"), std::string::npos) << embed.out;
+  EXPECT_NE(embed.out.find("(" + std::to_string(count("vowel")) + " tokens)"), std::string::npos) << embed.out;
+  EXPECT_NE(embed.out.find("(" + std::to_string(count("consonant")) + " tokens)"), std::string::npos) << embed.out;
+  // The model the run wrote is the page's model now, with the same vocabulary.
+  const json model = json::parse(client->Get("/api/model")->body);
+  for (const char* key : {"vocab", "labels", "classes"}) EXPECT_EQ(model[key], told[key]) << key;
+}
+
 TEST_F(Serve, ARunFromThePageStopsWhenAskedAndOneRunsAtATime) {
   ASSERT_NO_FATAL_FAILURE(start());
   // inputs the model cannot have (model/inputs.h)

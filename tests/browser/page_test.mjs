@@ -9,6 +9,7 @@
 // README's pictures in docs/ are these).
 // Exits 77 (ctest: skipped) when no browser is installed, unless CI is set.
 import { startServer } from './serve_process.mjs';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +150,13 @@ try {
   check((await page.$eval('#neighbours', (e) => e.textContent)).startsWith('nearest to '), 'hovering a token lists its neighbours');
   await inView('similarity');
   check((await page.$eval('#similarity canvas', (c) => c.drawn.curves.length)) === 3, 'three similarity curves');
+  // The curves end at what `microgpt embed` says of the model the run saved.
+  const similarity = await page.evaluate(() => {
+    const s = run.snapshots[run.snapshots.length - 1].similarity;
+    return `within vowels ${s.vowels.toFixed(2)} (5 tokens), within consonants ${s.consonants.toFixed(2)} (21 tokens), across ${s.across.toFixed(2)}`;
+  });
+  const embedded = execFileSync(binary, ['embed', '--model', join(dir, 'b.safetensors')], { encoding: 'utf8' });
+  check(embedded.includes(`cosine similarity: ${similarity}\n`), `the similarities at the last snapshot are microgpt embed's: ${similarity}`);
   const cosineAxes = await page.$eval('#similarity canvas', (c) => c.drawn.axes.join(' '));
   check(cosineAxes === '1 0 -1 0 step 600', `the similarities from -1 to 1, over steps 0 to 600: ${cosineAxes}`);
   await inView('heatmap');

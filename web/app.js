@@ -102,9 +102,13 @@ function diverging(value, scale) {
   return `rgb(${divergingRGB(value, scale).join(',')})`;
 }
 
-function strips(positions) {
+// Each position's wte, wpe and sum rows as strips of cells, 8 pixels wide, or narrower for
+// a wide model, so that a row fits the width the page gives it (384 channels: 2 pixels).
+function strips(positions, room) {
   const scale = Math.max(1e-9, ...positions.flatMap((p) => [...p.wte, ...p.wpe, ...p.sum].map(Math.abs)));
-  const cell = 8, label = 70, width = label + cell * positions[0].sum.length;
+  const label = 70, C = positions[0].sum.length, cell = 8;
+  const across = Math.max(1, Math.min(cell, Math.floor((room - label) / C)));
+  const width = label + across * C;
   const rows = positions.length * 4;
   const svg = svgElement('svg', { width, height: rows * (cell + 2), role: 'img' });
   positions.forEach((p, i) => {
@@ -115,7 +119,7 @@ function strips(positions) {
         text.textContent = name;
         svg.append(text);
         (values || []).forEach((v, k) => {
-          const r = svgElement('rect', { x: label + k * cell, y, width: cell, height: cell, fill: diverging(v, scale) });
+          const r = svgElement('rect', { x: label + k * across, y, width: across, height: cell, fill: diverging(v, scale) });
           const title = svgElement('title', {});
           title.textContent = `${name}[${k}] = ${v.toFixed(3)}`;
           r.append(title);
@@ -143,7 +147,8 @@ function heatmap(rows, labels, title) {
   // the positions that look, left of the rows; those they look at, under the columns (a
   // label wider than a character, <BOS>, turned to read downwards)
   labels.forEach((l, t) => {
-    const text = svgElement('text', { x: 0, y: 14 + t * cell + 11, 'font-size': 9 });
+    // (<space>, wider than the margin at 9 pixels, at 7)
+    const text = svgElement('text', { x: 0, y: 14 + t * cell + 11, 'font-size': l.length > 5 ? 7 : 9 });
     text.textContent = l;
     const x = pad + t * cell + cell / 2, y = 14 + T * cell + 3;
     const column = svgElement('text', l.length > 1
@@ -182,7 +187,8 @@ async function inspect(event) {
   try {
     const answer = await call('/api/inspect', { text: new FormData(event.target).get('text') });
     const labels = answer.positions.map((p) => p.token);
-    document.getElementById('strips').replaceChildren(strips(answer.positions));
+    const holder = document.getElementById('strips');
+    holder.replaceChildren(strips(answer.positions, holder.clientWidth || 900));
     const maps = document.getElementById('attention');
     maps.replaceChildren();
     if (answer.attention === null) {

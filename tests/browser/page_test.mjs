@@ -70,6 +70,13 @@ try {
     return [Math.abs(fresh[0][3]), Math.abs(fresh[1][5]), -turned[0][3], turned[1][5]];
   }));
   check(found.flat().every((x) => x > 0.999999), `the PCA finds known axes, signed as the last ones: ${JSON.stringify(found)}`);
+  // What the model receives, for a model 384 wide: the strips' cells narrow to fit.
+  const wide = await page.evaluate(() => {
+    const row = Array.from({ length: 384 }, (_, k) => Math.sin(k));
+    const svg = strips([{ pos: 0, token: 'a', id: 1, wte: row, wpe: row, sum: row }], 900);
+    return [Number(svg.getAttribute('width')), svg.querySelectorAll('rect').length];
+  });
+  check(wide[0] <= 900 && wide[1] === 3 * 384, `a 384-wide model's strips fit in 900 pixels: ${wide}`);
   check(await page.$$eval('select[name=preset] option', (o) => o.some((x) => x.value === 'makemore')), 'the presets are offered');
   // A long run (more steps than the arguments a JavaScript call can take, about 120,000
   // here): the loss chart covers every step, one pixel column of the plot's 568 at a time.

@@ -21,6 +21,8 @@ async function showModel() {
     line.textContent = 'no model loaded (start the server with --model PATH)';
     return;
   }
+  // a text model's samples are passages, each across the page; names go in columns
+  document.getElementById('samples').classList.toggle('passages', m.format === 'text');
   const c = m.config;
   line.textContent = `${m.path}: ${c.n_layer} layer${c.n_layer > 1 ? 's' : ''}, ${c.n_embd} wide, ` +
     `${c.n_head} heads, block ${c.block_size}, ${m.vocab.length} characters, ` +

@@ -10,7 +10,7 @@
 // Exits 77 (ctest: skipped) when no browser is installed, unless CI is set.
 import { startServer } from './serve_process.mjs';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -273,6 +273,20 @@ try {
   await page.click('#save');
   await page.waitForFunction(() => document.getElementById('files-status').textContent.startsWith('saved'));
   check(existsSync(join(dir, 'copy.safetensors')), 'Save wrote copy.safetensors');
+
+  // A text model (loaded from the folder): its samples are passages, one under another,
+  // not names in columns.
+  writeFileSync(join(dir, 'book.txt'), 'To be, or not to be, that is the question:\n'.repeat(30));
+  execFileSync(binary, ['train', '--data', join(dir, 'book.txt'), '--format', 'text', '--steps', '3', '--block-size', '16',
+    '--num-samples', '0', '--out', join(dir, 'book.safetensors')]);
+  await page.$eval('#files-form input[name=name]', (e) => { e.value = 'book'; });
+  await page.click('#load');
+  await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('book.safetensors'));
+  await page.$eval('#write-form input[name=num_samples]', (e) => { e.value = '2'; });
+  await page.click('#write-form button');
+  await page.waitForFunction(() => document.querySelectorAll('#samples li').length === 2);
+  const columns = await page.$eval('#samples', (e) => getComputedStyle(e).columnCount);
+  check(columns === '1', `a text model's samples are passages, in one column (${columns})`);
 
   check(errors.length === 0, `no errors in the page ${JSON.stringify(errors)}`);
   check(outside.length === 0, `no request left the server ${JSON.stringify(outside)}`);

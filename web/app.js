@@ -350,6 +350,16 @@ function lossChart() {
     g.arc(x(v.step), y(v.loss), 3, 0, 2 * Math.PI);
     g.fill();
   }
+  // hovering names the losses at the step under the mouse (its column's, and a
+  // validation's within 3 pixels)
+  const validations = run.validations;
+  canvas.onmousemove = (event) => {
+    const at = event.clientX - canvas.getBoundingClientRect().left;
+    let near = null;
+    for (const column of c.columns) if (near === null || Math.abs(x(column.step) - at) < Math.abs(x(near.step) - at)) near = column;
+    const v = validations.find((u) => Math.abs(x(u.step) - at) <= 3);
+    canvas.title = near === null ? '' : lossTip(near) + (v ? `; validation ${v.loss.toFixed(4)} at step ${v.step}` : '');
+  };
   g.fillStyle = '#222';
   g.fillText(hi.toFixed(2), 0, y(hi) + 4);
   g.fillText(lo.toFixed(2), 0, y(lo) + 4);
@@ -358,6 +368,13 @@ function lossChart() {
   const covered = run.last ? run.last.step - run.first : 0;
   Object.assign(canvas.drawn, { steps: covered, columns: c.columns.length, validations: run.validations.length });
   return canvas;
+}
+
+// A loss chart's column as words: its last step, its losses (their range, when the column
+// holds several steps) and the smoothed loss there.
+function lossTip(column) {
+  const losses = column.lo === column.hi ? column.lo.toFixed(4) : `${column.lo.toFixed(4)} to ${column.hi.toFixed(4)}`;
+  return `step ${column.step}: loss ${losses}` + (Number.isFinite(column.smooth) ? `, smoothed ${column.smooth.toFixed(4)}` : '');
 }
 
 const thousands = new Intl.NumberFormat();  // (made once: toLocaleString makes one a call)

@@ -124,6 +124,15 @@ try {
     return dark;
   });
   check(inked > 300, `the smoothed curve is drawn (${inked} dark pixels)`);
+  // Hovering the chart halfway along names the losses about step 300.
+  const [midX, midY] = await page.$eval('#loss-chart canvas', (c) => {
+    const box = c.getBoundingClientRect();
+    return [box.left + c.width / 2, box.top + c.height / 2];
+  });
+  await page.mouse.move(midX, midY);
+  const tip = await page.$eval('#loss-chart canvas', (c) => c.title);
+  const tipStep = Number((tip.match(/^step (\d+): loss [\d.]+( to [\d.]+)?, smoothed [\d.]+/) ?? [])[1]);
+  check(Math.abs(tipStep - 300) <= 2, `hovering the loss chart halfway names step 300's losses: ${tip}`);
   const lossAxis = await page.$eval('#loss-chart canvas', (c) => c.drawn.axes.join(' '));
   check(lossAxis === '0 step 600', `the loss chart's steps run from 0 to 600: ${lossAxis}`);
   check(await page.$eval('#snapshot', (e) => e.max) === '6', 'seven snapshots to replay (steps 0 to 600)');

@@ -92,8 +92,8 @@ class ModelHost {
   // GET /api/model: {"loaded": false} or {"loaded": true, "path", "engine", "format",
   // "config": {n_layer, n_embd, n_head, block_size, vocab_size}, "vocab", "labels",
   // "classes" (put_vocabulary; a model of names has BOS after them), "bos": id or null,
-  // "step", "steps",
-  // "num_params", "data", "settings": every setting the checkpoint records}.
+  // "step", "steps", "num_params", "data", "settings": every setting the checkpoint
+  // records}.
   nlohmann::json model();
   // POST /api/sample: {"num_samples", "seed", "temperature", "top_k", "top_p", "prefix",
   // "max_len"} (each optional, as `microgpt sample`'s flags) -> {"samples": [...]}.

@@ -103,7 +103,14 @@ std::string char_label(char32_t c) {
   }
   const bool control = c < 0x20 || (c >= 0x7F && c <= 0x9F);
   const bool noncharacter = (c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE;
-  if (control || noncharacter || is_python_space(c)) return hex_code_point(c);
+  // Unicode's format characters that draw nothing: the soft hyphen, the zero-width
+  // spaces and joiners, the direction marks and embeddings, the byte-order mark (which
+  // Notepad writes at the start of a file, and which microgpt.py reads as a character),
+  // the interlinear annotations and the tags
+  const bool zero_width = c == 0xAD || c == 0x180E || (c >= 0x200B && c <= 0x200F) || (c >= 0x202A && c <= 0x202E) ||
+                          (c >= 0x2060 && c <= 0x206F) || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFB) ||
+                          (c >= 0xE0000 && c <= 0xE007F);
+  if (control || noncharacter || zero_width || is_python_space(c)) return hex_code_point(c);
   std::string out;
   append_utf8(out, c);
   return out;

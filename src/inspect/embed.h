@@ -74,8 +74,9 @@ void check_embedding_view(const EmbeddingView& view);
 
 // How a token is shown in reports, plots and the projector's labels: the character as
 // UTF-8; "<BOS>"; "<space>" for ' '; \t \n \r for those; U+XXXX for other white space,
-// control characters and non-characters (they are invisible, and several are not
-// allowed in XML at all). Never contains a tab or a newline.
+// control characters, non-characters and the format characters that draw nothing
+// (U+FEFF, the byte-order mark; U+200B, the zero-width space; ...): they are invisible,
+// and several are not allowed in XML at all. Never contains a tab or a newline.
 std::string token_label(const EmbeddingView& view, Token t);
 std::string char_label(char32_t c);  // the same for a character of the vocabulary
 

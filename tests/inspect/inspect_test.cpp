@@ -203,9 +203,13 @@ TEST(Neighbors, CommasSpacesAndBosCanBeQueried) {
 }
 
 TEST(Labels, InvisibleCharactersAreSpelledOut) {
-  const EmbeddingView v = random_view(std::u32string{U'\t', U'\n', 0x1F, U' ', U'a', 0x85, 0xA0, 0xE9, 0x3000, 0xFFFF}, 2, 1);
-  const std::vector<std::string> want = {"\\t", "\\n", "U+001F", "<space>", "a", "U+0085", "U+00A0",
-                                         "\xC3\xA9", "U+3000", "U+FFFF", "<BOS>"};
+  const EmbeddingView v = random_view(std::u32string{U'\t', U'\n', 0x1F, U' ', U'a', 0x85, 0xA0, 0xAD, 0xE9, 0x200B,
+                                                     0x200D, 0x202E, 0x2060, 0x2122, 0x3000, 0xFEFF, 0xFFFF, 0xE0041},
+                                      2, 1);
+  // (the format characters that draw nothing, U+00AD to U+E0041, too; not the trade mark)
+  const std::vector<std::string> want = {"\\t",    "\\n",      "U+001F", "<space>", "a",      "U+0085", "U+00A0",
+                                         "U+00AD", "\xC3\xA9", "U+200B", "U+200D",  "U+202E", "U+2060", "\xE2\x84\xA2",
+                                         "U+3000", "U+FEFF",   "U+FFFF", "U+E0041", "<BOS>"};
   for (Token t = 0; t < v.vocab_size(); t++) EXPECT_EQ(token_label(v, t), want[static_cast<size_t>(t)]);
 }
 

@@ -21,6 +21,35 @@ std::string hex_code_point(char32_t c) {
 
 std::string quoted_char(char32_t c) { return "'" + char_label(c) + "'"; }
 
+// The character named at s[i] by a label of char_label's longer than one character, when
+// the item ends there (at a comma or the end): <space>, \t, \n, \r or U+XXXX (four to
+// six hexadecimal digits); its length 0 when there is none.
+struct NamedChar {
+  char32_t c = 0;
+  size_t length = 0;
+};
+NamedChar named_char(const std::u32string& s, size_t i) {
+  const auto ends = [&](size_t at) { return at == s.size() || s[at] == U','; };
+  for (const auto& [name, c] : {std::pair<std::u32string_view, char32_t>{U"<space>", U' '},
+                                {U"\\t", U'\t'},
+                                {U"\\n", U'\n'},
+                                {U"\\r", U'\r'}}) {
+    if (s.compare(i, name.size(), name) == 0 && ends(i + name.size())) return {c, name.size()};
+  }
+  if (s.compare(i, 2, U"U+") != 0) return {};
+  const auto hex = [](char32_t d) -> int {
+    if (d >= U'0' && d <= U'9') return static_cast<int>(d - U'0');
+    if (d >= U'A' && d <= U'F') return static_cast<int>(d - U'A') + 10;
+    if (d >= U'a' && d <= U'f') return static_cast<int>(d - U'a') + 10;
+    return -1;
+  };
+  size_t end = i + 2;
+  char32_t c = 0;
+  for (; end < s.size() && end - i < 8 && hex(s[end]) >= 0; end++) c = c * 16 + static_cast<char32_t>(hex(s[end]));
+  if (end - i < 6 || !ends(end) || c > 0x10FFFF) return {};
+  return {c, end - i};
+}
+
 Error not_in_vocabulary(char32_t c) { return usage_error(quoted_char(c) + " is not in the model's vocabulary"); }
 
 void check_token(const EmbeddingView& view, Token t) {
@@ -172,10 +201,10 @@ std::vector<Token> parse_token_list(const EmbeddingView& view, std::string_view 
     if (s.compare(i, 5, U"<BOS>") == 0 && view.has_bos()) {
       t = view.bos();
       i += 5;
-    } else if (s.compare(i, 7, U"<space>") == 0) {
-      t = token_id(view, U' ');
-      if (t < 0) throw not_in_vocabulary(U' ');
-      i += 7;
+    } else if (const auto [c, length] = named_char(s, i); length > 0) {
+      t = token_id(view, c);
+      if (t < 0) throw not_in_vocabulary(c);
+      i += length;
     } else {
       t = token_id(view, s[i]);
       if (t < 0) throw not_in_vocabulary(s[i]);
@@ -186,7 +215,8 @@ std::vector<Token> parse_token_list(const EmbeddingView& view, std::string_view 
     if (s[i] != U',') {
       throw usage_error("in the list of characters '" + std::string(utf8_list) + "', expected ',' after " +
                         token_label(view, t) + " but found " + quoted_char(s[i]) +
-                        " (items are single characters, <BOS> or <space>, separated by commas)");
+                        " (items are single characters, <BOS>, or names as the reports print them: <space>, \\n, "
+                        "U+00A0; separated by commas)");
     }
     i++;
   }

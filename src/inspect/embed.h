@@ -84,9 +84,10 @@ std::string char_label(char32_t c);  // the same for a character of the vocabula
 Token token_id(const EmbeddingView& view, char32_t c);
 
 // Parses a user's list of tokens such as "a,e,k" (UTF-8): items separated by commas,
-// each one character, "<BOS>" or "<space>". A comma can be queried too: "a,,,b" is a,
-// ',' and b. Throws a usage error for an empty list or item, for two characters without
-// a comma between them, and for a character outside the vocabulary, naming it:
+// each one character, "<BOS>", or a name token_label gives a character ("<space>", "\n",
+// "\t", "\r", "U+00A0": a text's line break is queried as \n, and a backslash as \).
+// A comma can be queried too: "a,,,b" is a, ',' and b. Throws a usage error for an empty list or item, for two
+// characters without a comma between them, and for a character outside the vocabulary, naming it:
 // "'q' is not in the model's vocabulary".
 std::vector<Token> parse_token_list(const EmbeddingView& view, std::string_view utf8_list);
 

@@ -202,6 +202,25 @@ TEST(Neighbors, CommasSpacesAndBosCanBeQueried) {
   EXPECT_EQ(token_label(v, 4), "<BOS>");
 }
 
+// Every name the reports print for a character can be queried: the line break of a text,
+// the byte-order mark of a file saved by Notepad; a backslash or a U alone is itself.
+TEST(Neighbors, EveryLabelTheReportsPrintCanBeQueried) {
+  const EmbeddingView v =
+      random_view(std::u32string{U'\t', U'\n', U'\r', U' ', U'+', U'U', U'\\', U'n', 0xA0, 0xFEFF, 0x1F600}, 3, 2);
+  for (Token t = 0; t < v.vocab_size(); t++) {
+    EXPECT_EQ(parse_token_list(v, token_label(v, t)), std::vector<Token>{t}) << token_label(v, t);
+  }
+  EXPECT_EQ(parse_token_list(v, "\\n,\\,n,U,+,U+feff,U+1F600"), (std::vector<Token>{1, 6, 7, 5, 4, 9, 10}));
+  // a name that does not end its item is a character and more: \\nn, U+00A0x; U+ with
+  // fewer than four digits is U then +
+  EXPECT_NE(error_of([&] { parse_token_list(v, "\\nn"); }).find("expected ','"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse_token_list(v, "U+00A0x"); }).find("expected ','"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse_token_list(v, "U+41"); }).find("expected ','"), std::string::npos);
+  EXPECT_EQ(error_of([&] { parse_token_list(v, "U+0041"); }), "'A' is not in the model's vocabulary");
+  EXPECT_EQ(error_of([&] { parse_token_list(random_view(U"ab", 3, 2), "\\n"); }),
+            "'\\n' is not in the model's vocabulary");
+}
+
 TEST(Labels, InvisibleCharactersAreSpelledOut) {
   const EmbeddingView v = random_view(std::u32string{U'\t', U'\n', 0x1F, U' ', U'a', 0x85, 0xA0, 0xAD, 0xE9, 0x200B,
                                                      0x200D, 0x202E, 0x2060, 0x2122, 0x3000, 0xFEFF, 0xFFFF, 0xE0041},

@@ -869,9 +869,12 @@ function cosineOverSteps(canvas, last) {
 // The followed token's cosine similarity to its 5 nearest neighbours of the last
 // snapshot, at every snapshot: how the neighbourhood formed.
 function followChart(canvas) {
-  const id = run.vocab.indexOf(document.getElementById('follow').value);
   const last = run.snapshots[run.snapshots.length - 1];
-  if (id < 0 || !last) return;
+  if (!last) return;
+  // (a character, or its label: <space>, \n for a text's line break, <BOS>)
+  const typed = document.getElementById('follow').value;
+  const id = [...Array(last.wte.length).keys()].find((t) => tokenLabel(run, t) === typed) ?? run.vocab.indexOf(typed);
+  if (id < 0) return;
   const near = last.wte.map((row, j) => [j, cosine(last.wte[id], row)]).filter(([j]) => j !== id)
     .sort((a, b) => b[1] - a[1]).slice(0, 5).map(([j]) => j);
   const palette = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e'];

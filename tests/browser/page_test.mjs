@@ -191,6 +191,9 @@ try {
   check(follow.length === 5 && follow.every((n) => n === 7), `'a' and its 5 neighbours over the 7 snapshots: ${follow}`);
   await page.$eval('#follow', (e) => { e.value = 'e'; e.dispatchEvent(new Event('input')); });
   check((await page.$eval('#follow-chart canvas', (c) => c.drawn.caption)).startsWith('cosine similarity of e to'), 'following e');
+  await page.$eval('#follow', (e) => { e.value = '<BOS>'; e.dispatchEvent(new Event('input')); });
+  check((await page.$eval('#follow-chart canvas', (c) => c.drawn.caption)).startsWith('cosine similarity of <BOS> to'),
+    'following a token by its label (<BOS>)');
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('step 600 of 600'));
   check(true, 'the trained model is the page\'s model');
   // The page reads the snapshots' weights from their compact form (float32 bytes): the

@@ -430,7 +430,6 @@ for (const action of ['pause', 'resume', 'stop']) {
 
 // ---- Embeddings: PCA of wte and wpe, aligned from snapshot to snapshot --------------
 
-
 // Rows (n arrays of d numbers) as one flat array, each less the rows' mean. The PCA works
 // on such arrays (Float64Array) only, and each of its loops is a small function of its
 // own that runs to its end: V8 then compiles each once. A loop inside a longer function
@@ -815,7 +814,8 @@ function cosineHeatmap(s, labels) {
   g.imageSmoothingEnabled = false;
   g.drawImage(heatmapCells, pad, pad, n * cell, n * cell);
   // each token's label left of its row and above its column; one wider than a character
-  // (<BOS>) turned upright above its column, and squeezed into the margin if need be
+  // (<BOS>, <space>) turned upright above its column, and squeezed into the margin if
+  // need be
   g.font = `${Math.min(10, cell)}px sans-serif`;
   g.fillStyle = '#222';
   for (let i = 0; i < n; i++) {
@@ -841,10 +841,9 @@ function cosineHeatmap(s, labels) {
 }
 
 // Where a cosine (-1 to 1) at a step (0 to `last`) is on a canvas of curves over the
-// steps: a function of (step, cosine) to [x, y] pixels.
+// steps: a function of (step, cosine) to [x, y] pixels. Draws the axes too: the steps
+// under the plot, and the cosines 1, 0 and -1 at its left with a faint line at 0.
 const CURVES_PAD = 30;
-// Draws the axes: the steps under the plot, and the cosines 1, 0 and -1 at its left with
-// a faint line at 0.
 function cosineOverSteps(canvas, last) {
   const width = canvas.width, height = canvas.height, pad = CURVES_PAD;
   const at = (step, c) => [pad + (width - 2 * pad) * step / Math.max(1, last), height - pad - (height - 2 * pad) * (c + 1) / 2];

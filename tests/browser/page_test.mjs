@@ -295,10 +295,14 @@ try {
   await page.click('#load');
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('book.safetensors'));
   await page.$eval('#write-form input[name=num_samples]', (e) => { e.value = '2'; });
+  // (its prefix may hold a line break: the field is a text area)
+  await page.$eval('#write-form textarea[name=prefix]', (e) => { e.value = 'To be,\nor'; });
   await page.click('#write-form button');
   await page.waitForFunction(() => document.querySelectorAll('#samples li').length === 2);
   const columns = await page.$eval('#samples', (e) => getComputedStyle(e).columnCount);
   check(columns === '1', `a text model's samples are passages, in one column (${columns})`);
+  const passages = await page.$$eval('#samples li', (l) => l.map((x) => x.textContent));
+  check(passages.every((p) => p.startsWith('To be,\nor')), `each passage starts with the prefix, line break and all: ${JSON.stringify(passages[0].slice(0, 20))}`);
 
   check(errors.length === 0, `no errors in the page ${JSON.stringify(errors)}`);
   check(outside.length === 0, `no request left the server ${JSON.stringify(outside)}`);

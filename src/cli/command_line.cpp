@@ -263,8 +263,9 @@ void add_eval_flags(CLI::App* cmd, microgpt::EvalCommand& c) {
 
 void add_embed_flags(CLI::App* cmd, microgpt::EmbedCommand& c) {
   add_model_option(cmd, c.model_path);
-  cmd->add_option("--neighbors", c.neighbors, "Nearest tokens by cosine similarity for these characters, e.g. a,e,k "
-                                              "(default: every token)")
+  cmd->add_option("--neighbors", c.neighbors,
+                  "Nearest tokens by cosine similarity for these characters, e.g. a,e,k, or their names in the "
+                  "report: <BOS>, <space>, \\n, U+FEFF (default: every token)")
       ->type_name("CHARS");
   cmd->add_option("--top", c.top, "How many neighbours to list")->type_name("N")->check(whole_number(limits::top))
       ->capture_default_str();

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "core/error.h"
 #include "core/text.h"
@@ -21,6 +22,11 @@ std::string hex_code_point(char32_t c) {
 
 std::string quoted_char(char32_t c) { return "'" + char_label(c) + "'"; }
 
+// The characters char_label names in words or escapes, with their names (ASCII); the
+// others it names U+XXXX, or shows as they are.
+constexpr std::pair<char32_t, std::string_view> kNamedChars[] = {
+    {U' ', "<space>"}, {U'\t', "\\t"}, {U'\n', "\\n"}, {U'\r', "\\r"}};
+
 // The character named at s[i] by a label of char_label's longer than one character, when
 // the item ends there (at a comma or the end): <space>, \t, \n, \r or U+XXXX (four to
 // six hexadecimal digits); its length 0 when there is none.
@@ -30,10 +36,8 @@ struct NamedChar {
 };
 NamedChar named_char(const std::u32string& s, size_t i) {
   const auto ends = [&](size_t at) { return at == s.size() || s[at] == U','; };
-  for (const auto& [name, c] : {std::pair<std::u32string_view, char32_t>{U"<space>", U' '},
-                                {U"\\t", U'\t'},
-                                {U"\\n", U'\n'},
-                                {U"\\r", U'\r'}}) {
+  for (const auto& [c, ascii] : kNamedChars) {
+    const std::u32string name(ascii.begin(), ascii.end());
     if (s.compare(i, name.size(), name) == 0 && ends(i + name.size())) return {c, name.size()};
   }
   if (s.compare(i, 2, U"U+") != 0) return {};
@@ -118,17 +122,8 @@ std::vector<Token> top_k(std::span<const double> values, int64_t k, Token skip =
 }  // namespace
 
 std::string char_label(char32_t c) {
-  switch (c) {
-    case U' ':
-      return "<space>";
-    case U'\t':
-      return "\\t";
-    case U'\n':
-      return "\\n";
-    case U'\r':
-      return "\\r";
-    default:
-      break;
+  for (const auto& [named, name] : kNamedChars) {
+    if (c == named) return std::string(name);
   }
   const bool control = c < 0x20 || (c >= 0x7F && c <= 0x9F);
   const bool noncharacter = (c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE;

@@ -210,6 +210,15 @@ async function inspect(event) {
 
 document.getElementById('inside-form').addEventListener('submit', inspect);
 document.getElementById('write-form').addEventListener('submit', draw);
+// Their text areas (a text model's input or prefix may hold line breaks) send the form on
+// Enter, as a one-line field does; Shift+Enter breaks the line.
+for (const area of document.querySelectorAll('#inside-form textarea, #write-form textarea')) {
+  area.addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    area.form.requestSubmit();
+  });
+}
 showModel().catch((e) => { document.getElementById('model-line').textContent = e.message; });
 
 // ---- Train: start, pause, resume, stop; the loss as it comes ------------------------

@@ -244,9 +244,12 @@ try {
   await shoot('compare');
 
   // Inside one input (of the reference engine's model now: no attention weights).
-  await page.$eval('#inside-form input[name=text]', (e) => { e.value = 'emma'; });
-  await page.click('#inside-form button');
+  // (typed, and Enter shows it, as in a one-line field)
+  await page.$eval('#inside-form textarea[name=text]', (e) => { e.value = ''; });
+  await page.type('#inside-form textarea[name=text]', 'emma');
+  await page.keyboard.press('Enter');
   await page.waitForSelector('#strips svg');
+  check((await page.$eval('#inside-form textarea[name=text]', (e) => e.value)) === 'emma', 'Enter shows the text and adds no line break');
   const cells = await page.$$eval('#strips rect', (r) => r.length);
   check(cells === 5 * 3 * 16, `colour strips: 5 positions x (wte, wpe, sum) x 16 (${cells})`);
   check((await page.$eval('#attention', (e) => e.textContent)).includes('fast engine'), 'no attention shown for the reference engine');
@@ -303,6 +306,19 @@ try {
   check(columns === '1', `a text model's samples are passages, in one column (${columns})`);
   const passages = await page.$$eval('#samples li', (l) => l.map((x) => x.textContent));
   check(passages.every((p) => p.startsWith('To be,\nor')), `each passage starts with the prefix, line break and all: ${JSON.stringify(passages[0].slice(0, 20))}`);
+  // Inside one input takes a line break too (Shift+Enter), and labels it as \n.
+  await page.$eval('#inside-form textarea[name=text]', (e) => { e.value = ''; });
+  await page.type('#inside-form textarea[name=text]', 'be,');
+  await page.keyboard.down('Shift');
+  await page.keyboard.press('Enter');
+  await page.keyboard.up('Shift');
+  await page.type('#inside-form textarea[name=text]', 'or');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#next .bars').length === 6);
+  const after = await page.$$eval('#next .bars > div:first-child', (d) => d.map((x) => x.textContent));
+  check(after[3] === 'after pos 3 (\\n):', `the line break typed is position 3, labelled \\n: ${JSON.stringify(after)}`);
+  const looked = await page.$eval('#attention svg', (s) => [...s.querySelectorAll('text')].map((t) => t.textContent).join(' '));
+  check(looked.includes('\\n \\n'), `the attention map labels the line break's row and column: ${looked}`);
 
   check(errors.length === 0, `no errors in the page ${JSON.stringify(errors)}`);
   check(outside.length === 0, `no request left the server ${JSON.stringify(outside)}`);

@@ -212,6 +212,9 @@ try {
   // A second run, on the reference engine (one name a step), beside the first.
   await page.$eval('input[name=steps]', (e) => { e.value = '20'; });
   await page.$eval('input[name=batch_size]', (e) => { e.value = '1'; });
+  // (with 2 heads and a context of 8, which the form sends)
+  await page.$eval('input[name=n_head]', (e) => { e.value = '2'; });
+  await page.$eval('input[name=block_size]', (e) => { e.value = '8'; });
   await page.select('select[name=engine]', 'reference');
   await page.$eval('#train-form input[name=name]', (e) => { e.value = 'c'; });
   // the form sends the inputs (which the reference engine refuses), then the default again
@@ -227,8 +230,13 @@ try {
   await page.select('select[name=wte]', 'learned');
   await page.click('#train-form button[type=submit]');
   await page.waitForFunction(() => document.getElementById('train-status').textContent.includes('c.safetensors'));
+  const sizes = await page.evaluate(() => [run.config.n_head, run.config.block_size, run.snapshots.at(-1).wpe.length]);
+  check(sizes.join() === '2,8,8', `the run has the heads and the context asked for, and 8 positions: ${sizes}`);
+  await page.$eval('input[name=n_head]', (e) => { e.value = '4'; });
+  await page.$eval('input[name=block_size]', (e) => { e.value = '16'; });
   const options = await page.$$eval('#run-a option', (o) => o.map((x) => x.textContent));
-  check(options.length === 2 && options[1].includes('reference'), `both runs are offered for comparison: ${options}`);
+  check(options.length === 2 && options[1].includes('reference') && options[1].includes('2 heads, context 8'),
+    `both runs are offered for comparison, by their settings: ${options}`);
   check(await page.$eval('#run-a', (e) => e.value) === '0' && await page.$eval('#run-b', (e) => e.value) === '1',
     'run A is the first, run B the second');
   // (the comparison is drawn when it comes into view)

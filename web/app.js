@@ -786,16 +786,18 @@ function drawSnapshot() {
   }
 }
 
-// wte[token] + wpe[position] for <BOS> + a word (a text model: the word alone), each
+// wte[token] + wpe[position] for <BOS> + a word (a text model: the text alone, line breaks and all), each
 // position's sum on the snapshot's token axes (around the tokens' mean), joined in order.
 function sumsPath(s) {
   const holder = document.getElementById('sums');
   const bos = s.wte.length > run.vocab.length ? run.vocab.length : -1;
   const ids = [...(bos >= 0 ? [bos] : []), ...[...document.getElementById('receives').value].map((c) => run.vocab.indexOf(c))];
-  if (ids.some((id) => id < 0) || ids.length > s.wpe.length) {
+  // (a text model's empty text has no position at all)
+  if (ids.length === 0 || ids.some((id) => id < 0) || ids.length > s.wpe.length) {
     const note = document.createElement('p');
     note.className = 'note';
-    note.textContent = 'every character must be in the vocabulary, and the word within the context';
+    note.textContent = ids.length === 0 ? 'type a text to see what the model receives for it'
+      : 'every character must be in the vocabulary, and the word within the context';
     holder.replaceChildren(note);
     return;
   }
@@ -894,6 +896,10 @@ function followChart(canvas) {
 
 document.getElementById('follow').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
 document.getElementById('receives').addEventListener('input', () => now(drawSnapshot, 'embeddings'));
+// (it draws as it is typed: Enter has nothing to send, and Shift+Enter breaks the line)
+document.getElementById('receives').addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && !event.shiftKey) event.preventDefault();
+});
 
 function similarityChart(canvas, r = run) {
   const at = cosineOverSteps(canvas, r.snapshots[r.snapshots.length - 1].step);

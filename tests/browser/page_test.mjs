@@ -36,7 +36,9 @@ function check(ok, what) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'microgpt-browser-'));
-const { server, base } = await startServer(binary, dir, 1);
+// (a book for the text run at the end, the server's --data)
+writeFileSync(join(dir, 'book.txt'), 'To be, or not to be, that is the question:\n'.repeat(30));
+const { server, base } = await startServer(binary, dir, 1, ['--data', join(dir, 'book.txt')]);
 
 const browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox'] });
 try {
@@ -56,6 +58,11 @@ try {
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('--model'));
   check(true, 'the page asked for the model: none at first');
   await page.waitForFunction(() => document.querySelectorAll('select[name=preset] option').length > 1);
+  // The server's --data is offered, and chosen; the runs until the last train on the embedded names.
+  await page.waitForFunction(() => document.querySelector('select[name=data]').value === 'file');
+  const offered = await page.$eval('select[name=data]', (e) => [...e.options].map((o) => o.textContent));
+  check(offered.length === 2 && offered[1].endsWith('book.txt'), `the --data file is offered beside the names: ${offered}`);
+  await page.select('select[name=data]', 'embedded');
 
   // The page's PCA finds the principal axes of points whose axes are known: variance 9
   // along coordinate 3, 4 along coordinate 5, none elsewhere; fewer points than
@@ -297,14 +304,29 @@ try {
   await page.waitForFunction(() => document.getElementById('files-status').textContent.startsWith('saved'));
   check(existsSync(join(dir, 'copy.safetensors')), 'Save wrote copy.safetensors');
 
-  // A text model (loaded from the folder): its samples are passages, one under another,
-  // not names in columns.
-  writeFileSync(join(dir, 'book.txt'), 'To be, or not to be, that is the question:\n'.repeat(30));
-  execFileSync(binary, ['train', '--data', join(dir, 'book.txt'), '--format', 'text', '--steps', '3', '--block-size', '16',
-    '--num-samples', '0', '--out', join(dir, 'book.safetensors')]);
-  await page.$eval('#files-form input[name=name]', (e) => { e.value = 'book'; });
-  await page.click('#load');
+  // A text model, trained from the page on the --data book: its samples are passages, one
+  // under another, not names in columns.
+  await page.select('select[name=data]', 'file');
+  await page.select('select[name=format]', 'text');
+  await page.select('select[name=engine]', 'fast');
+  await page.$eval('input[name=steps]', (e) => { e.value = '30'; });
+  await page.$eval('input[name=batch_size]', (e) => { e.value = '4'; });
+  await page.$eval('#train-form input[name=name]', (e) => { e.value = 'book'; });
+  await page.click('#train-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('train-status').textContent.includes('book.safetensors'));
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('book.safetensors'));
+  // What the model receives for two lines: the text alone (no <BOS>), the line break as \n
+  // (Enter adds none; Shift+Enter does).
+  await page.$eval('#receives', (e) => { e.value = ''; });
+  await inView('sums');
+  await page.type('#receives', 'be,');
+  await page.keyboard.press('Enter');
+  await page.keyboard.down('Shift');
+  await page.keyboard.press('Enter');
+  await page.keyboard.up('Shift');
+  await page.type('#receives', 'or');
+  const received = await page.$eval('#sums canvas', (c) => c.drawn.labels.map((x) => x.text));
+  check(received.join(' ') === '0:b 1:e 2:, 3:\\n 4:o 5:r', `what a text model receives for two lines, in order: ${received}`);
   await page.$eval('#write-form input[name=num_samples]', (e) => { e.value = '2'; });
   // (its prefix may hold a line break: the field is a text area)
   await page.$eval('#write-form textarea[name=prefix]', (e) => { e.value = 'To be,\nor'; });

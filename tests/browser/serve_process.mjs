@@ -3,8 +3,8 @@
 // test and bench/serve_overhead.mjs.
 import { spawn } from 'node:child_process';
 
-export async function startServer(binary, dir, threads) {
-  const server = spawn(binary, ['serve', '--port', '0', '--out-dir', dir, '--threads', String(threads)],
+export async function startServer(binary, dir, threads, more = []) {
+  const server = spawn(binary, ['serve', '--port', '0', '--out-dir', dir, '--threads', String(threads), ...more],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   const base = await new Promise((resolve, reject) => {
     let out = '';

@@ -219,6 +219,12 @@ for (const area of document.querySelectorAll('#inside-form textarea, #write-form
     area.form.requestSubmit();
   });
 }
+// Every text area grows to show the lines it holds (up to six; then it scrolls).
+for (const area of document.querySelectorAll('textarea')) {
+  const fit = () => { area.rows = Math.min(6, area.value.split('\n').length); };
+  area.addEventListener('input', fit);
+  fit();
+}
 showModel().catch((e) => { document.getElementById('model-line').textContent = e.message; });
 
 // ---- Train: start, pause, resume, stop; the loss as it comes ------------------------

@@ -345,6 +345,7 @@ try {
   await page.type('#inside-form textarea[name=text]', 'or');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.querySelectorAll('#next .bars').length === 6);
+  check(await page.$eval('#inside-form textarea[name=text]', (e) => e.rows) === 2, 'the field grows to show the two lines typed');
   const after = await page.$$eval('#next .bars > div:first-child', (d) => d.map((x) => x.textContent));
   check(after[3] === 'after pos 3 (\\n):', `the line break typed is position 3, labelled \\n: ${JSON.stringify(after)}`);
   const looked = await page.$eval('#attention svg', (s) => [...s.querySelectorAll('text')].map((t) => t.textContent).join(' '));

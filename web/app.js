@@ -792,8 +792,9 @@ function drawSnapshot() {
   }
 }
 
-// wte[token] + wpe[position] for <BOS> + a word (a text model: the text alone, line breaks and all), each
-// position's sum on the snapshot's token axes (around the tokens' mean), joined in order.
+// wte[token] + wpe[position] for <BOS> + a word (a text model: the text alone, line
+// breaks and all), each position's sum on the snapshot's token axes (around the tokens'
+// mean), joined in order.
 function sumsPath(s) {
   const holder = document.getElementById('sums');
   const bos = s.wte.length > run.vocab.length ? run.vocab.length : -1;

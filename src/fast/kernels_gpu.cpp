@@ -1,4 +1,4 @@
-// --engine gpu: the kernel table of the CUDA module (gpu/cuda_module.h). The module is
+// --engine gpu: the kernel table of the CUDA module (fast/cuda_module.h). The module is
 // loaded only here, on first use, so that a build with the CUDA toolkit runs everywhere
 // and a CPU run never loads CUDA's libraries.
 #include <dlfcn.h>
@@ -8,8 +8,8 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "fast/cuda_module.h"
 #include "fast/kernels.h"
-#include "gpu/cuda_module.h"
 
 namespace microgpt {
 

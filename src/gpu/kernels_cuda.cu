@@ -1,6 +1,6 @@
 // The fast engine's kernels in CUDA: the table of fast/kernels.h with every buffer in
 // device memory, so that the model driver (fast/fast_model.cpp) runs unchanged on a GPU.
-// Built as the module libmicrogpt_cuda (gpu/cuda_module.h) when CMake finds the CUDA
+// Built as the module libmicrogpt_cuda (fast/cuda_module.h) when CMake finds the CUDA
 // toolkit; loaded only by --engine gpu.
 //
 // Every kernel has the meaning its CPU counterpart has, and every sum is taken in a fixed
@@ -49,9 +49,9 @@
 #include <cstring>
 #include <string>
 
+#include "fast/cuda_module.h"
 #include "fast/dropout_mask.h"
 #include "fast/kernels.h"
-#include "gpu/cuda_module.h"
 
 namespace microgpt::cuda {
 

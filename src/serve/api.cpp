@@ -157,9 +157,18 @@ json ModelHost::sample(const json& request) {
   return json{{"samples", samples}};
 }
 
+namespace {
+
+bool allowed_name(const std::string& name) {
+  return !name.empty() && name.size() <= kMaxNameLength &&
+         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+             std::string::npos;
+}
+
+}  // namespace
+
 std::string file_in(const std::string& dir, const std::string& name, const std::string& extension) {
-  if (name.empty() || name.size() > kMaxNameLength ||
-      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos) {
+  if (!allowed_name(name)) {
     throw ApiError(400, "'name' may hold only letters, digits, '_' and '-', at most " + std::to_string(kMaxNameLength) +
                             " of them");
   }
@@ -224,8 +233,15 @@ std::filesystem::path snapshots_beside(const std::string& checkpoint) {
 json ModelHost::checkpoints(const std::string& dir) {
   std::vector<std::string> names;
   std::error_code ec;
+  // only what /api/load could take: a plain file (not a link, a folder or a pipe) under
+  // an allowed name
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (entry.path().extension() == ".safetensors") names.push_back(entry.path().stem().string());
+    const std::string name = entry.path().stem().string();
+    std::error_code type_ec;
+    if (entry.path().extension() == ".safetensors" && allowed_name(name) &&
+        entry.symlink_status(type_ec).type() == std::filesystem::file_type::regular) {
+      names.push_back(name);
+    }
   }
   std::sort(names.begin(), names.end());
   return json{{"checkpoints", names}};

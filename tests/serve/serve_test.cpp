@@ -183,6 +183,12 @@ TEST(ServeApi, SavesListsAndLoadsCheckpointsInItsFolder) {
   EXPECT_EQ(status_of([&] { host.save(dir.path(), {{"name", "link"}}); }), 400);
   EXPECT_EQ(read_file(elsewhere.file("mine.txt")), "not a model\n");
   EXPECT_EQ(status_of([&] { other.load_named(dir.path(), {{"name", "model_link"}}); }), 400);
+  // The list offers only what a load can take: not the links, a folder, a pipe, or a
+  // name a load refuses.
+  std::filesystem::create_directory(dir.file("folder.safetensors"));
+  ASSERT_EQ(::mkfifo(dir.file("pipe.safetensors").c_str(), 0600), 0);
+  std::filesystem::copy_file(model_path(), dir.file("a b.safetensors"));
+  EXPECT_EQ(ModelHost::checkpoints(dir.path()), json({{"checkpoints", {"copy_1"}}}));
 }
 
 // Only plain files are read or written: a folder, or a pipe (which would hold the reader

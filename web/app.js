@@ -426,11 +426,12 @@ document.getElementById('train-form').addEventListener('submit', (event) => {
   for (const [key, fallback] of [['wte', 'learned'], ['wpe', 'learned'], ['combine', 'add']]) {
     if (form.get(key) !== fallback) request[key] = form.get(key);
   }
-  for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'n_head', 'block_size', 'lr', 'val_frac', 'snapshot_every']) {
+  for (const key of ['steps', 'batch_size', 'n_layer', 'n_embd', 'n_head', 'block_size', 'lr', 'warmup', 'seed', 'val_frac',
+    'snapshot_every']) {
     if (form.get(key) !== '') request[key] = Number(form.get(key));
   }
   if (request.preset) {  // a preset's own sizes and format
-    for (const key of ['batch_size', 'n_layer', 'n_embd', 'n_head', 'block_size', 'lr']) delete request[key];
+    for (const key of ['batch_size', 'n_layer', 'n_embd', 'n_head', 'block_size', 'lr', 'warmup']) delete request[key];
   } else {
     request.format = form.get('format');
   }
@@ -1068,7 +1069,7 @@ function runLabel(r, i) {
   const c = r.config;
   const inputs = [c.wte && c.wte !== 'learned' ? `wte ${c.wte}` : '', c.wpe && c.wpe !== 'learned' ? `wpe ${c.wpe}` : '',
     c.combine && c.combine !== 'add' ? c.combine : ''].filter(Boolean).map((x) => `, ${x}`).join('');
-  return `${i + 1}: ${r.name} (${c.n_layer}x${c.n_embd}, ${c.n_head} heads, context ${c.block_size}, batch ${c.batch_size}, lr ${c.lr}, ${c.engine}${inputs})`;
+  return `${i + 1}: ${r.name} (${c.n_layer}x${c.n_embd}, ${c.n_head} heads, context ${c.block_size}, batch ${c.batch_size}, lr ${c.lr}, seed ${c.seed}, ${c.engine}${inputs})`;
 }
 
 // Run B follows the newest run and run A the one before, until the user picks others.

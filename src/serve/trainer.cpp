@@ -318,6 +318,7 @@ json Trainer::start(const json& request) {
                 {"block_size", ro.model.block_size},
                 {"batch_size", ro.train.batch_size},
                 {"lr", ro.train.lr},
+                {"warmup", ro.train.warmup},
                 {"seed", ro.train.seed},
                 {"steps", ro.train.steps},
                 {"wte", ro.train.wte},

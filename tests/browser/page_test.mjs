@@ -312,8 +312,12 @@ try {
   await page.$eval('input[name=steps]', (e) => { e.value = '30'; });
   await page.$eval('input[name=batch_size]', (e) => { e.value = '4'; });
   await page.$eval('#train-form input[name=name]', (e) => { e.value = 'book'; });
+  await page.$eval('#train-form input[name=seed]', (e) => { e.value = '7'; });
+  await page.$eval('#train-form input[name=warmup]', (e) => { e.value = '5'; });
   await page.click('#train-form button[type=submit]');
   await page.waitForFunction(() => document.getElementById('train-status').textContent.includes('book.safetensors'));
+  const settings = await page.evaluate(() => [run.config.format, run.config.seed, run.config.warmup, run.config.block_size]);
+  check(settings.join() === 'text,7,5,16', `the text run has the format, seed and warm-up asked for: ${settings}`);
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('book.safetensors'));
   // What the model receives for two lines: the text alone (no <BOS>), the line break as \n
   // (Enter adds none; Shift+Enter does).

@@ -48,6 +48,13 @@ try {
   const shoot = async (id) => {
     if (shots) await (await page.$(`#${id}`)).screenshot({ path: join(shots, `serve-${id}.png`) });
   };
+  // A field's value set (as a script would, without input events), and Shift+Enter typed.
+  const fill = (selector, value) => page.$eval(selector, (e, v) => { e.value = v; }, value);
+  const shiftEnter = async () => {
+    await page.keyboard.down('Shift');
+    await page.keyboard.press('Enter');
+    await page.keyboard.up('Shift');
+  };
   page.setDefaultTimeout(120000);  // a busy machine (ctest runs other tests beside this one)
   const errors = [], outside = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -111,10 +118,10 @@ try {
   check(long === '200000,568', `the loss chart draws 200,000 steps in 568 columns: ${long}`);
 
   // Train 600 steps, a snapshot every 100 (long enough for the pictures to show something).
-  await page.$eval('input[name=steps]', (e) => { e.value = '600'; });
-  await page.$eval('input[name=snapshot_every]', (e) => { e.value = '100'; });
-  await page.$eval('input[name=batch_size]', (e) => { e.value = '8'; });
-  await page.$eval('#train-form input[name=name]', (e) => { e.value = 'b'; });
+  await fill('input[name=steps]', '600');
+  await fill('input[name=snapshot_every]', '100');
+  await fill('input[name=batch_size]', '8');
+  await fill('#train-form input[name=name]', 'b');
   await page.click('#train-form button[type=submit]');
   await page.waitForFunction(() => document.getElementById('train-status').textContent.startsWith('finished'));
   const status = await page.$eval('#train-status', (e) => e.textContent);
@@ -217,13 +224,13 @@ try {
   await shoot('embeddings');
 
   // A second run, on the reference engine (one name a step), beside the first.
-  await page.$eval('input[name=steps]', (e) => { e.value = '20'; });
-  await page.$eval('input[name=batch_size]', (e) => { e.value = '1'; });
+  await fill('input[name=steps]', '20');
+  await fill('input[name=batch_size]', '1');
   // (with 2 heads and a context of 8, which the form sends)
-  await page.$eval('input[name=n_head]', (e) => { e.value = '2'; });
-  await page.$eval('input[name=block_size]', (e) => { e.value = '8'; });
+  await fill('input[name=n_head]', '2');
+  await fill('input[name=block_size]', '8');
   await page.select('select[name=engine]', 'reference');
-  await page.$eval('#train-form input[name=name]', (e) => { e.value = 'c'; });
+  await fill('#train-form input[name=name]', 'c');
   // the form sends the inputs (which the reference engine refuses), then the default again
   await page.select('select[name=wte]', 'scalar');
   await page.click('#train-form button[type=submit]');
@@ -239,8 +246,8 @@ try {
   await page.waitForFunction(() => document.getElementById('train-status').textContent.includes('c.safetensors'));
   const sizes = await page.evaluate(() => [run.config.n_head, run.config.block_size, run.snapshots.at(-1).wpe.length]);
   check(sizes.join() === '2,8,8', `the run has the heads and the context asked for, and 8 positions: ${sizes}`);
-  await page.$eval('input[name=n_head]', (e) => { e.value = '4'; });
-  await page.$eval('input[name=block_size]', (e) => { e.value = '16'; });
+  await fill('input[name=n_head]', '4');
+  await fill('input[name=block_size]', '16');
   const options = await page.$$eval('#run-a option', (o) => o.map((x) => x.textContent));
   check(options.length === 2 && options[1].includes('reference') && options[1].includes('2 heads, context 8'),
     `both runs are offered for comparison, by their settings: ${options}`);
@@ -260,7 +267,7 @@ try {
 
   // Inside one input (of the reference engine's model now: no attention weights).
   // (typed, and Enter shows it, as in a one-line field)
-  await page.$eval('#inside-form textarea[name=text]', (e) => { e.value = ''; });
+  await fill('#inside-form textarea[name=text]', '');
   await page.type('#inside-form textarea[name=text]', 'emma');
   await page.keyboard.press('Enter');
   await page.waitForSelector('#strips svg');
@@ -268,7 +275,7 @@ try {
   const cells = await page.$$eval('#strips rect', (r) => r.length);
   check(cells === 5 * 3 * 16, `colour strips: 5 positions x (wte, wpe, sum) x 16 (${cells})`);
   check((await page.$eval('#attention', (e) => e.textContent)).includes('fast engine'), 'no attention shown for the reference engine');
-  await page.$eval('#files-form input[name=name]', (e) => { e.value = 'b'; });
+  await fill('#files-form input[name=name]', 'b');
   await page.click('#load');
   await page.waitForFunction(() => document.getElementById('files-status').textContent.startsWith('loaded'));
   await page.click('#inside-form button');
@@ -287,8 +294,8 @@ try {
   await shoot('inside');
 
   // Write: the page's names are the API's.
-  await page.$eval('#write-form input[name=seed]', (e) => { e.value = '7'; });
-  await page.$eval('#write-form input[name=num_samples]', (e) => { e.value = '5'; });
+  await fill('#write-form input[name=seed]', '7');
+  await fill('#write-form input[name=num_samples]', '5');
   await page.click('#write-form button');
   await page.waitForFunction(() => document.querySelectorAll('#samples li').length === 5);
   const shown = await page.$$eval('#samples li', (l) => l.map((x) => x.textContent));
@@ -299,7 +306,7 @@ try {
   await shoot('write');
 
   // Save under another name.
-  await page.$eval('#files-form input[name=name]', (e) => { e.value = 'copy'; });
+  await fill('#files-form input[name=name]', 'copy');
   await page.click('#save');
   await page.waitForFunction(() => document.getElementById('files-status').textContent.startsWith('saved'));
   check(existsSync(join(dir, 'copy.safetensors')), 'Save wrote copy.safetensors');
@@ -309,11 +316,11 @@ try {
   await page.select('select[name=data]', 'file');
   await page.select('select[name=format]', 'text');
   await page.select('select[name=engine]', 'fast');
-  await page.$eval('input[name=steps]', (e) => { e.value = '30'; });
-  await page.$eval('input[name=batch_size]', (e) => { e.value = '4'; });
-  await page.$eval('#train-form input[name=name]', (e) => { e.value = 'book'; });
-  await page.$eval('#train-form input[name=seed]', (e) => { e.value = '7'; });
-  await page.$eval('#train-form input[name=warmup]', (e) => { e.value = '5'; });
+  await fill('input[name=steps]', '30');
+  await fill('input[name=batch_size]', '4');
+  await fill('#train-form input[name=name]', 'book');
+  await fill('#train-form input[name=seed]', '7');
+  await fill('#train-form input[name=warmup]', '5');
   await page.click('#train-form button[type=submit]');
   await page.waitForFunction(() => document.getElementById('train-status').textContent.includes('book.safetensors'));
   const settings = await page.evaluate(() => [run.config.format, run.config.seed, run.config.warmup, run.config.block_size]);
@@ -321,19 +328,17 @@ try {
   await page.waitForFunction(() => document.getElementById('model-line').textContent.includes('book.safetensors'));
   // What the model receives for two lines: the text alone (no <BOS>), the line break as \n
   // (Enter adds none; Shift+Enter does).
-  await page.$eval('#receives', (e) => { e.value = ''; });
+  await fill('#receives', '');
   await inView('sums');
   await page.type('#receives', 'be,');
   await page.keyboard.press('Enter');
-  await page.keyboard.down('Shift');
-  await page.keyboard.press('Enter');
-  await page.keyboard.up('Shift');
+  await shiftEnter();
   await page.type('#receives', 'or');
   const received = await page.$eval('#sums canvas', (c) => c.drawn.labels.map((x) => x.text));
   check(received.join(' ') === '0:b 1:e 2:, 3:\\n 4:o 5:r', `what a text model receives for two lines, in order: ${received}`);
-  await page.$eval('#write-form input[name=num_samples]', (e) => { e.value = '2'; });
+  await fill('#write-form input[name=num_samples]', '2');
   // (its prefix may hold a line break: the field is a text area)
-  await page.$eval('#write-form textarea[name=prefix]', (e) => { e.value = 'To be,\nor'; });
+  await fill('#write-form textarea[name=prefix]', 'To be,\nor');
   await page.click('#write-form button');
   await page.waitForFunction(() => document.querySelectorAll('#samples li').length === 2);
   const columns = await page.$eval('#samples', (e) => getComputedStyle(e).columnCount);
@@ -341,11 +346,9 @@ try {
   const passages = await page.$$eval('#samples li', (l) => l.map((x) => x.textContent));
   check(passages.every((p) => p.startsWith('To be,\nor')), `each passage starts with the prefix, line break and all: ${JSON.stringify(passages[0].slice(0, 20))}`);
   // Inside one input takes a line break too (Shift+Enter), and labels it as \n.
-  await page.$eval('#inside-form textarea[name=text]', (e) => { e.value = ''; });
+  await fill('#inside-form textarea[name=text]', '');
   await page.type('#inside-form textarea[name=text]', 'be,');
-  await page.keyboard.down('Shift');
-  await page.keyboard.press('Enter');
-  await page.keyboard.up('Shift');
+  await shiftEnter();
   await page.type('#inside-form textarea[name=text]', 'or');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.querySelectorAll('#next .bars').length === 6);
